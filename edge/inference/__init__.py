@@ -1,0 +1,1 @@
+"""Inference: backends (LiteRT, OpenVINO, ONNX Runtime) and output heads, as plugins."""

@@ -1,0 +1,51 @@
+"""Backends behind one interface. The rest of the appliance calls ``load_backend`` only.
+
+Each backend module is imported lazily, so a Raspberry Pi with only the ``tflite`` extra
+never imports OpenVINO.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from edge.errors import ModelError
+from edge.inference.backends.base import Backend, TensorSpec
+
+# key -> module exposing ``open_backend(path, threads, device) -> Backend``
+BACKENDS = {
+    "litert": "edge.inference.backends.litert",
+    "openvino": "edge.inference.backends.openvino",
+    "onnx": "edge.inference.backends.onnx",
+}
+
+# the pip extra that provides each backend, for the error message
+_EXTRA = {"litert": "tflite", "openvino": "openvino", "onnx": "onnx"}
+
+
+def load_backend(kind: str, path: Path, threads: int = 2, device: str = "CPU") -> Backend:
+    """Open the model file at ``path`` with backend ``kind`` (litert, openvino or onnx).
+
+    Raises ModelError with the file name for a missing, corrupt or unsupported model.
+    """
+    if kind not in BACKENDS:
+        raise ModelError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+    if not Path(path).is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        module = importlib.import_module(BACKENDS[kind])
+    except ImportError as err:
+        raise ModelError(
+            f"backend {kind!r} is not installed ({err.name}); pip install 'edge-appliance[{_EXTRA[kind]}]'"
+        ) from None
+    try:
+        backend: Backend = module.open_backend(Path(path), threads=threads, device=device)
+    except ModelError:
+        raise
+    except Exception as err:  # runtimes raise their own types for corrupt files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"cannot load model {path} with {kind}: {first[:300]}") from None
+    return backend
+
+
+__all__ = ["BACKENDS", "Backend", "TensorSpec", "load_backend"]

@@ -1,0 +1,62 @@
+"""Shared test helpers. Component fixtures live in tests/fixtures/ (one module per component)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("EDGE_SHARED", ROOT.parent / "shared")).resolve()
+SHARED_MODELS = SHARED / "models"
+SHARED_DATA = SHARED / "data"
+CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+pytest_plugins = ["tests.fixtures.components"]
+
+
+def need(ok: bool, what: str) -> None:
+    """Require a component: fail in CI (CI=true) when it is missing, skip with a reason elsewhere."""
+    if ok:
+        return
+    if CI:
+        pytest.fail(f"required component missing in CI: {what}")
+    pytest.skip(f"component missing: {what}")
+
+
+def need_exe(name: str) -> str:
+    """Path of an executable, or fail/skip via ``need``."""
+    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    need(path is not None, f"executable {name}")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    need(SHARED_MODELS.is_dir(), f"shared model mirror at {SHARED_MODELS}")
+    return SHARED_MODELS
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    need(SHARED_DATA.is_dir(), f"shared data at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def car_video(shared_data: Path) -> Path:
+    p = shared_data / "videos" / "car-detection.mp4"
+    need(p.is_file(), str(p))
+    return p
+
+
+@pytest.fixture()
+def model_env(tmp_path: Path, shared_models: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the model registry at the shared mirror with a fresh per-test cache."""
+    cache = tmp_path / "model-cache"
+    monkeypatch.setenv("EDGE_MODEL_MIRROR", str(shared_models))
+    monkeypatch.setenv("EDGE_MODEL_CACHE", str(cache))
+    return cache
