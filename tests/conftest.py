@@ -14,7 +14,6 @@ SHARED_MODELS = SHARED / "models"
 SHARED_DATA = SHARED / "data"
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
-pytest_plugins = ["tests.fixtures.components"]
 
 
 def need(ok: bool, what: str) -> None:
@@ -60,3 +59,6 @@ def model_env(tmp_path: Path, shared_models: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("EDGE_MODEL_MIRROR", str(shared_models))
     monkeypatch.setenv("EDGE_MODEL_CACHE", str(cache))
     return cache
+
+
+# Component fixtures: each owner adds one import line here.
