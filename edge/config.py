@@ -50,7 +50,7 @@ class ObjectFilter(Strict):
 
     min_score: Fraction = 0.5
     min_area: Fraction = 0.0
-    max_area: Fraction = 1.0
+    max_area: Fraction = Field(0.9, description="boxes covering nearly the whole frame are almost always false")
 
     @model_validator(mode="after")
     def _area_order(self) -> ObjectFilter:
@@ -103,7 +103,8 @@ class DetectConfig(Strict):
     height: int | None = Field(None, ge=32, le=4320)
     model: str = "vehicle-detection-0200"
     attributes_model: str | None = Field(
-        None, description="optional per-object classifier, e.g. vehicle-attributes-recognition-barrier-0039"
+        "vehicle-attributes-recognition-barrier-0039",
+        description="per-vehicle type + colour classifier run on track crops (null to disable)",
     )
     classifier_model: str | None = Field(None, description="optional whole-frame classifier")
 
@@ -198,6 +199,11 @@ class MqttConfig(Strict):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_insecure: bool = False
+    tls: bool = Field(False, description="use TLS with the system CAs (implied by tls_ca / tls_cert)")
+    max_inflight: int = Field(20, ge=1, le=1000, description="unacknowledged messages at a time")
+    reconnect_min_delay: float = Field(1.0, gt=0, description="first reconnect delay, seconds")
+    reconnect_max_delay: float = Field(30.0, gt=0, description="reconnect backoff cap, seconds")
+    drain_timeout: float = Field(5.0, ge=0, description="on shutdown, seconds to keep sending the backlog")
     stats_interval: float = Field(60.0, gt=0)
     snapshots: bool = Field(False, description="publish a small JPEG crop per track on its own topic")
     home_assistant: bool = Field(False, description="publish Home Assistant MQTT discovery")
@@ -209,6 +215,9 @@ class OutboxConfig(Strict):
     path: Path = Path("edge-outbox.sqlite3")
     max_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024, description="disk budget")
     when_full: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL", description="SQLite sync: NORMAL survives a killed process, FULL also a power cut"
+    )
 
 
 class OutputsConfig(Strict):

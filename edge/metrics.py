@@ -1,0 +1,271 @@
+"""Prometheus metrics and the ``/metrics`` + ``/healthz`` HTTP endpoint.
+
+Camera readers and pipelines keep plain ``stats`` objects; a custom collector reads them at
+scrape time (duck-typed, ``getattr`` with defaults) so those modules never import Prometheus
+and a scrape costs nothing between scrapes. Everything lives in an own ``CollectorRegistry``
+(no global state: tests and several apps in one process do not collide).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Info, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from edge import __version__
+
+log = logging.getLogger("edge.metrics")
+
+THERMAL_DIR = Path("/sys/class/thermal")
+
+INFERENCE_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+PUBLISH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0)
+
+# (stats attribute, metric suffix, help) for counters read from reader.stats / pipeline.stats
+_CAMERA_COUNTERS = (
+    ("frames_read", "frames_read", "Frames decoded from the camera"),
+    ("frames_dropped", "frames_dropped", "Frames dropped because processing fell behind"),
+    ("frames_sampled", "frames_sampled", "Frames passed on to the pipeline after fps sampling"),
+    ("reconnects", "reconnects", "Camera reconnects"),
+    ("stalls", "stalls", "Times the camera stopped delivering frames (stall watchdog)"),
+)
+_PIPELINE_COUNTERS = (
+    ("frames_in", "frames", "Frames entering the pipeline"),
+    ("frames_inferred", "frames_inferred", "Frames sent to the detector"),
+    ("frames_motion_skipped", "frames_motion_skipped", "Frames skipped by motion gating"),
+)
+
+
+def _num(obj: Any, name: str, default: float = 0.0) -> float:
+    """A numeric stats field, or ``default`` when missing/None/not a number."""
+    value = getattr(obj, name, default)
+    try:
+        return float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def read_temperatures(thermal_dir: Path = THERMAL_DIR) -> list[tuple[str, str, float]]:
+    """(zone, type, degrees C) for each readable ``thermal_zone*``; empty where there are none."""
+    out = []
+    for zone in sorted(thermal_dir.glob("thermal_zone*")):
+        try:
+            milli = int((zone / "temp").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            kind = (zone / "type").read_text().strip()
+        except OSError:
+            kind = "unknown"
+        out.append((zone.name, kind, milli / 1000.0))
+    return out
+
+
+class _StatsCollector(Collector):
+    """Reads cameras, pipelines, outbox and MQTT state at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.m
+        with m._lock:
+            cameras = dict(m._cameras)
+        cam_counters = {
+            attr: CounterMetricFamily(f"edge_camera_{suffix}", help_, labels=["camera"])
+            for attr, suffix, help_ in _CAMERA_COUNTERS
+        }
+        up = GaugeMetricFamily("edge_camera_up", "1 if the camera is delivering frames", labels=["camera"])
+        fps = GaugeMetricFamily("edge_camera_capture_fps", "Frames per second read from the camera", labels=["camera"])
+        last = GaugeMetricFamily(
+            "edge_camera_last_frame_timestamp_seconds", "UTC epoch of the last frame read", labels=["camera"]
+        )
+        pipe_counters = {
+            attr: CounterMetricFamily(f"edge_pipeline_{suffix}", help_, labels=["camera"])
+            for attr, suffix, help_ in _PIPELINE_COUNTERS
+        }
+        gated = GaugeMetricFamily(
+            "edge_pipeline_motion_gated_ratio", "Fraction of pipeline frames skipped by motion gating",
+            labels=["camera"],
+        )
+        tracks = GaugeMetricFamily("edge_pipeline_active_tracks", "Tracks currently alive", labels=["camera"])
+        for name, (reader, pipeline) in sorted(cameras.items()):
+            rs = getattr(reader, "stats", None)
+            if rs is not None:
+                for attr, fam in cam_counters.items():
+                    fam.add_metric([name], _num(rs, attr))
+                up.add_metric([name], 1.0 if getattr(rs, "connected", False) else 0.0)
+                fps.add_metric([name], _num(rs, "capture_fps"))
+                last.add_metric([name], _num(rs, "last_frame_time"))
+            else:
+                up.add_metric([name], 0.0)
+            ps = getattr(pipeline, "stats", None)
+            if ps is not None:
+                for attr, fam in pipe_counters.items():
+                    fam.add_metric([name], _num(ps, attr))
+                frames_in = _num(ps, "frames_in")
+                gated.add_metric([name], _num(ps, "frames_motion_skipped") / frames_in if frames_in else 0.0)
+                tracks.add_metric([name], _num(ps, "active_tracks"))
+        yield from cam_counters.values()
+        yield from (up, fps, last)
+        yield from pipe_counters.values()
+        yield from (gated, tracks)
+
+        outbox = m.outbox
+        if outbox is not None:
+            st = outbox.stats()
+            yield _gauge("edge_outbox_depth", "Messages waiting in the outbox for a broker ack", st.depth)
+            yield _gauge("edge_outbox_bytes", "Bytes used by the outbox (budget accounting)", st.bytes)
+            yield _gauge("edge_outbox_budget_bytes", "Outbox disk budget", st.max_bytes)
+            yield _gauge("edge_outbox_oldest_age_seconds", "Age of the oldest waiting message", st.oldest_age())
+            c = CounterMetricFamily("edge_outbox_dropped", "Messages dropped because the outbox was full")
+            c.add_metric([], st.dropped)
+            yield c
+        pub = m.publisher
+        if pub is not None:
+            yield _gauge("edge_mqtt_connected", "1 while connected to the MQTT broker", 1.0 if pub.connected else 0.0)
+            yield _gauge("edge_mqtt_inflight", "Messages sent and not yet acknowledged", float(pub.inflight))
+            c = CounterMetricFamily("edge_mqtt_connects", "Successful MQTT connections")
+            c.add_metric([], float(pub.connects))
+            yield c
+        temps = read_temperatures(m.thermal_dir)
+        if temps:
+            g = GaugeMetricFamily("edge_device_temperature_celsius", "Thermal zone temperature", labels=["zone", "type"])
+            for zone, kind, deg in temps:
+                g.add_metric([zone, kind], deg)
+            yield g
+
+
+def _gauge(name: str, help_: str, value: float) -> GaugeMetricFamily:
+    g = GaugeMetricFamily(name, help_)
+    g.add_metric([], value)
+    return g
+
+
+class Metrics:
+    """All appliance metrics in one registry. Thread-safe."""
+
+    def __init__(self, device: str = "edge-1", thermal_dir: Path = THERMAL_DIR) -> None:
+        self.registry = CollectorRegistry()
+        self.thermal_dir = thermal_dir
+        self._lock = threading.Lock()
+        self._cameras: dict[str, tuple[Any, Any]] = {}
+        self.outbox: Any = None  # edge.events.outbox.Outbox (duck-typed: stats())
+        self.publisher: Any = None  # edge.events.mqtt.MqttPublisher (connected, inflight, connects)
+        r = self.registry
+        self.events = Counter("edge_events", "Events emitted", ["camera", "type"], registry=r)
+        self.inference = Histogram(
+            "edge_inference_seconds", "Inference latency", ["model", "backend"], buckets=INFERENCE_BUCKETS, registry=r
+        )
+        self.publish_latency = Histogram(
+            "edge_mqtt_publish_seconds", "Time from publish to broker acknowledgement",
+            buckets=PUBLISH_BUCKETS, registry=r,
+        )
+        self.pipeline_errors = Counter(
+            "edge_pipeline_errors", "Frames whose processing raised (skipped)", ["camera"], registry=r
+        )
+        self.camera_restarts = Counter(
+            "edge_camera_restarts", "Camera worker restarts after a failure", ["camera"], registry=r
+        )
+        Info("edge_build", "Build information", registry=r).info(
+            {"version": __version__, "python": platform.python_version(), "device": device}
+        )
+        r.register(_StatsCollector(self))
+
+    def add_camera(self, name: str, reader: Any = None, pipeline: Any = None) -> None:
+        """Expose ``reader.stats`` and ``pipeline.stats`` of camera ``name``; hooks inference timing."""
+        with self._lock:
+            self._cameras[name] = (reader, pipeline)
+        if pipeline is not None:
+            try:
+                pipeline.on_inference = self.observe_inference
+            except AttributeError:  # a pipeline with __slots__ and no hook: just no histogram
+                log.debug("pipeline of %s has no on_inference hook", name)
+
+    def remove_camera(self, name: str) -> None:
+        """Stop exposing camera ``name``."""
+        with self._lock:
+            self._cameras.pop(name, None)
+
+    def observe_inference(self, model_name: str, backend: str, seconds: float) -> None:
+        """The ``pipeline.on_inference`` hook."""
+        self.inference.labels(model_name, backend).observe(seconds)
+
+    def observe_publish(self, seconds: float) -> None:
+        """The publisher's latency hook."""
+        self.publish_latency.observe(seconds)
+
+    def count_event(self, event: Any) -> None:
+        """The event bus hook."""
+        self.events.labels(event.camera, event.type).inc()
+
+    def render(self) -> bytes:
+        """The exposition text."""
+        return generate_latest(self.registry)
+
+
+class MetricsServer:
+    """``/metrics`` (Prometheus text) and ``/healthz`` (JSON) on a background thread."""
+
+    def __init__(
+        self, metrics: Metrics, host: str = "127.0.0.1", port: int = 9108,
+        health: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        """``port`` 0 picks a free port (see :attr:`port`). ``health`` returns a dict with an
+        ``ok`` bool (HTTP 200 vs 503) plus any details."""
+        self.metrics = metrics
+        self.health = health or (lambda: {"ok": True})
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._send(200, CONTENT_TYPE_LATEST, server.metrics.render())
+                elif path == "/healthz":
+                    try:
+                        body = dict(server.health())
+                    except Exception as err:  # a broken health check is itself unhealthy
+                        body = {"ok": False, "error": str(err)}
+                    code = 200 if body.get("ok") else 503
+                    self._send(code, "application/json", json.dumps(body).encode())
+                else:
+                    self._send(404, "text/plain", b"not found: try /metrics or /healthz\n")
+
+            def _send(self, code: int, ctype: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
+                log.debug("http: " + format, *args)
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self.host = host
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="edge-metrics", daemon=True)
+
+    def start(self) -> MetricsServer:
+        """Start serving; returns self."""
+        self._thread.start()
+        log.info("metrics on http://%s:%d/metrics (health: /healthz)", self.host, self.port)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+

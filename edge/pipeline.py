@@ -1,0 +1,220 @@
+"""One camera's pipeline, top to bottom: frame -> motion gate -> detector -> filters -> tracker
+-> per-track attributes -> events.
+
+``Pipeline.process(frame)`` returns the events that frame caused; it never raises for a bad
+frame (the error is logged and counted), so one broken frame cannot stop a camera.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.config import AppConfig, CameraConfig
+from edge.events.schema import Event, Sequencer, utc_iso
+from edge.inference.model import AttributeClassifier, Detector, LoadedModel, load_model
+from edge.motion import MotionGate
+from edge.tracking import Track, Tracker
+from edge.tracking.filters import filter_detections
+from edge.tracking.zones import Zones
+from edge.types import Detections, Frame
+
+log = logging.getLogger("edge.pipeline")
+
+# One vehicle-type vocabulary for every model: detector labels and attribute values map into it.
+VEHICLE_TYPES = {"car", "van", "truck", "bus", "motorcycle"}
+VEHICLE_LABELS = VEHICLE_TYPES | {"vehicle", "bicycle", "bike"}
+ATTRIBUTE_SAMPLES = 8  # crops classified per track: enough for a stable vote, bounded cost
+
+
+@dataclass
+class PipelineStats:
+    """Plain counters, read by the Prometheus collector at scrape time."""
+
+    frames_in: int = 0
+    frames_inferred: int = 0
+    frames_motion_skipped: int = 0
+    frame_errors: int = 0
+    active_tracks: int = 0
+    events_by_type: dict[str, int] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Turns one camera's frames into track events."""
+
+    def __init__(
+        self,
+        camera: str,
+        cfg: CameraConfig,
+        app: AppConfig,
+        *,
+        detector: Detector | None = None,
+        attributes: AttributeClassifier | None = None,
+        sequencer: Sequencer | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.camera = camera
+        self.cfg = cfg
+        self.device_id = app.device_id
+        self.stats = PipelineStats()
+        self.on_inference: Callable[[str, str, float], None] | None = None
+        self.detector = detector or _load(cfg.detect.model, app, Detector, progress)
+        self.detector.score_threshold = min(cfg.tracker.low_score, cfg.objects.filter.min_score)
+        self.attributes = attributes
+        if self.attributes is None and cfg.detect.attributes_model:
+            self.attributes = _load(cfg.detect.attributes_model, app, AttributeClassifier, progress)
+        self.gate = MotionGate(cfg.motion, cfg.masks)
+        self.tracker = Tracker(cfg.tracker)
+        self.zones = Zones(dict(cfg.zones))
+        self.seq = sequencer or Sequencer()
+        self.last_detections = Detections()
+
+    # -- the straight line -------------------------------------------------------------------
+    def process(self, frame: Frame) -> list[Event]:
+        """Run one sampled frame through the pipeline; returns the events it caused."""
+        self.stats.frames_in += 1
+        try:
+            return self._process(frame)
+        except Exception:  # a bad frame or a model hiccup must not stop the camera
+            self.stats.frame_errors += 1
+            log.exception("camera %s: frame %d failed; skipped", self.camera, frame.index)
+            return []
+
+    def close(self, now: float | None = None) -> list[Event]:
+        """End every open track (end of stream, shutdown)."""
+        now = time.time() if now is None else now
+        events = [self._event("end", c.track, now) for c in self.tracker.close()]
+        self.stats.active_tracks = 0
+        self._count(events)
+        return events
+
+    def _process(self, frame: Frame) -> list[Event]:
+        image = frame.image
+        if image is None or image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 8:
+            raise ValueError(f"unusable frame shape {getattr(image, 'shape', None)}")
+        if not self.gate.should_infer(image, force=not self.tracker.settled()):
+            self.stats.frames_motion_skipped += 1
+            self.tracker.keep_alive(frame.capture_time)
+            self.last_detections = Detections()
+            return []
+        dets = self.detector.detect(image)
+        self.stats.frames_inferred += 1
+        self._observe(self.detector)
+        dets = filter_detections(dets, self.cfg.objects, list(self.cfg.masks), self.cfg.tracker.low_score)
+        dets, changes = self.tracker.update(dets, frame.capture_time)
+        self.last_detections = dets
+        now = frame.capture_time
+        matched = [t for t in self.tracker.tracks if t.last_det >= 0]
+        for t in matched:
+            self._describe(t, image)
+        events = [self._event(c.phase, c.track, now) for c in changes if c.phase == "end"]
+        started = {id(c.track) for c in changes if c.phase == "start"}
+        for t in matched:
+            if not t.confirmed:
+                continue
+            zones = self.zones.of(t.measured if t.measured is not None else t.box, t.label)
+            if id(t) in started:
+                t.data["zones"] = zones
+                events.append(self._event("start", t, now))
+            elif zones != t.data.get("zones") or now - t.data.get("last_event", now) >= self._interval():
+                t.data["zones"] = zones
+                events.append(self._event("update", t, now))
+        self.stats.active_tracks = len(self.tracker.active)
+        self._count(events)
+        return events
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _interval(self) -> float:
+        return self.cfg.tracker.update_interval if self.cfg.tracker.update_interval > 0 else -1.0
+
+    def _describe(self, t: Track, image: np.ndarray) -> None:
+        """Vote the vehicle type (and colour) of a matched track from the detector and crop."""
+        t.data["best_score"] = max(t.data.get("best_score", 0.0), t.score)
+        label = t.label_votes and max(t.label_votes, key=lambda k: t.label_votes[k])
+        if label in VEHICLE_TYPES:
+            _vote(t.data, "type", label, t.score)
+        if self.attributes is None or label not in VEHICLE_LABELS or t.data.get("attr_n", 0) >= ATTRIBUTE_SAMPLES:
+            return
+        crop = _crop(image, t.box)
+        if crop is None:
+            return
+        attrs = self.attributes.classify(crop)
+        self._observe(self.attributes)
+        t.data["attr_n"] = t.data.get("attr_n", 0) + 1
+        # a box cut by the frame edge shows part of the vehicle: its vote counts less
+        weight = 0.3 if _touches_edge(t.box) else 1.0
+        for key, (value, score) in attrs.items():
+            name = "color" if key in {"color", "colour"} else key
+            _vote(t.data, name, value, score * weight)
+
+    def _event(self, phase: str, t: Track, now: float) -> Event:
+        t.data["last_event"] = now
+        attrs: dict[str, Any] = {}
+        for key in ("type", "color"):
+            votes = t.data.get(f"votes_{key}")
+            if votes:
+                attrs[key] = max(votes, key=votes.get)
+        if phase == "end":
+            attrs["duration"] = round(t.last_seen - t.first_seen, 2)
+        score = t.data.get("best_score", t.score) if phase == "end" else t.score
+        return Event(
+            device=self.device_id,
+            camera=self.camera,
+            type="track",
+            phase=phase,  # type: ignore[arg-type]
+            ts=utc_iso(t.last_seen if phase == "end" else now),
+            seq=self.seq.next(self.camera),
+            track=t.id,
+            label=t.label,
+            score=round(float(score), 3),
+            box=[round(float(v), 4) for v in (t.measured if t.measured is not None else t.box)],
+            zones=list(t.data.get("zones", [])),
+            start=utc_iso(t.first_seen),
+            attrs=attrs,
+        )
+
+    def _observe(self, model: LoadedModel) -> None:
+        if self.on_inference is not None:
+            self.on_inference(model.name, model.backend_key, model.last_seconds)
+
+    def _count(self, events: list[Event]) -> None:
+        for e in events:
+            self.stats.events_by_type[e.type] = self.stats.events_by_type.get(e.type, 0) + 1
+
+
+def _vote(data: dict[str, Any], key: str, value: str, weight: float) -> None:
+    votes = data.setdefault(f"votes_{key}", {})
+    votes[value] = votes.get(value, 0.0) + float(weight)
+
+
+def _touches_edge(xyxy: np.ndarray, margin: float = 0.01) -> bool:
+    return bool(xyxy[0] <= margin or xyxy[1] <= margin or xyxy[2] >= 1 - margin or xyxy[3] >= 1 - margin)
+
+
+def _crop(image: np.ndarray, xyxy: np.ndarray, min_px: int = 12) -> np.ndarray | None:
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (np.clip(xyxy, 0, 1) * [w, h, w, h]).astype(int)
+    if x1 - x0 < min_px or y1 - y0 < min_px:
+        return None
+    return image[y0:y1, x0:x1]
+
+
+def _load(name: str, app: AppConfig, kind: type[Any], progress: Callable[[str], None] | None) -> Any:
+    model = load_model(
+        name,
+        threads=app.runtime.threads,
+        device=app.runtime.device,
+        cache_dir=app.models.cache_dir,
+        mirror=app.models.mirror,
+        progress=progress,
+    )
+    if not isinstance(model, kind):
+        from edge.errors import ModelError
+
+        raise ModelError(f"model {name} is a {model.manifest.task} model, not usable as {kind.__name__}")
+    return model

@@ -1,0 +1,113 @@
+"""Plate detection with LPD-YuNet (4-corner quads), run at several scales.
+
+YuNet has a fixed 320x240 input, so a large frame shrinks small plates below its smallest
+anchor (10 px). We therefore run it on the whole image and, for images much larger than the
+input, on overlapping 4:3 tiles too, and merge with NMS in image coordinates.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from itertools import product
+
+import cv2
+import numpy as np
+
+from edge.inference.backends import Backend
+from edge.plates.geometry import nms, order_corners, quad_to_box
+
+log = logging.getLogger("edge.plates.detect")
+
+
+@dataclass(frozen=True)
+class PlateQuad:
+    """A detected plate: corners (4, 2) in image pixels ordered tl, tr, br, bl, and a score."""
+
+    corners: np.ndarray
+    score: float
+
+    @property
+    def box(self) -> np.ndarray:
+        """Axis-aligned ``xyxy`` box in pixels."""
+        return quad_to_box(self.corners)
+
+
+def make_priors(
+    width: int, height: int, steps: list[int], min_sizes: list[list[int]]
+) -> np.ndarray:
+    """YuNet anchor priors (cx, cy, w, h) normalised to the input size, in the model's order."""
+    fh, fw = (height + 1) // 2 // 2, (width + 1) // 2 // 2
+    priors = []
+    for k, step in enumerate(steps):
+        fh, fw = fh // 2, fw // 2
+        for i, j in product(range(fh), range(fw)):
+            for m in min_sizes[k]:
+                priors.append([(j + 0.5) * step / width, (i + 0.5) * step / height, m / width, m / height])
+    return np.asarray(priors, dtype=np.float32)
+
+
+class YuNetPlateDetector:
+    """Decode LPD-YuNet outputs into plate quads.
+
+    ``head`` is the manifest head section (steps, min_sizes, variance); ``size`` its (w, h).
+    """
+
+    def __init__(self, backend: Backend, size: tuple[int, int], head: dict, input_name: str | None = None):
+        self.backend = backend
+        self.width, self.height = int(size[0]), int(size[1])
+        self.input_name = input_name or backend.inputs[0].name
+        self.priors = make_priors(self.width, self.height, list(head["steps"]), list(head["min_sizes"]))
+        self.variance = float(head.get("variance", [0.1])[0])
+
+    def run_patch(self, patch: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Run once on a BGR patch (stretched to the input); return quads (N,4,2) in patch pixels, scores."""
+        ph, pw = patch.shape[:2]
+        img = cv2.resize(patch, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        blob = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
+        out = self.backend.infer({self.input_name: blob})
+        loc, conf, iou = out["loc"], out["conf"], out["iou"]
+        scores = np.sqrt(conf[:, 1] * np.clip(iou[:, 0], 0.0, 1.0))
+        idx = np.flatnonzero(scores >= score_threshold)
+        if idx.size == 0:
+            return np.zeros((0, 4, 2), np.float32), np.zeros((0,), np.float32)
+        pr = self.priors[idx]
+        lc = loc[idx]
+        # corner order in the model output: tl (4:6), tr (6:8), br (10:12), bl (8:10)
+        pts = [pr[:, :2] + lc[:, a:a + 2] * self.variance * pr[:, 2:4] for a in (4, 6, 10, 8)]
+        quads = np.stack(pts, axis=1) * np.array([pw, ph], dtype=np.float32)
+        return quads.astype(np.float32), scores[idx].astype(np.float32)
+
+    def detect(
+        self,
+        image: np.ndarray,
+        score_threshold: float = 0.5,
+        nms_threshold: float = 0.3,
+        tiles: bool = True,
+        max_plates: int = 5,
+    ) -> list[PlateQuad]:
+        """Plates in a BGR image, best first. Tiles are added when the image is much larger than
+        the model input (so a 1280 px frame is also seen at ~2x the full-frame resolution)."""
+        h, w = image.shape[:2]
+        all_q, all_s = [], []
+        for x0, y0, x1, y1 in self._windows(w, h, tiles):
+            q, s = self.run_patch(image[y0:y1, x0:x1], score_threshold)
+            if len(s):
+                all_q.append(q + np.array([x0, y0], dtype=np.float32))
+                all_s.append(s)
+        if not all_q:
+            return []
+        quads, scores = np.concatenate(all_q), np.concatenate(all_s)
+        boxes = np.stack([quad_to_box(q) for q in quads])
+        keep = nms(boxes, scores, nms_threshold)[:max_plates]
+        return [PlateQuad(order_corners(quads[i]), float(scores[i])) for i in keep]
+
+    def _windows(self, w: int, h: int, tiles: bool) -> list[tuple[int, int, int, int]]:
+        wins = [(0, 0, w, h)]
+        if not tiles or max(w / self.width, h / self.height) < 2.5:
+            return wins
+        # 2x2 overlapping tiles of 60% of each side: plates cut by one tile are whole in another
+        tw, th = int(w * 0.6), int(h * 0.6)
+        for x0, y0 in product((0, w - tw), (0, h - th)):
+            wins.append((x0, y0, x0 + tw, y0 + th))
+        return wins

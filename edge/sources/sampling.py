@@ -1,0 +1,76 @@
+"""Frame shaping shared by every source: time-based sampling, resizing and reconnect backoff."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+class Sampler:
+    """Keep frames on a fixed grid of ``1/fps`` seconds of source time.
+
+    A fixed grid (rather than "at least 1/fps since the last kept frame") keeps the average
+    rate exact when the source rate is not a multiple of ``fps``. Half a period of tolerance
+    absorbs jitter so a 5 fps camera sampled at 5 fps keeps every frame.
+    """
+
+    def __init__(self, fps: float) -> None:
+        if fps <= 0:
+            raise ValueError("fps must be positive")
+        self._period = 1.0 / fps
+        self._tolerance = self._period / 2
+        self._next: float | None = None
+
+    def accept(self, t: float) -> bool:
+        """Whether the frame at time ``t`` (seconds, any origin) is kept."""
+        if self._next is None or t < self._next - self._period - 1.0:
+            # First frame, or time jumped backwards (new timestamps): start a new grid.
+            self._next = t
+        if t < self._next - self._tolerance:
+            return False
+        self._next += self._period
+        if self._next <= t:
+            # Behind by more than a period (gap, or a slow source): re-anchor, don't burst.
+            self._next = t + self._period
+        return True
+
+
+def target_size(src_w: int, src_h: int, width: int | None, height: int | None) -> tuple[int, int]:
+    """Output (width, height): as configured, keeping the aspect ratio when only one is set."""
+    if width and height:
+        return width, height
+    if width:
+        return width, max(1, round(src_h * width / src_w))
+    if height:
+        return max(1, round(src_w * height / src_h)), height
+    return src_w, src_h
+
+
+def resize(image: np.ndarray, width: int | None, height: int | None) -> np.ndarray:
+    """Resize a BGR image to the detect size (a no-op when none is configured)."""
+    h, w = image.shape[:2]
+    size = target_size(w, h, width, height)
+    if size == (w, h):
+        return image
+    # INTER_AREA avoids aliasing when shrinking; it is slow and pointless when enlarging.
+    interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interp)
+
+
+class Backoff:
+    """Capped exponential delays: initial, 2x, 4x ... max; ``reset`` after a success."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self._initial = initial
+        self._max = max(maximum, initial)
+        self._delay = initial
+
+    def next(self) -> float:
+        """The delay before the next attempt."""
+        delay = self._delay
+        self._delay = min(self._delay * 2, self._max)
+        return delay
+
+    def reset(self) -> None:
+        """Start again from the initial delay."""
+        self._delay = self._initial

@@ -1,0 +1,55 @@
+"""Classify a camera ``url`` into the kind of source it names."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import unquote, urlsplit
+
+from edge.errors import SourceError
+from edge.redact import redact_url
+
+
+class SourceKind(str, Enum):
+    """How a source is read."""
+
+    RTSP = "rtsp"
+    HTTP = "http"
+    FILE = "file"
+    DEVICE = "device"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A parsed camera location: ``location`` is the URL (network) or a filesystem path."""
+
+    kind: SourceKind
+    location: str
+
+    @property
+    def live(self) -> bool:
+        """Live sources are read at their own pace and reconnected; files are not."""
+        return self.kind is not SourceKind.FILE
+
+    @property
+    def display(self) -> str:
+        """The location with any password replaced, safe for logs and errors."""
+        return redact_url(self.location)
+
+
+def parse_source(url: str) -> Source:
+    """Parse ``rtsp(s)://``, ``http(s)://``, ``file://``, ``/dev/videoN`` or a plain file path."""
+    text = url.strip()
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme in {"rtsp", "rtsps"}:
+        return Source(SourceKind.RTSP, text)
+    if scheme in {"http", "https"}:
+        return Source(SourceKind.HTTP, text)
+    if scheme == "file":
+        return Source(SourceKind.FILE, unquote(urlsplit(text).path))
+    if scheme:
+        raise SourceError(f"unsupported camera URL scheme {scheme!r}: {redact_url(text)}")
+    if text.startswith("/dev/"):
+        return Source(SourceKind.DEVICE, text)
+    return Source(SourceKind.FILE, os.path.expanduser(text))
