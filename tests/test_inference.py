@@ -1,0 +1,124 @@
+"""Backends and output heads on the real shared models and real images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import ModelError
+from edge.inference.backends import load_backend
+from edge.inference.model import AttributeClassifier, Classifier, Detector, load_model
+from edge.tracking.geometry import iou_matrix
+
+# the two clearly visible cars in highway_0001.bmp (normalised xyxy, checked by eye)
+HIGHWAY_CARS = np.array([[0.20, 0.59, 0.49, 0.78], [0.83, 0.56, 1.0, 0.745]], np.float32)
+
+
+@pytest.fixture(scope="module")
+def highway(shared_data: Path) -> np.ndarray:
+    img = cv2.imread(str(shared_data / "images" / "highway_0001.bmp"))
+    assert img is not None
+    return img
+
+
+@pytest.fixture(scope="module")
+def lot_frame(car_video: Path) -> np.ndarray:
+    cap = cv2.VideoCapture(str(car_video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 80)  # the first car, fully in view
+    ok, frame = cap.read()
+    assert ok
+    return frame
+
+
+def _finds_cars(dets, labels: set[str]) -> None:  # type: ignore[no-untyped-def]
+    dets = dets[np.isin(np.array(dets.labels), list(labels)) & (dets.confidence > 0.4)]
+    iou = iou_matrix(HIGHWAY_CARS, dets.xyxy)
+    assert (iou.max(axis=1) > 0.7).all(), (dets.xyxy, dets.labels)
+
+
+@pytest.mark.usefixtures("model_env")
+def test_ssd_mobilenet_litert_with_postprocess_op(highway: np.ndarray) -> None:
+    m = load_model("ssd-mobilenet-v1-coco-quant")
+    assert isinstance(m, Detector) and m.backend_key == "litert"
+    assert m.backend.inputs[0].quantized  # uint8 input, fed without float conversion
+    _finds_cars(m.detect(highway), {"car"})
+
+
+@pytest.mark.usefixtures("model_env")
+def test_yolox_same_detections_on_onnxruntime_and_openvino(highway: np.ndarray) -> None:
+    ort = load_model("yolox-nano-coco", backend="onnx")
+    ov = load_model("yolox-nano-coco", backend="openvino")
+    a, b = ort.detect(highway), ov.detect(highway)
+    _finds_cars(a, {"car"})
+    assert len(a) == len(b) and a.labels == b.labels
+    np.testing.assert_allclose(a.xyxy, b.xyxy, atol=2e-3)
+    np.testing.assert_allclose(a.confidence, b.confidence, atol=2e-3)
+
+
+@pytest.mark.usefixtures("model_env")
+@pytest.mark.parametrize("name", ["vehicle-detection-0200", "vehicle-detection-0201"])
+def test_omz_detection_output_on_the_parking_lot(name: str, lot_frame: np.ndarray) -> None:
+    m = load_model(name)
+    dets = m.detect(lot_frame)
+    strong = dets[dets.confidence > 0.8]
+    assert strong.labels == ["vehicle"]
+    x0, y0, x1, y1 = strong.xyxy[0]
+    assert 0.35 < (x0 + x1) / 2 < 0.55 and 0.3 < (y0 + y1) / 2 < 0.6  # the car in the middle of the lane
+
+
+@pytest.mark.usefixtures("model_env")
+def test_vehicle_and_plate_detector_finds_the_labelled_plate(shared_data: Path) -> None:
+    image = cv2.imread(str(shared_data / "openalpr" / "eu" / "eu10.jpg"))
+    name, x, y, w, h, _ = (shared_data / "openalpr" / "eu" / "eu10.txt").read_text().split("\t")
+    H, W = image.shape[:2]
+    truth = np.array([[int(x) / W, int(y) / H, (int(x) + int(w)) / W, (int(y) + int(h)) / H]], np.float32)
+    m = load_model("vehicle-license-plate-detection-barrier-0106")
+    m.score_threshold = 0.3
+    plates = (d := m.detect(image))[np.array(d.labels) == "plate"]
+    assert len(plates) and iou_matrix(truth, plates.xyxy).max() > 0.5
+
+
+@pytest.mark.usefixtures("model_env")
+def test_mobilenet_classifier_top_k(shared_data: Path) -> None:
+    m = load_model("mobilenet-v2-imagenet-quant")
+    assert isinstance(m, Classifier)
+    top = m.classify(cv2.imread(str(shared_data / "images" / "cat.bmp")))
+    assert len(top) == 5 and "cat" in top[0][0] and top[0][1] > 0.5
+    assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)
+
+
+@pytest.mark.usefixtures("model_env")
+def test_vehicle_attributes_type_and_colour(lot_frame: np.ndarray) -> None:
+    m = load_model("vehicle-attributes-recognition-barrier-0039")
+    assert isinstance(m, AttributeClassifier)
+    car = load_model("vehicle-detection-0200").detect(lot_frame)
+    h, w = lot_frame.shape[:2]
+    x0, y0, x1, y1 = (car.xyxy[car.confidence.argmax()] * [w, h, w, h]).astype(int)
+    attrs = m.classify(lot_frame[y0:y1, x0:x1])  # the white car, cropped where the detector put it
+    assert attrs["type"][0] == "car" and attrs["color"][0] == "white"
+
+
+def test_corrupt_and_truncated_models_give_clear_errors(tmp_path: Path, shared_models: Path) -> None:
+    bad_tflite = tmp_path / "detect.tflite"
+    bad_tflite.write_bytes((shared_models / "ssd-mobilenet-v1-coco-quant" / "detect.tflite").read_bytes()[:5000])
+    with pytest.raises(ModelError, match=str(bad_tflite)):
+        load_backend("litert", bad_tflite)
+    junk_onnx = tmp_path / "model.onnx"
+    junk_onnx.write_bytes(b"not a model at all")
+    with pytest.raises(ModelError, match=f"cannot load model {junk_onnx} with onnx"):
+        load_backend("onnx", junk_onnx)
+    xml = tmp_path / "m.xml"
+    xml.write_text("<net><broken")
+    with pytest.raises(ModelError, match=f"cannot load model {xml} with openvino"):
+        load_backend("openvino", xml)
+    with pytest.raises(ModelError, match="model file not found"):
+        load_backend("onnx", tmp_path / "missing.onnx")
+
+
+@pytest.mark.usefixtures("model_env")
+def test_model_on_unsupported_backend_is_refused() -> None:
+    with pytest.raises(ModelError, match="cannot run on backend 'onnx'; it supports litert"):
+        load_model("ssd-mobilenet-v1-coco-quant", backend="onnx")
