@@ -98,8 +98,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     video = args.video or str(DEMO_VIDEO)
     if not Path(video).is_file():
         raise EdgeError(f"demo video not found: {video} (pass --video FILE)")
-    if not os.environ.get("EDGE_MODEL_MIRROR") and (SHARED / "models").is_dir():
-        os.environ["EDGE_MODEL_MIRROR"] = str(SHARED / "models")
     app = config_for_video(video)
     print(f"edge demo: {video} through {app.cameras['camera'].detect.model} (Ctrl-C to stop)", file=sys.stderr)
 

@@ -179,8 +179,7 @@ class ModelsConfig(Strict):
         default_factory=lambda: Path(os.environ.get("EDGE_MODEL_CACHE", "~/.cache/edge/models")).expanduser()
     )
     mirror: str | None = Field(
-        default_factory=lambda: os.environ.get("EDGE_MODEL_MIRROR"),
-        description="folder or URL laid out <name>/<files>; defaults to $EDGE_MODEL_MIRROR",
+        None, description="folder or URL laid out <name>/<files>; default $EDGE_MODEL_MIRROR, else upstream"
     )
 
 

@@ -29,6 +29,7 @@ log = logging.getLogger("edge.pipeline")
 # One vehicle-type vocabulary for every model: detector labels and attribute values map into it.
 VEHICLE_TYPES = {"car", "van", "truck", "bus", "motorcycle"}
 VEHICLE_LABELS = VEHICLE_TYPES | {"vehicle", "bicycle", "bike"}
+START_HOLD = 1.5  # seconds a start event may wait for a full view of the vehicle
 ATTRIBUTE_SAMPLES = 8  # crops classified per track: enough for a stable vote, bounded cost
 
 
@@ -88,7 +89,7 @@ class Pipeline:
     def close(self, now: float | None = None) -> list[Event]:
         """End every open track (end of stream, shutdown)."""
         now = time.time() if now is None else now
-        events = [self._event("end", c.track, now) for c in self.tracker.close()]
+        events = [e for c in self.tracker.close() for e in self._end(c.track, now)]
         self.stats.active_tracks = 0
         self._count(events)
         return events
@@ -112,13 +113,15 @@ class Pipeline:
         matched = [t for t in self.tracker.tracks if t.last_det >= 0]
         for t in matched:
             self._describe(t, image)
-        events = [self._event(c.phase, c.track, now) for c in changes if c.phase == "end"]
-        started = {id(c.track) for c in changes if c.phase == "start"}
+        events = [e for c in changes if c.phase == "end" for e in self._end(c.track, now)]
         for t in matched:
             if not t.confirmed:
                 continue
             zones = self.zones.of(t.measured if t.measured is not None else t.box, t.label)
-            if id(t) in started:
+            if not t.data.get("started"):
+                if self._type_pending(t, now):
+                    continue
+                t.data["started"] = True
                 t.data["zones"] = zones
                 events.append(self._event("start", t, now))
             elif zones != t.data.get("zones") or now - t.data.get("last_event", now) >= self._interval():
@@ -129,6 +132,19 @@ class Pipeline:
         return events
 
     # -- helpers -----------------------------------------------------------------------------
+    def _end(self, t: Track, now: float) -> list[Event]:
+        """End events for a finished track (with its start first if that was still held)."""
+        events = [] if t.data.get("started") else [self._event("start", t, now)]
+        t.data["started"] = True
+        return [*events, self._event("end", t, now)]
+
+    def _type_pending(self, t: Track, now: float) -> bool:
+        """Hold a start event (up to START_HOLD s) while the vehicle is only partly in view, so
+        the type it announces is the one the track keeps."""
+        if self.attributes is None or t.label not in VEHICLE_LABELS:
+            return False
+        return t.data.get("clean_samples", 0) == 0 and now - t.first_seen < START_HOLD
+
     def _interval(self) -> float:
         return self.cfg.tracker.update_interval if self.cfg.tracker.update_interval > 0 else -1.0
 
@@ -148,6 +164,7 @@ class Pipeline:
         t.data["attr_n"] = t.data.get("attr_n", 0) + 1
         # a box cut by the frame edge shows part of the vehicle: its vote counts less
         weight = 0.3 if _touches_edge(t.box) else 1.0
+        t.data["clean_samples"] = t.data.get("clean_samples", 0) + (weight == 1.0)
         for key, (value, score) in attrs.items():
             name = "color" if key in {"color", "colour"} else key
             _vote(t.data, name, value, score * weight)

@@ -33,9 +33,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("EDGE_MODEL_CACHE", "~/.cache/edge/models")).expanduser()
 
 
+# The shared model mirror that sits beside a development checkout (../shared/models).
+_CHECKOUT_MIRROR = Path(__file__).resolve().parents[3] / "shared" / "models"
+
+
 def default_mirror() -> str | None:
-    """``$EDGE_MODEL_MIRROR`` (a folder or URL laid out ``<name>/<files>``), if set."""
-    return os.environ.get("EDGE_MODEL_MIRROR") or None
+    """``$EDGE_MODEL_MIRROR`` (a folder or URL laid out ``<name>/<files>``); else the shared
+    mirror beside this checkout when there is one; else None (fetch from upstream)."""
+    env = os.environ.get("EDGE_MODEL_MIRROR")
+    if env:
+        return env
+    return str(_CHECKOUT_MIRROR) if _CHECKOUT_MIRROR.is_dir() else None
 
 
 def sha256_of(path: Path) -> str:

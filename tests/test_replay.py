@@ -1,0 +1,144 @@
+"""The whole pipeline on the real parking-lot video: one track per real vehicle, entry to exit."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.config import config_for_video
+from edge.replay import replay
+
+# The four cars that cross the lot in car-detection.mp4 (12.5 fps), read off the video frame by
+# frame: (first frame fully or partly visible, last frame visible, direction of travel).
+CARS = [(58, 101, "up"), (182, 226, "down"), (190, 233, "up"), (317, 346, "down")]
+FPS = 12.5
+
+
+def run(video: Path, **camera: object) -> list[dict]:
+    app = config_for_video(str(video), **camera)
+    buf = io.StringIO()
+    replay(str(video), app, "camera", events_out=buf, show_progress=False, start_time=0.0)
+    return [json.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def seconds(iso: str) -> float:
+    # start_time=0: timestamps are 1970-01-01T00:00:SS.mmmZ
+    return float(iso[17:-1]) + 60 * int(iso[14:16])
+
+
+def by_track(events: list[dict]) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for e in events:
+        out.setdefault(e["track"], []).append(e)
+    return out
+
+
+@pytest.mark.usefixtures("model_env")
+def test_one_track_per_vehicle_from_entry_to_exit(car_video: Path) -> None:
+    events = run(car_video)
+    tracks = by_track(events)
+    assert len(tracks) == len(CARS), {t: [e["phase"] for e in ev] for t, ev in tracks.items()}
+    spans = sorted((seconds(ev[0]["start"]), seconds(ev[-1]["ts"]), tid) for tid, ev in tracks.items())
+    for (first, last, direction), (t0, t1, tid) in zip(CARS, spans):
+        phases = [e["phase"] for e in tracks[tid]]
+        assert phases[0] == "start" and phases[-1] == "end" and phases.count("start") == phases.count("end") == 1
+        # the track covers the car's whole crossing: starts within 1 s of entry, ends within 1 s of exit
+        assert abs(t0 - first / FPS) < 1.0, (tid, t0, first / FPS)
+        assert abs(t1 - last / FPS) < 1.0, (tid, t1, last / FPS)
+        y_start = tracks[tid][0]["box"][1] + tracks[tid][0]["box"][3]
+        y_end = tracks[tid][-1]["box"][1] + tracks[tid][-1]["box"][3]
+        assert (y_end < y_start) == (direction == "up")
+    # per camera sequence numbers are strictly increasing, ids unique
+    assert [e["seq"] for e in events] == sorted({e["seq"] for e in events})
+    assert len({e["id"] for e in events}) == len(events)
+
+
+@pytest.mark.usefixtures("model_env")
+def test_vehicle_type_and_colour_on_every_track_event(car_video: Path) -> None:
+    events = run(car_video)
+    assert events
+    for e in events:
+        assert e["attrs"]["type"] in {"car", "van", "truck", "bus", "motorcycle"}, e
+        assert e["attrs"]["color"]
+    for ev in by_track(events).values():  # one stable type per track
+        assert len({e["attrs"]["type"] for e in ev}) == 1
+
+
+@pytest.mark.usefixtures("model_env")
+def test_motion_gating_skips_quiet_frames_without_missing_cars(car_video: Path, tmp_path: Path) -> None:
+    from edge.pipeline import Pipeline
+
+    gated = run(car_video)
+    ungated = run(car_video, motion={"enabled": False})
+    assert len(by_track(gated)) == len(by_track(ungated)) == len(CARS)
+    # the empty stretch of the lot alone: nearly nothing is inferred
+    quiet = tmp_path / "quiet.mp4"
+    cap = cv2.VideoCapture(str(car_video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 130)  # after the first car, before the next
+    writer = cv2.VideoWriter(str(quiet), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (768, 432))
+    for _ in range(50):
+        ok, frame = cap.read()
+        assert ok
+        writer.write(frame)
+    writer.release()
+    app = config_for_video(str(quiet))
+    seen: dict[str, int] = {}
+    original = Pipeline.close
+
+    def spy(self: Pipeline, now: float | None = None):  # type: ignore[no-untyped-def]
+        seen.update(inferred=self.stats.frames_inferred, frames=self.stats.frames_in)
+        return original(self, now)
+
+    Pipeline.close = spy  # type: ignore[method-assign]
+    try:
+        replay(str(quiet), app, "camera", show_progress=False)
+    finally:
+        Pipeline.close = original  # type: ignore[method-assign]
+    assert seen["frames"] >= 18
+    assert seen["inferred"] <= 3, seen  # first frame + the max_skip refresh
+
+
+@pytest.mark.usefixtures("model_env")
+def test_replay_cli_writes_events_and_annotated_video(car_video: Path, tmp_path: Path) -> None:
+    out, ann = tmp_path / "e.jsonl", tmp_path / "annotated.mp4"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "replay", str(car_video), "--events-out", str(out), "--annotate", str(ann)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(by_track(events)) == len(CARS)
+    assert "4 tracks" in proc.stderr
+    cap = cv2.VideoCapture(str(ann))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    assert 140 <= n <= 160  # every sampled frame (5 fps of 30 s) written back
+    cap.set(cv2.CAP_PROP_POS_FRAMES, int(80 / FPS * 5))
+    ok, frame = cap.read()
+    assert ok and frame.shape == (432, 768, 3)
+    # boxes are drawn: the annotated frame differs from the source frame at the same time
+    src = cv2.VideoCapture(str(car_video))
+    src.set(cv2.CAP_PROP_POS_FRAMES, 80)
+    ok2, original = src.read()
+    assert ok2 and cv2.absdiff(frame, original).max() > 100
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["replay", "/nonexistent/clip.mp4", "--events-out", "{tmp}/e.jsonl"], "video file not found: /nonexistent/clip.mp4"),
+        (["replay", "{video}", "--model", "no-such-model", "--events-out", "{tmp}/e.jsonl"], "unknown model 'no-such-model'"),
+        (["replay", "{video}", "--config", "{tmp}/missing.yaml", "--events-out", "{tmp}/e.jsonl"], "config file not found"),
+    ],
+)
+def test_replay_bad_input_is_one_clear_line(args: list[str], expected: str, tmp_path: Path, car_video: Path) -> None:
+    argv = [a.format(tmp=tmp_path, video=car_video) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "edge", *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("INFO:")]
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
