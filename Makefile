@@ -1,0 +1,32 @@
+# make test   : install system + Python dependencies, then run every test (what CI runs)
+# make bench  : run the benchmarks by hand (numbers are ratios within one run)
+# make lint   : ruff + mypy
+SHELL := /bin/bash
+PY ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := ffmpeg mosquitto mosquitto-clients prometheus openssl \
+	gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools gstreamer1.0-plugins-base \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
+
+.PHONY: deps test bench lint demo
+
+deps:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+	$(PY) -m pip install -q -e '.[test]'
+
+test: deps
+	$(PY) -m pytest -q
+
+lint:
+	$(PY) -m ruff check edge tests bench convert
+	$(PY) -m mypy edge
+
+bench:
+	$(PY) bench/pipeline.py
+	$(PY) bench/events.py
+	$(PY) bench/plates.py ../shared/data/openalpr/eu ../shared/data/openalpr/br
+
+demo:
+	$(PY) -m pip install -q -e '.[all]'
+	edge demo
