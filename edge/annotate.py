@@ -8,8 +8,20 @@ import numpy as np
 from edge.tracking import Track
 from edge.types import Detections
 
-_PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
-            (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0)]
+_PALETTE = [
+    (56, 56, 255),
+    (151, 157, 255),
+    (31, 112, 255),
+    (29, 178, 255),
+    (49, 210, 207),
+    (10, 249, 72),
+    (23, 204, 146),
+    (134, 219, 61),
+    (52, 147, 26),
+    (187, 212, 0),
+    (168, 153, 44),
+    (255, 194, 0),
+]
 
 
 def draw_detections(image: np.ndarray, dets: Detections, tracks: list[Track]) -> np.ndarray:
@@ -19,7 +31,7 @@ def draw_detections(image: np.ndarray, dets: Detections, tracks: list[Track]) ->
     h, w = out.shape[:2]
     scale = np.array([w, h, w, h], np.float32)
     assert dets.tracker_id is not None
-    for box, tid, conf, label in zip(dets.xyxy, dets.tracker_id, dets.confidence, dets.labels):
+    for box, tid in zip(dets.xyxy, dets.tracker_id):
         if tid >= 0:
             continue
         x0, y0, x1, y1 = (box * scale).astype(int)
@@ -30,8 +42,8 @@ def draw_detections(image: np.ndarray, dets: Detections, tracks: list[Track]) ->
         x0, y0, x1, y1 = (t.measured * scale).astype(int)
         colour = _PALETTE[t.id % len(_PALETTE)]
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
-        votes = t.data.get("votes_type") or {}
-        kind = max(votes, key=votes.get) if votes else t.label
+        votes: dict[str, float] = t.data.get("votes_type") or {}
+        kind = max(votes, key=lambda k: votes[k]) if votes else t.label
         text = f"#{t.id} {kind} {t.score:.2f}"
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         ty = max(y0, th + 4)

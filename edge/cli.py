@@ -197,8 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from edge.redact import redact_text
 
-        print(f"edge: unexpected error: {type(err).__name__}: {redact_text(str(err))} (--debug for details)",
-              file=sys.stderr)
+        print(
+            f"edge: unexpected error: {type(err).__name__}: {redact_text(str(err))} (--debug for details)",
+            file=sys.stderr,
+        )
         return 1
 
 

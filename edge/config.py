@@ -90,9 +90,7 @@ class MotionConfig(Strict):
     frame_height: int = Field(100, ge=16, le=1080, description="analysis height in pixels")
     threshold: int = Field(25, ge=1, le=255, description="per-pixel change to count as motion")
     min_area: Fraction = Field(0.002, description="changed fraction of the frame that is motion")
-    max_skip: int = Field(
-        25, ge=1, description="infer at least every N sampled frames even without motion"
-    )
+    max_skip: int = Field(25, ge=1, description="infer at least every N sampled frames even without motion")
 
 
 class DetectConfig(Strict):

@@ -151,7 +151,7 @@ class Pipeline:
     def _describe(self, t: Track, image: np.ndarray) -> None:
         """Vote the vehicle type (and colour) of a matched track from the detector and crop."""
         t.data["best_score"] = max(t.data.get("best_score", 0.0), t.score)
-        label = t.label_votes and max(t.label_votes, key=lambda k: t.label_votes[k])
+        label = t.label
         if label in VEHICLE_TYPES:
             _vote(t.data, "type", label, t.score)
         if self.attributes is None or label not in VEHICLE_LABELS or t.data.get("attr_n", 0) >= ATTRIBUTE_SAMPLES:

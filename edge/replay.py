@@ -120,7 +120,7 @@ def _last_time(pipeline: Pipeline, fallback: float | None) -> float:
 def _open_writer(path: Path, fps: float, image: np.ndarray) -> cv2.VideoWriter:
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = image.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
     if not writer.isOpened():
         raise SourceError(f"cannot write annotated video {path}")
     return writer

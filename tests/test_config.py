@@ -65,8 +65,12 @@ def test_env_substitution_and_missing_variable(monkeypatch: pytest.MonkeyPatch) 
 
 def test_secrets_never_echoed_in_errors() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config({"cameras": {"gate": {"url": "rtsp://admin:hunter2@h/s", "detect": {"fps": -1}}},
-                      "mqtt": {"host": "b", "password": 5}})
+        parse_config(
+            {
+                "cameras": {"gate": {"url": "rtsp://admin:hunter2@h/s", "detect": {"fps": -1}}},
+                "mqtt": {"host": "b", "password": 5},
+            }
+        )
     assert "hunter2" not in str(info.value)
 
 
@@ -89,7 +93,8 @@ def test_config_check_cli_one_clear_error(tmp_path: Path, content: str, expected
 
 
 def test_config_check_cli_missing_file(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "edge", "config", "check", str(tmp_path / "nope.yaml")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "config", "check", str(tmp_path / "nope.yaml")], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"edge: error: config file not found: {tmp_path / 'nope.yaml'}"

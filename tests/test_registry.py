@@ -64,9 +64,21 @@ def test_unknown_model_lists_known_ones() -> None:
 
 def test_unreachable_upstream_is_one_clear_error(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "edge", "models", "pull", "vehicle-detection-0200", "--mirror", "http://127.0.0.1:9/m",
-         "--cache-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "models",
+            "pull",
+            "vehicle-detection-0200",
+            "--mirror",
+            "http://127.0.0.1:9/m",
+            "--cache-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("edge: error: cannot download http://127.0.0.1:9/m/vehicle-detection-0200/")
@@ -74,8 +86,12 @@ def test_unreachable_upstream_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_models_cli_pull_and_list(model_env: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "edge", "models", "pull", "mobilenet-v2-imagenet-quant"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "models", "pull", "mobilenet-v2-imagenet-quant"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     listing = subprocess.run([sys.executable, "-m", "edge", "models", "list"], capture_output=True, text=True)
     row = next(line for line in listing.stdout.splitlines() if line.startswith("mobilenet-v2-imagenet-quant"))

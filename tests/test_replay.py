@@ -109,7 +109,9 @@ def test_replay_cli_writes_events_and_annotated_video(car_video: Path, tmp_path:
     out, ann = tmp_path / "e.jsonl", tmp_path / "annotated.mp4"
     proc = subprocess.run(
         [sys.executable, "-m", "edge", "replay", str(car_video), "--events-out", str(out), "--annotate", str(ann)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in out.read_text().splitlines()]
@@ -131,9 +133,18 @@ def test_replay_cli_writes_events_and_annotated_video(car_video: Path, tmp_path:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["replay", "/nonexistent/clip.mp4", "--events-out", "{tmp}/e.jsonl"], "video file not found: /nonexistent/clip.mp4"),
-        (["replay", "{video}", "--model", "no-such-model", "--events-out", "{tmp}/e.jsonl"], "unknown model 'no-such-model'"),
-        (["replay", "{video}", "--config", "{tmp}/missing.yaml", "--events-out", "{tmp}/e.jsonl"], "config file not found"),
+        (
+            ["replay", "/nonexistent/clip.mp4", "--events-out", "{tmp}/e.jsonl"],
+            "video file not found: /nonexistent/clip.mp4",
+        ),
+        (
+            ["replay", "{video}", "--model", "no-such-model", "--events-out", "{tmp}/e.jsonl"],
+            "unknown model 'no-such-model'",
+        ),
+        (
+            ["replay", "{video}", "--config", "{tmp}/missing.yaml", "--events-out", "{tmp}/e.jsonl"],
+            "config file not found",
+        ),
     ],
 )
 def test_replay_bad_input_is_one_clear_line(args: list[str], expected: str, tmp_path: Path, car_video: Path) -> None:

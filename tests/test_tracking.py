@@ -73,8 +73,12 @@ def test_track_label_is_the_majority_vote() -> None:
 
 
 def test_zones_use_the_bottom_centre() -> None:
-    z = Zones({"lane": ZoneConfig(coordinates=[(0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)]),
-               "trucks": ZoneConfig(coordinates=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)], objects=["truck"])})
+    z = Zones(
+        {
+            "lane": ZoneConfig(coordinates=[(0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)]),
+            "trucks": ZoneConfig(coordinates=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)], objects=["truck"]),
+        }
+    )
     # box mostly above the lane but its wheels (bottom centre) are in it
     assert z.of(np.array([0.2, 0.1, 0.4, 0.6]), "car") == ["lane"]
     assert z.of(np.array([0.2, 0.1, 0.4, 0.4]), "car") == []
@@ -84,9 +88,20 @@ def test_zones_use_the_bottom_centre() -> None:
 def test_filters_labels_area_score_and_masks() -> None:
     objects = ObjectsConfig(track=["car"], filter={"min_score": 0.5, "min_area": 0.01, "max_area": 0.5})
     d = Detections(
-        np.array([[0.1, 0.1, 0.3, 0.3], [0.1, 0.1, 0.3, 0.3], [0.1, 0.1, 0.12, 0.12], [0, 0, 1, 1],
-                  [0.6, 0.6, 0.8, 0.8], [0.1, 0.1, 0.3, 0.3]], np.float32),
-        [0.9, 0.9, 0.9, 0.9, 0.9, 0.3], [0] * 6, ["car", "person", "car", "car", "car", "car"],
+        np.array(
+            [
+                [0.1, 0.1, 0.3, 0.3],
+                [0.1, 0.1, 0.3, 0.3],
+                [0.1, 0.1, 0.12, 0.12],
+                [0, 0, 1, 1],
+                [0.6, 0.6, 0.8, 0.8],
+                [0.1, 0.1, 0.3, 0.3],
+            ],
+            np.float32,
+        ),
+        [0.9, 0.9, 0.9, 0.9, 0.9, 0.3],
+        [0] * 6,
+        ["car", "person", "car", "car", "car", "car"],
     )
     mask = [[(0.5, 0.5), (1.0, 0.5), (1.0, 1.0), (0.5, 1.0)]]
     kept = filter_detections(d, objects, mask, low_score=0.2)

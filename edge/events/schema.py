@@ -54,9 +54,7 @@ class Event(BaseModel):
     type: EventType = Field(description="event type; also the last topic level")
     phase: Phase | None = Field(None, description="track life cycle: start, update or end")
     ts: str = Field(description="UTC capture time of the frame the event is about (ISO 8601)")
-    seq: int = Field(
-        0, ge=0, description="per-camera sequence number; increases across restarts (gaps possible)"
-    )
+    seq: int = Field(0, ge=0, description="per-camera sequence number; increases across restarts (gaps possible)")
     track: int | None = Field(None, description="track id, unique per camera run")
     label: str | None = Field(None, description="object label, e.g. car")
     score: float | None = Field(None, ge=0, le=1, description="confidence, 3 decimals")

@@ -36,6 +36,7 @@ def prepare(image: np.ndarray, spec: InputSpec, tensor: TensorSpec) -> tuple[np.
     """Resize (stretch or letterbox), convert colour, lay out and scale one BGR image."""
     h, w = image.shape[:2]
     in_w, in_h = spec.size
+    resized: np.ndarray
     if spec.resize == "letterbox":
         s = min(in_w / w, in_h / h)
         nw, nh = max(1, round(w * s)), max(1, round(h * s))
@@ -46,6 +47,7 @@ def prepare(image: np.ndarray, spec: InputSpec, tensor: TensorSpec) -> tuple[np.
     else:
         resized = image if (w, h) == (in_w, in_h) else cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
         lb = Letterbox(in_w / w, in_h / h, 0.0, 0.0, in_w, in_h, w, h)
+    arr: np.ndarray
     if spec.color == "RGB":
         resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
     if tensor.dtype == np.uint8 or spec.dtype == "uint8":

@@ -40,10 +40,10 @@ class MotionGate:
             self._mask = self._build_mask(grey.shape)
             return 1.0
         diff = cv2.absdiff(grey, self._background)
-        changed = (diff > self.cfg.threshold).astype(np.uint8)
+        changed: np.ndarray = (diff > self.cfg.threshold).astype(np.uint8)
         changed = cv2.dilate(changed, np.ones((3, 3), np.uint8), iterations=2)
         if self._mask is not None:
-            changed &= self._mask
+            changed = cv2.bitwise_and(changed, self._mask)
         fraction = float(changed.mean())
         if fraction > 0.8:
             # lighting jump or camera moved: relearn the background instead of staying "in motion"

@@ -16,8 +16,8 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from edge.errors import ModelError
 from edge.redact import redact_url

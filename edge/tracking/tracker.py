@@ -112,7 +112,9 @@ class Tracker:
         low = np.flatnonzero((dets.confidence >= cfg.low_score) & ~is_high)
 
         # stage 1: every track against confident detections
-        unmatched_tracks, unmatched_high = self._associate(list(range(len(self._tracks))), high, dets, cfg.iou_threshold)
+        unmatched_tracks, unmatched_high = self._associate(
+            list(range(len(self._tracks))), high, dets, cfg.iou_threshold
+        )
         # stage 2: confirmed tracks left over against low-score detections (occlusion, blur)
         confirmed_left = [i for i in unmatched_tracks if self._tracks[i].confirmed]
         still_unmatched, _ = self._associate(confirmed_left, low, dets, max(cfg.iou_threshold, 0.5))

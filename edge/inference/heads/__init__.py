@@ -6,7 +6,8 @@ A head is a function ``decode(outputs, letterbox, manifest_head, labels, label_o
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edge.errors import ModelError
 

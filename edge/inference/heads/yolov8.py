@@ -31,4 +31,6 @@ def decode(
     cxcy, wh, cls, score = raw[m, :2], raw[m, 2:4], cls[m], score[m]
     xyxy = np.concatenate([cxcy - wh / 2, cxcy + wh / 2], axis=1)
     keep = nms(xyxy, score, cls, float(head.get("nms_iou", 0.45)), score_threshold)
-    return Detections(lb.to_frame_normalised(xyxy[keep]), score[keep], cls[keep], names(cls[keep], labels, label_offset))
+    return Detections(
+        lb.to_frame_normalised(xyxy[keep]), score[keep], cls[keep], names(cls[keep], labels, label_offset)
+    )

@@ -33,7 +33,9 @@ def decode(
     score_threshold: float,
 ) -> Detections:
     """Grid decode, score = objectness * class score, then class-aware NMS."""
-    raw = next(iter(outputs.values())).reshape(-1, 5 + len(labels) if labels else next(iter(outputs.values())).shape[-1])
+    raw = next(iter(outputs.values())).reshape(
+        -1, 5 + len(labels) if labels else next(iter(outputs.values())).shape[-1]
+    )
     grid, stride = _grid(lb.in_w, lb.in_h, tuple(head.get("strides", (8, 16, 32))))
     cxcy = (raw[:, :2] + grid) * stride
     wh = np.exp(np.clip(raw[:, 2:4], -10, 10)) * stride
