@@ -102,7 +102,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"edge demo: {video} through {app.cameras['camera'].detect.model} (Ctrl-C to stop)", file=sys.stderr)
 
     def show(e: Event) -> None:
-        print(e.to_json(), flush=True)
+        if args.json:
+            print(e.to_json(), flush=True)
+            return
+        what = " ".join(str(e.attrs[k]) for k in ("color", "type") if k in e.attrs) or e.label
+        extra = f" after {e.attrs['duration']} s" if "duration" in e.attrs else ""
+        zones = f" in {', '.join(e.zones)}" if e.zones else ""
+        print(f"{e.ts[11:19]}  {e.camera}  {what} #{e.track} {e.phase}{zones}{extra}  (score {e.score})", flush=True)
 
     res = replay(video, app, "camera", on_event=show, realtime=not args.fast, show_progress=False)
     print(f"demo done: {res.tracks} vehicles tracked, {res.events} events", file=sys.stderr)
@@ -135,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run the pipeline on the bundled sample video and print events")
     d.add_argument("--video", help="another video file")
     d.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
+    d.add_argument("--json", action="store_true", help="print the events as JSON lines")
     d.set_defaults(func=_cmd_demo)
 
     r = sub.add_parser("replay", help="run the whole pipeline on a video file as fast as possible")

@@ -1,0 +1,92 @@
+"""The ``edge`` command as a user runs it: demo, and bad models reported in one line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def edge(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.usefixtures("model_env")
+def test_demo_prints_events_for_every_vehicle(car_video: Path) -> None:
+    proc = edge("demo", "--fast", "--json", "--video", str(car_video))
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {e["phase"] for e in events} == {"start", "end"}
+    assert len({e["track"] for e in events}) == 4
+    human = edge("demo", "--fast", "--video", str(car_video))
+    assert human.stdout.count(" start") == 4 and "car #1 end after" in human.stdout
+
+
+def _manifest_dir(tmp_path: Path, model_bytes: bytes) -> tuple[Path, Path]:
+    """A models/ dir with one manifest whose file (in a tmp mirror) has a matching sha256."""
+    mirror = tmp_path / "mirror" / "broken-detector"
+    mirror.mkdir(parents=True)
+    (mirror / "model.onnx").write_bytes(model_bytes)
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "broken-detector.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "broken-detector",
+                "task": "detect",
+                "format": "onnx",
+                "backends": ["onnx"],
+                "entry": "model.onnx",
+                "licence": "test",
+                "files": [
+                    {
+                        "path": "model.onnx",
+                        "url": "https://example.invalid/model.onnx",
+                        "sha256": hashlib.sha256(model_bytes).hexdigest(),
+                    }
+                ],
+                "input": {"size": [416, 416]},
+                "head": {"type": "yolox"},
+            }
+        )
+    )
+    return manifests, tmp_path / "mirror"
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.001], ids=["truncated", "corrupt"])
+def test_truncated_or_corrupt_model_is_one_clear_line(
+    tmp_path: Path, shared_models: Path, car_video: Path, cut: float
+) -> None:
+    data = (shared_models / "yolox-nano-coco" / "yolox_nano.onnx").read_bytes()
+    manifests, mirror = _manifest_dir(tmp_path, data[: int(len(data) * cut)])
+    proc = edge(
+        "replay",
+        str(car_video),
+        "--model",
+        "broken-detector",
+        "--events-out",
+        str(tmp_path / "e.jsonl"),
+        env={
+            "EDGE_MODELS_DIR": str(manifests),
+            "EDGE_MODEL_MIRROR": str(mirror),
+            "EDGE_MODEL_CACHE": str(tmp_path / "cache"),
+        },
+    )
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "cannot load model" in lines[0] and "model.onnx" in lines[0], proc.stderr
