@@ -8,7 +8,7 @@ from enum import Enum
 from urllib.parse import unquote, urlsplit
 
 from edge.errors import SourceError
-from edge.redact import redact_url
+from edge.redact import redact_text, redact_url
 
 
 class SourceKind(str, Enum):
@@ -34,8 +34,12 @@ class Source:
 
     @property
     def display(self) -> str:
-        """The location with any password replaced, safe for logs and errors."""
-        return redact_url(self.location)
+        """The location with credentials replaced by ``***``, safe for logs and errors.
+
+        ``redact_url`` parses the URL (robust to odd passwords); ``redact_text`` then gives the
+        same ``scheme://***@host`` form that free-text redaction of error messages produces.
+        """
+        return redact_text(redact_url(self.location))
 
 
 def parse_source(url: str) -> Source:

@@ -1,0 +1,274 @@
+"""One thread per camera: read, sample, resize and hand frames over; reconnect when needed."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from edge.config import CameraConfig
+from edge.errors import SourceError
+from edge.redact import redact_text
+from edge.sources.buffer import FrameBuffer
+from edge.sources.capture import Capture, FileCapture, ReadTimeout
+from edge.sources.ffmpeg import FFmpegCapture, find_ffmpeg
+from edge.sources.sampling import Backoff, Sampler, resize
+from edge.sources.stats import RateMeter, ReaderStats
+from edge.sources.url import Source, SourceKind, parse_source
+from edge.types import Frame
+
+log = logging.getLogger("edge.sources.reader")
+
+_REPLAY_QUEUE = 4  # frames buffered ahead of a replay consumer (decoding overlaps inference)
+
+
+class CameraReader:
+    """Reads one camera on its own thread and delivers sampled ``Frame`` objects.
+
+    Live sources (and files with ``realtime``) keep only the newest sampled frame: a slow
+    consumer gets recent frames, and the ones it missed are counted in
+    ``stats.frames_dropped``. Files with ``realtime=False`` block the reader instead, so
+    every sampled frame is delivered. Create it with ``open_camera``.
+    """
+
+    def __init__(
+        self, name: str, cfg: CameraConfig, source: Source, *, start_time: float | None = None
+    ) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.source = source
+        self.stats = ReaderStats()
+        self._start_time = start_time
+        self._stop = threading.Event()
+        latest = source.live or cfg.realtime
+        self._buffer = FrameBuffer(1 if latest else _REPLAY_QUEUE, latest=latest)
+        self._thread: threading.Thread | None = None
+        self._index = 0  # frames read over the reader's lifetime (across reconnects and loops)
+        self._rate = RateMeter()
+        self._ffmpeg = find_ffmpeg() if source.live else None
+        self._last_logged_error: str | None = None
+
+    # -- public API ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reader thread. For files, opens the file first and raises SourceError."""
+        if self._thread is not None:
+            raise RuntimeError(f"camera {self.name} already started")
+        target: Callable[[], None] = self._run_live
+        if not self.source.live:
+            capture = FileCapture(self.source.location, loop=self.cfg.loop)
+            capture.open()  # a missing or undecodable file fails here, in the caller's thread
+            target = functools.partial(self._run_file, capture)
+        self._thread = threading.Thread(
+            target=self._guarded, args=(target,), name=f"camera-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading and wait up to ``timeout`` s for the thread (and ffmpeg) to end."""
+        self._stop.set()
+        self._buffer.close(discard=True)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("camera %s: reader did not stop within %g s", self.name, timeout)
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next sampled frame; None on timeout, after ``stop`` or at the end of a file."""
+        frame = self._buffer.get(timeout)
+        if frame is not None:
+            self.stats.frames_sampled += 1
+        return frame
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Sampled frames until ``stop()`` or the end of a non-looping file."""
+        while True:
+            frame = self.read(0.5)
+            if frame is not None:
+                yield frame
+            elif self.finished or self._stop.is_set():
+                return
+
+    @property
+    def finished(self) -> bool:
+        """True once the reader ended (stop, end of file, fatal error) and all frames were read."""
+        return self._buffer.drained
+
+    def __enter__(self) -> CameraReader:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- reader thread ---------------------------------------------------------------------
+
+    def _guarded(self, target: Callable[[], None]) -> None:
+        """Run the loop; whatever happens, never raise into anything else."""
+        try:
+            target()
+        except Exception as err:  # noqa: BLE001 - a camera must not take the process down
+            msg = redact_text(f"{type(err).__name__}: {err}")
+            self.stats.last_error = msg
+            log.error("camera %s: reader failed: %s", self.name, msg)
+        finally:
+            self.stats.connected = False
+            self.stats.capture_fps = 0.0
+            self._buffer.close()
+
+    def _run_live(self) -> None:
+        rc = self.cfg.reconnect
+        backoff = Backoff(rc.initial_delay, rc.max_delay)
+        sampler = Sampler(self.cfg.detect.fps)
+        attempt = 0
+        while not self._stop.is_set():
+            if attempt:
+                self.stats.reconnects += 1
+            attempt += 1
+            capture = FFmpegCapture(
+                self.source, rtsp_transport=self.cfg.rtsp_transport, ffmpeg=self._ffmpeg, stop=self._stop
+            )
+            graceful = True
+            try:
+                capture.open(rc.open_timeout)
+                self._pump_live(capture, sampler)
+                if not self._stop.is_set():
+                    self._fail(f"stream from {self.source.display} ended: {capture.end_reason()}")
+            except ReadTimeout:
+                graceful = False  # ffmpeg is wedged: kill it
+                if self.stats.connected:
+                    self.stats.stalls += 1
+                    self._fail(f"stall: no frame from {self.source.display} for {rc.stall_timeout:g} s")
+                else:
+                    self._fail(f"no video from {self.source.display} within {rc.open_timeout:g} s")
+            except SourceError as err:
+                if not self._stop.is_set():
+                    self._fail(str(err))
+            except Exception as err:  # noqa: BLE001 - keep retrying whatever went wrong
+                self._fail(f"unexpected {type(err).__name__}: {err}", level=logging.ERROR)
+            finally:
+                got_frames = self.stats.connected
+                self.stats.connected = False
+                self.stats.capture_fps = 0.0
+                self._rate.reset()
+                capture.close(graceful=graceful)
+            if got_frames:
+                backoff.reset()  # the connection worked: retry quickly
+            delay = backoff.next()
+            if not self._stop.is_set():
+                log.debug("camera %s: reconnecting in %.2f s", self.name, delay)
+            self._stop.wait(delay)
+
+    def _pump_live(self, capture: FFmpegCapture, sampler: Sampler) -> None:
+        """Read frames until the stream ends; ReadTimeout when no frame comes in time."""
+        rc = self.cfg.reconnect
+        timeout = rc.open_timeout  # the first frame may take a keyframe interval to arrive
+        while not self._stop.is_set():
+            if not capture.grab(timeout):
+                return
+            now, mono = time.time(), time.monotonic()
+            if not self.stats.connected:
+                # First frame of this connection: it works.
+                self.stats.connected = True
+                self._last_logged_error = None
+                w, h = capture.size
+                log.info("camera %s: connected to %s (%dx%d)", self.name, self.source.display, w, h)
+            timeout = rc.stall_timeout
+            self._deliver(capture, now, mono, mono, sampler)
+
+    def _run_file(self, capture: FileCapture) -> None:
+        base = self._start_time if self._start_time is not None else time.time()
+        sampler = Sampler(self.cfg.detect.fps)
+        realtime = self.cfg.realtime
+        clock0: float | None = None
+        pts0 = 0.0
+        self.stats.connected = True
+        looping = " (loop)" if self.cfg.loop else ""
+        log.info("camera %s: reading %s%s", self.name, self.source.display, looping)
+        try:
+            while not self._stop.is_set():
+                if not capture.grab():
+                    log.info("camera %s: end of %s", self.name, self.source.display)
+                    return
+                pts = capture.pts or 0.0
+                if realtime:
+                    # Pace by media time so the file behaves like a camera.
+                    if clock0 is None:
+                        clock0, pts0 = time.monotonic(), pts
+                    wait = clock0 + (pts - pts0) - time.monotonic()
+                    if wait > 0 and self._stop.wait(wait):
+                        return
+                self._deliver(capture, base + pts, time.monotonic(), pts, sampler)
+        finally:
+            capture.close()
+
+    def _deliver(
+        self, capture: Capture, capture_time: float, mono: float, t: float, sampler: Sampler
+    ) -> None:
+        """Count a frame read at ``capture_time``; if sampled at time ``t``, hand it over."""
+        stats = self.stats
+        index = self._index
+        self._index += 1
+        stats.frames_read += 1
+        stats.last_frame_time = time.time()
+        stats.capture_fps = self._rate.tick(mono)
+        if not sampler.accept(t):
+            return
+        det = self.cfg.detect
+        image = resize(capture.retrieve(), det.width, det.height)
+        frame = Frame(camera=self.name, index=index, capture_time=capture_time, image=image, pts=capture.pts)
+        stats.frames_dropped += self._buffer.put(frame)
+
+    def _fail(self, message: str, level: int = logging.WARNING) -> None:
+        """Record a (redacted) problem; log it loudly once, then quietly while it repeats."""
+        message = redact_text(message)
+        self.stats.last_error = message
+        if message != self._last_logged_error:
+            log.log(level, "camera %s: %s", self.name, message)
+            self._last_logged_error = message
+        else:
+            log.debug("camera %s: %s", self.name, message)
+
+
+def open_camera(name: str, cfg: CameraConfig, *, start_time: float | None = None) -> CameraReader:
+    """Create (not start) the reader for ``cfg.url``.
+
+    Raises SourceError at once for an unsupported URL, a missing file or a missing ffmpeg.
+    ``start_time`` (files only) fixes ``capture_time = start_time + pts`` for reproducible replays.
+    """
+    source = parse_source(cfg.url)
+    if source.kind is SourceKind.FILE:
+        if not os.path.isfile(source.location):
+            raise SourceError(f"video file not found: {source.location}")
+    return CameraReader(name, cfg, source, start_time=start_time)
+
+
+def probe(url: str, timeout: float, *, rtsp_transport: str = "tcp") -> None:
+    """Check that ``url`` yields a decodable frame within ``timeout`` s, else raise SourceError.
+
+    For one-shot uses (``edge replay`` of a URL) that must fail with one clear line instead
+    of retrying forever.
+    """
+    source = parse_source(url)
+    if source.kind is SourceKind.FILE:
+        capture = FileCapture(source.location)
+        capture.open()
+        capture.close()
+        return
+    deadline = time.monotonic() + timeout
+    live = FFmpegCapture(source, rtsp_transport=rtsp_transport)
+    try:
+        live.open(timeout)
+        try:
+            ok = live.grab(max(0.1, deadline - time.monotonic()))
+        except ReadTimeout:
+            raise SourceError(f"no video from {source.display} within {timeout:g} s") from None
+        if not ok:
+            raise SourceError(f"cannot read {source.display}: {live.end_reason()}")
+    finally:
+        live.close(graceful=False)

@@ -1,0 +1,453 @@
+"""Camera readers against real components: Debian's GStreamer RTSP server, ffmpeg, an MJPEG
+HTTP server and the shared videos. No mocks: servers are killed, restarted and frozen.
+
+Measured timings are printed (run with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.config import CameraConfig
+from edge.errors import SourceError
+from edge.sources import CameraReader, open_camera, probe
+from edge.sources.ffmpeg import ffmpeg_command
+from edge.sources.sampling import Backoff, Sampler, target_size
+from edge.sources.url import SourceKind, parse_source
+from edge.types import Frame
+from tests.conftest import need_exe
+from tests.fixtures.rtsp import RtspServer, free_port
+
+FAST_RECONNECT = {"initial_delay": 0.2, "max_delay": 1.0, "stall_timeout": 2.0, "open_timeout": 4.0}
+
+
+def camera(url: str, **kw: object) -> CameraConfig:
+    """A camera config with short test timeouts (overridable)."""
+    data: dict[str, object] = {"url": url, "reconnect": dict(FAST_RECONNECT)}
+    data.update(kw)
+    return CameraConfig.model_validate(data)
+
+
+@pytest.fixture()
+def readers() -> Iterator[Callable[..., CameraReader]]:
+    """Open and start readers; all are stopped (and checked to stop) at the end."""
+    started: list[CameraReader] = []
+
+    def make(name: str, cfg: CameraConfig, **kw: object) -> CameraReader:
+        reader = open_camera(name, cfg, **kw)  # type: ignore[arg-type]
+        started.append(reader)
+        reader.start()
+        return reader
+
+    yield make
+    for r in started:
+        r.stop(timeout=5)
+    for r in started:
+        assert r._thread is None or not r._thread.is_alive(), f"camera {r.name} did not stop"
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, step: float = 0.02) -> float:
+    """Seconds until ``cond()`` held; fails the test after ``timeout``."""
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - t0
+
+
+def next_frame_after(reader: CameraReader, wall: float, timeout: float) -> tuple[Frame, float]:
+    """The first frame captured after wall-clock ``wall`` and the monotonic time it arrived."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frame = reader.read(timeout=0.2)
+        if frame is not None and frame.capture_time > wall:
+            return frame, time.monotonic()
+    pytest.fail(f"no new frame within {timeout} s (stats: {reader.stats})")
+
+
+def pts_of(frame: Frame | None) -> float:
+    """A file frame's media time (always known for files)."""
+    assert frame is not None and frame.pts is not None
+    return frame.pts
+
+
+def collect(reader: CameraReader, seconds: float) -> list[Frame]:
+    """Every frame read during ``seconds``."""
+    frames = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        frame = reader.read(timeout=0.1)
+        if frame is not None:
+            frames.append(frame)
+    return frames
+
+
+# -- pure building blocks ---------------------------------------------------------------------
+
+
+def test_sampler_keeps_exact_rate_and_tolerates_jitter() -> None:
+    s = Sampler(5.0)
+    assert sum(s.accept(i * 0.08) for i in range(377)) == 151  # 12.5 fps file, 30.16 s
+    rng = np.random.default_rng(0)
+    s = Sampler(5.0)  # a jittery 5 fps camera sampled at 5 fps keeps every frame
+    assert all(s.accept(i * 0.2 + rng.uniform(-0.03, 0.03)) for i in range(100))
+    s = Sampler(5.0)  # a 2 fps source is not "caught up" with bursts
+    assert all(s.accept(i * 0.5) for i in range(20))
+
+
+def test_backoff_and_target_size() -> None:
+    b = Backoff(0.5, 3.0)
+    assert [b.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    b.reset()
+    assert b.next() == 0.5
+    assert target_size(768, 432, 384, None) == (384, 216)
+    assert target_size(768, 432, None, 216) == (384, 216)
+    assert target_size(768, 432, 300, 300) == (300, 300)
+    assert target_size(768, 432, None, None) == (768, 432)
+
+
+def test_parse_source_and_transport_flag() -> None:
+    assert parse_source("rtsp://u:p@cam/s").kind is SourceKind.RTSP
+    assert parse_source("https://cam/mjpg").kind is SourceKind.HTTP
+    assert parse_source("/dev/video0").kind is SourceKind.DEVICE
+    assert parse_source("file:///tmp/a%20b.mp4").location == "/tmp/a b.mp4"
+    assert parse_source("clip.mp4").kind is SourceKind.FILE
+    cmd = ffmpeg_command("ffmpeg", parse_source("rtsp://cam/s"), "udp")
+    assert cmd[cmd.index("-rtsp_transport") + 1] == "udp"
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def test_file_replay_delivers_every_sampled_frame(
+    car_video: Path, readers: Callable[..., CameraReader]
+) -> None:
+    cfg = camera(str(car_video), realtime=False, detect={"fps": 5, "width": 384})
+    reader = readers("replay", cfg, start_time=1_000.0)
+    frames = []
+    for frame in reader:  # a consumer slower than decoding: the reader must wait, not drop
+        frames.append(frame)
+        time.sleep(0.002)
+    assert reader.finished
+    assert len(frames) == 151  # 377 frames at 12.5 fps -> every 0.2 s of media
+    assert reader.stats.frames_read == 377
+    assert reader.stats.frames_dropped == 0
+    assert reader.stats.frames_sampled == 151
+    assert frames[0].size == (384, 216)  # width only: aspect kept
+    pts = [pts_of(f) for f in frames]
+    assert pts[0] == 0.0 and pts[-1] == pytest.approx(30.0, abs=0.1)
+    assert all(b - a == pytest.approx(0.2, abs=0.09) for a, b in zip(pts, pts[1:], strict=False))
+    assert all(f.capture_time == pytest.approx(1_000.0 + pts_of(f)) for f in frames)  # reproducible
+    assert all(f.index == round(pts_of(f) / 0.08) for f in frames)  # frame number in the source
+
+
+def test_file_realtime_pacing(car_video: Path, readers: Callable[..., CameraReader]) -> None:
+    reader = readers("rt", camera(str(car_video), realtime=True, detect={"fps": 5}))
+    first = reader.read(timeout=5)
+    assert first is not None
+    t0 = time.monotonic()
+    frames = collect(reader, 2.0)
+    elapsed = time.monotonic() - t0
+    media = pts_of(frames[-1]) - pts_of(first)
+    print(f"\nrealtime file: {media:.2f} s of media in {elapsed:.2f} s wall, {len(frames)} frames")
+    assert media == pytest.approx(elapsed, abs=0.35)  # paced by media time, not as fast as possible
+    assert 8 <= len(frames) <= 12
+    assert abs(frames[-1].capture_time - time.time()) < 0.5
+    assert reader.stats.capture_fps == pytest.approx(12.5, rel=0.2)
+
+
+def test_file_loop(shared_data: Path, readers: Callable[..., CameraReader]) -> None:
+    video = shared_data / "videos" / "traffic_frames.mp4"  # 20 frames at 30 fps
+    reader = readers("loop", camera(str(video), realtime=False, loop=True, detect={"fps": 30}))
+    frames = [reader.read(timeout=5) for _ in range(50)]
+    assert all(f is not None for f in frames)
+    assert [f.index for f in frames] == list(range(50))  # type: ignore[union-attr]
+    pts = [pts_of(f) for f in frames]
+    assert all(b > a for a, b in zip(pts, pts[1:], strict=False))  # time never goes back
+    assert pts[20] == pytest.approx(20 / 30, abs=0.01)
+    assert not reader.finished
+
+
+def test_missing_or_bad_file_fails_with_one_clear_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.mp4"
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match=f"^video file not found: {missing}$"):
+        open_camera("x", camera(str(missing)))
+    with pytest.raises(SourceError, match="video file not found"):
+        probe(str(missing), timeout=1)
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    reader = open_camera("x", camera(str(bad)))
+    with pytest.raises(SourceError, match="bad.mp4") as err:
+        reader.start()
+    assert "\n" not in str(err.value)
+    assert time.monotonic() - t0 < 3
+
+
+# -- RTSP -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_rtsp_reads_frames_at_detect_fps(
+    transport: str, rtsp_server: RtspServer, readers: Callable[..., CameraReader]
+) -> None:
+    need_exe("ffmpeg")
+    cfg = camera(rtsp_server.url(), rtsp_transport=transport, detect={"fps": 5})
+    t_start = time.monotonic()
+    reader = readers(f"cam-{transport}", cfg)
+    first = reader.read(timeout=10)
+    assert first is not None, reader.stats
+    connect = time.monotonic() - t_start
+    collect(reader, 1.0)  # skip the server's start-up burst
+    t0 = time.monotonic()
+    frames = collect(reader, 3.0)
+    fps = len(frames) / (time.monotonic() - t0)
+    print(f"\nrtsp/{transport}: first frame after {connect:.2f} s, {fps:.2f} sampled fps")
+    assert fps == pytest.approx(5.0, abs=1.0)
+    assert first.size == (768, 432)
+    now = time.time()
+    assert all(now - 4.5 < f.capture_time <= now for f in frames)
+    assert all(b.capture_time > a.capture_time for a, b in zip(frames, frames[1:], strict=False))
+    assert all(b.index > a.index for a, b in zip(frames, frames[1:], strict=False))
+    assert frames[0].image.dtype == np.uint8 and frames[0].image.mean() > 20  # a real picture
+    assert reader.stats.connected
+    assert reader.stats.capture_fps == pytest.approx(12.5, rel=0.25)
+    assert reader.stats.frames_dropped == 0  # this consumer keeps up
+    assert (_ffmpeg_udp_sockets() > 0) == (transport == "udp")  # the transport really is used
+    t_stop = time.monotonic()
+    reader.stop()
+    assert time.monotonic() - t_stop < 3
+    assert reader.finished
+
+
+def test_rtsp_server_restart_resumes_within_5s(
+    rtsp_server: RtspServer, readers: Callable[..., CameraReader]
+) -> None:
+    reader = readers("cam", camera(rtsp_server.url()))
+    assert reader.read(timeout=10) is not None
+    rtsp_server.kill()
+    down = wait_for(lambda: not reader.stats.connected, 5)
+    time.sleep(1.5)  # let the reader fail a few reconnects so the backoff grows
+    failed = reader.stats.reconnects
+    assert failed >= 1 and reader.stats.last_error
+    rtsp_server.start()
+    back, back_wall = time.monotonic(), time.time()
+    _frame, t_frame = next_frame_after(reader, back_wall, timeout=8)
+    resume = t_frame - back
+    print(f"\nrtsp restart: disconnect noticed after {down:.2f} s, frames again {resume:.2f} s after restart")
+    assert resume < 5.0
+    assert reader.stats.connected
+
+
+def test_rtsp_stall_detected_and_recovered(
+    rtsp_server: RtspServer, readers: Callable[..., CameraReader]
+) -> None:
+    stall_timeout = 2.0
+    reader = readers("cam", camera(rtsp_server.url()))
+    assert reader.read(timeout=10) is not None
+    time.sleep(0.5)
+    rtsp_server.pause()  # the TCP connection stays up, frames stop
+    try:
+        detected = wait_for(lambda: reader.stats.stalls >= 1, stall_timeout + 3)
+        assert not reader.stats.connected
+        assert "stall" in (reader.stats.last_error or "")
+    finally:
+        rtsp_server.resume()
+    back, back_wall = time.monotonic(), time.time()
+    _frame, t_frame = next_frame_after(reader, back_wall, timeout=10)
+    recovered = t_frame - back
+    print(f"\nrtsp stall: detected after {detected:.2f} s (stall_timeout {stall_timeout}), "
+          f"frames again {recovered:.2f} s after SIGCONT")
+    assert detected <= stall_timeout + 1.5
+    assert recovered < 5.0
+    assert reader.stats.stalls == 1
+
+
+def test_slow_consumer_gets_recent_frames_not_lag(
+    rtsp_server: RtspServer, readers: Callable[..., CameraReader]
+) -> None:
+    reader = readers("cam", camera(rtsp_server.url(), detect={"fps": 12.5}))
+    assert reader.read(timeout=10) is not None
+    time.sleep(1.0)  # past the start-up burst
+    ages, drops = [], []
+    for _ in range(6):
+        time.sleep(0.5)  # "inference" far slower than the camera
+        frame = reader.read(timeout=2)
+        assert frame is not None
+        ages.append(time.time() - frame.capture_time)
+        drops.append(reader.stats.frames_dropped)
+    print(f"\nslow consumer: frame ages {[round(a, 3) for a in ages]}, dropped {drops}")
+    assert max(ages) < 0.5  # the newest frame, not one from a growing backlog
+    assert all(b >= a + 3 for a, b in zip(drops, drops[1:], strict=False))  # ~5 stale frames per read
+
+
+def test_credentials_never_logged(
+    rtsp_server_factory: Callable[..., RtspServer],
+    readers: Callable[..., CameraReader],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "s3cr3t-Pa55"
+    caplog.set_level(logging.DEBUG, logger="edge")
+    server = rtsp_server_factory(user="viewer", password=secret)
+    good = readers("good", camera(server.url(user="viewer", password=secret)))
+    assert good.read(timeout=10) is not None  # the credentials reach the server
+    wrong = readers("wrong", camera(server.url(user="viewer", password=secret + "x")))
+    refused = readers("refused", camera(f"rtsp://viewer:{secret}@127.0.0.1:{free_port()}/cars"))
+    wait_for(lambda: wrong.stats.reconnects >= 1 and refused.stats.reconnects >= 1, 10)
+    assert "401" in (wrong.stats.last_error or "")
+    assert "refused" in (refused.stats.last_error or "").lower()
+    errors = []
+    for url in (server.url(user="viewer", password=secret + "x"), refused.cfg.url):
+        with pytest.raises(SourceError) as err:
+            probe(url, timeout=5)
+        errors.append(str(err.value))
+    texts = [caplog.text, *errors, repr(wrong.stats), repr(refused.stats), repr(good.stats)]
+    assert "rtsp://***@127.0.0.1" in caplog.text  # URLs are logged, redacted
+    for text in texts:
+        assert secret not in text
+
+
+def test_unreachable_url_reports_clearly_and_keeps_retrying(
+    readers: Callable[..., CameraReader],
+) -> None:
+    need_exe("ffmpeg")
+    url = f"rtsp://127.0.0.1:{free_port()}/cars"
+    t0 = time.monotonic()
+    with pytest.raises(SourceError) as err:
+        probe(url, timeout=3)
+    msg = str(err.value)
+    assert url in msg and "Connection refused" in msg and "\n" not in msg
+    assert time.monotonic() - t0 < 3.5
+    with pytest.raises(SourceError, match="no video from"):
+        # A port that accepts TCP but never answers: the deadline, not ffmpeg, ends the wait.
+        with _silent_tcp_server() as port:
+            probe(f"http://127.0.0.1:{port}/mjpg", timeout=1.5)
+    reader = readers("gone", camera(url))  # a live camera does not raise: it retries
+    wait_for(lambda: reader.stats.reconnects >= 2, 5)
+    assert not reader.stats.connected and "Connection refused" in (reader.stats.last_error or "")
+    assert not reader.finished
+
+
+def test_two_cameras_one_dies_other_keeps_delivering(
+    rtsp_server_factory: Callable[..., RtspServer], readers: Callable[..., CameraReader]
+) -> None:
+    a_server, b_server = rtsp_server_factory(), rtsp_server_factory()
+    a = readers("a", camera(a_server.url()))
+    b = readers("b", camera(b_server.url(), rtsp_transport="udp"))
+    assert a.read(timeout=10) is not None and b.read(timeout=10) is not None
+    killed = time.time()
+    a_server.kill()
+    wait_for(lambda: not a.stats.connected, 5)
+    frames = collect(b, 2.5)
+    assert len(frames) >= 10 and b.stats.connected
+    stale = [f for f in collect(a, 0.5) if f.capture_time > killed]
+    assert not stale and a.stats.last_error
+    assert a._thread is not None and a._thread.is_alive()  # still retrying, not crashed
+
+
+def _ffmpeg_udp_sockets() -> int:
+    """UDP sockets held by ffmpeg children of this process (from /proc, no tools needed)."""
+    udp = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError):
+            udp |= {line.split()[9] for line in Path(table).read_text().splitlines()[1:]}
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            comm, rest = stat.read_text().rsplit(")", 1)
+            if comm.endswith("(ffmpeg") and int(rest.split()[1]) == os.getpid():
+                for fd in (stat.parent / "fd").iterdir():
+                    link = os.readlink(fd)
+                    count += link.startswith("socket:[") and link[8:-1] in udp
+    return count
+
+
+# -- HTTP MJPEG -------------------------------------------------------------------------------
+
+
+class _MjpegHandler(http.server.BaseHTTPRequestHandler):
+    jpegs: list[bytes] = []
+    fps = 10.0
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        i = 0
+        try:
+            while not self.server.stopping:  # type: ignore[attr-defined]
+                jpeg = self.jpegs[i % len(self.jpegs)]
+                head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                self.wfile.write(head.encode() + jpeg + b"\r\n")
+                i += 1
+                time.sleep(1 / self.fps)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_http_mjpeg(car_video: Path, readers: Callable[..., CameraReader]) -> None:
+    need_exe("ffmpeg")
+    cap = cv2.VideoCapture(str(car_video))
+    originals = []
+    for _ in range(20):
+        ok, img = cap.read()
+        assert ok
+        originals.append(img)
+    cap.release()
+    _MjpegHandler.jpegs = [cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+                           for img in originals]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MjpegHandler)
+    server.daemon_threads = True
+    server.stopping = False  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/video.mjpg"
+        probe(url, timeout=5)
+        t_open = time.monotonic()
+        reader = readers("mjpeg", camera(url, detect={"fps": 5, "height": 216}))
+        assert reader.read(timeout=10) is not None
+        print(f"\nmjpeg: first frame after {time.monotonic() - t_open:.2f} s")
+        t0 = time.monotonic()
+        frames = collect(reader, 2.0)
+        fps = len(frames) / (time.monotonic() - t0)
+        assert fps == pytest.approx(5.0, abs=1.2)
+        assert frames[0].size == (384, 216)
+        # Colours survive MJPEG -> yuv420p -> BGR: the frame matches one of the originals.
+        small = [cv2.resize(o, (384, 216), interpolation=cv2.INTER_AREA).astype(np.int16) for o in originals]
+        diff = min(float(np.abs(frames[-1].image.astype(np.int16) - s).mean()) for s in small)
+        assert diff < 6, diff
+    finally:
+        server.stopping = True  # type: ignore[attr-defined]
+        server.shutdown()
+        server.server_close()
+
+
+class _silent_tcp_server:  # noqa: N801 - used like a function
+    """A listening socket that accepts but never answers (a hung camera)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        return int(self.sock.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
