@@ -17,7 +17,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Info, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -42,6 +49,7 @@ _PIPELINE_COUNTERS = (
     ("frames_in", "frames", "Frames entering the pipeline"),
     ("frames_inferred", "frames_inferred", "Frames sent to the detector"),
     ("frames_motion_skipped", "frames_motion_skipped", "Frames skipped by motion gating"),
+    ("frame_errors", "frame_errors", "Frames the pipeline could not process (logged, skipped)"),
 )
 
 
@@ -94,7 +102,8 @@ class _StatsCollector(Collector):
             for attr, suffix, help_ in _PIPELINE_COUNTERS
         }
         gated = GaugeMetricFamily(
-            "edge_pipeline_motion_gated_ratio", "Fraction of pipeline frames skipped by motion gating",
+            "edge_pipeline_motion_gated_ratio",
+            "Fraction of pipeline frames skipped by motion gating",
             labels=["camera"],
         )
         tracks = GaugeMetricFamily("edge_pipeline_active_tracks", "Tracks currently alive", labels=["camera"])
@@ -139,7 +148,9 @@ class _StatsCollector(Collector):
             yield c
         temps = read_temperatures(m.thermal_dir)
         if temps:
-            g = GaugeMetricFamily("edge_device_temperature_celsius", "Thermal zone temperature", labels=["zone", "type"])
+            g = GaugeMetricFamily(
+                "edge_device_temperature_celsius", "Thermal zone temperature", labels=["zone", "type"]
+            )
             for zone, kind, deg in temps:
                 g.add_metric([zone, kind], deg)
             yield g
@@ -164,11 +175,17 @@ class Metrics:
         r = self.registry
         self.events = Counter("edge_events", "Events emitted", ["camera", "type"], registry=r)
         self.inference = Histogram(
-            "edge_inference_seconds", "Inference latency", ["model", "backend"], buckets=INFERENCE_BUCKETS, registry=r
+            "edge_inference_seconds",
+            "Inference latency",
+            ["model", "backend"],
+            buckets=INFERENCE_BUCKETS,
+            registry=r,
         )
         self.publish_latency = Histogram(
-            "edge_mqtt_publish_seconds", "Time from publish to broker acknowledgement",
-            buckets=PUBLISH_BUCKETS, registry=r,
+            "edge_mqtt_publish_seconds",
+            "Time from publish to broker acknowledgement",
+            buckets=PUBLISH_BUCKETS,
+            registry=r,
         )
         self.pipeline_errors = Counter(
             "edge_pipeline_errors", "Frames whose processing raised (skipped)", ["camera"], registry=r
@@ -217,7 +234,10 @@ class MetricsServer:
     """``/metrics`` (Prometheus text) and ``/healthz`` (JSON) on a background thread."""
 
     def __init__(
-        self, metrics: Metrics, host: str = "127.0.0.1", port: int = 9108,
+        self,
+        metrics: Metrics,
+        host: str = "127.0.0.1",
+        port: int = 9108,
         health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         """``port`` 0 picks a free port (see :attr:`port`). ``health`` returns a dict with an
@@ -268,4 +288,3 @@ class MetricsServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
-

@@ -15,7 +15,6 @@ SHARED_DATA = SHARED / "data"
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-
 def need(ok: bool, what: str) -> None:
     """Require a component: fail in CI (CI=true) when it is missing, skip with a reason elsewhere."""
     if ok:
@@ -62,3 +61,5 @@ def model_env(tmp_path: Path, shared_models: Path, monkeypatch: pytest.MonkeyPat
 
 
 # Component fixtures: each owner adds one import line here.
+from tests.fixtures.mqtt import *  # noqa: E402,F401,F403
+from tests.fixtures.rtsp import *  # noqa: E402,F401,F403

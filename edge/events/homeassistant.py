@@ -19,7 +19,11 @@ def discovery_messages(topics: Topics, cameras: Iterable[str]) -> list[tuple[str
         "manufacturer": "edge-appliance",
         "sw_version": __version__,
     }
-    avail = {"availability_topic": topics.status, "payload_available": ONLINE, "payload_not_available": OFFLINE}
+    avail = {
+        "availability_topic": topics.status,
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+    }
     msgs: list[tuple[str, dict]] = [
         (
             topics.discovery("binary_sensor", f"edge_{device}_status"),

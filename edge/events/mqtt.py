@@ -99,7 +99,9 @@ class MqttPublisher:
             if cfg.tls_insecure:
                 client.tls_insecure_set(True)
         client.will_set(self.topics.status, OFFLINE, qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=max(1, int(cfg.reconnect_min_delay)), max_delay=int(cfg.reconnect_max_delay))
+        client.reconnect_delay_set(
+            min_delay=max(1, int(cfg.reconnect_min_delay)), max_delay=int(cfg.reconnect_max_delay)
+        )
         client.max_inflight_messages_set(cfg.max_inflight + 10)  # headroom for status/stats messages
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -116,9 +118,12 @@ class MqttPublisher:
         self._pump_thread.start()
         log.info(
             "MQTT publishing to %s:%d as %s (tls=%s, auth=%s, qos=%d)",
-            self.cfg.host, self.cfg.port, self.client_id,
+            self.cfg.host,
+            self.cfg.port,
+            self.client_id,
             bool(self.cfg.tls or self.cfg.tls_ca or self.cfg.tls_cert),
-            self.cfg.username is not None, self.cfg.qos,
+            self.cfg.username is not None,
+            self.cfg.qos,
         )
 
     # -- paho callbacks (network thread) -------------------------------------------------------
@@ -137,14 +142,23 @@ class MqttPublisher:
                 hint = " (check mqtt.username / mqtt.password)"
             self.last_error = f"refused: {reason}"
             self._log_error(
-                f"refused:{reason}", "MQTT broker %s:%d refused the connection: %s%s; retrying",
-                self.cfg.host, self.cfg.port, reason, hint,
+                f"refused:{reason}",
+                "MQTT broker %s:%d refused the connection: %s%s; retrying",
+                self.cfg.host,
+                self.cfg.port,
+                reason,
+                hint,
             )
             return
         self.connects += 1
         self.last_error = None
         self._last_err_key = None
-        log.info("MQTT connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port, flags.session_present)
+        log.info(
+            "MQTT connected to %s:%d (session present: %s)",
+            self.cfg.host,
+            self.cfg.port,
+            flags.session_present,
+        )
         client.publish(self.topics.status, ONLINE, qos=1, retain=True)
         for topic, payload in self._retained:
             client.publish(topic, payload, qos=1, retain=True)
@@ -154,13 +168,23 @@ class MqttPublisher:
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self.last_error = "connection failed"
-        self._log_error("connect_fail", "MQTT broker %s:%d unreachable; retrying with backoff", self.cfg.host, self.cfg.port)
+        self._log_error(
+            "connect_fail",
+            "MQTT broker %s:%d unreachable; retrying with backoff",
+            self.cfg.host,
+            self.cfg.port,
+        )
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         was = self.connected
         self.connected = False
         if was and not self._stopping:
-            log.warning("MQTT disconnected from %s:%d (%s); events wait in the outbox", self.cfg.host, self.cfg.port, reason)
+            log.warning(
+                "MQTT disconnected from %s:%d (%s); events wait in the outbox",
+                self.cfg.host,
+                self.cfg.port,
+                reason,
+            )
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self._acks.put(mid)  # no locks here: paho holds its message lock while calling us
@@ -176,6 +200,9 @@ class MqttPublisher:
             self._wake.clear()
             try:
                 self._take_acks()
+                # Read ``connected`` before ``_reconnected``: on_connect sets them in the other
+                # order, so a fresh connection is never used before its resends are accounted.
+                connected = self.connected
                 if self._reconnected:
                     self._reconnected = False
                     resuming = bool(self._inflight)
@@ -183,7 +210,7 @@ class MqttPublisher:
                     resuming = False
                 if self._stopping and not self.connected:
                     break
-                if self.connected and not resuming:
+                if connected and not resuming:
                     cursor = self._send_more(cursor)
             except Exception:  # never let the pump die: the backlog is safe on disk
                 log.exception("MQTT pump error; retrying")

@@ -74,22 +74,37 @@ class Outbox:
         self.when_full = when_full
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+        # Every statement is read to the end: an unfinished one keeps its transaction, and after
+        # a write SQLite's write lock, open and blocks the sequencer's connection to this file.
+        self._db.execute("PRAGMA journal_mode=WAL").fetchall()
+        self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}").fetchall()
         # Keep the WAL file from growing past a few MB after a big backlog is drained.
-        self._db.execute("PRAGMA journal_size_limit=4194304")
+        self._db.execute("PRAGMA journal_size_limit=4194304").fetchall()
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outbox ("
             " id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,"
             " qos INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL, size INTEGER NOT NULL)"
         )
-        row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(created) FROM outbox").fetchone()
+        row = self._one("SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(created) FROM outbox")
         self._depth, self._bytes, self._oldest = int(row[0]), int(row[1]), row[2]
         self.dropped = 0
         self._dropped_since_log = 0
         self._last_log = 0.0
         if self._depth:
-            log.info("outbox %s holds %d message(s) from a previous run; sending them first", self.path, self._depth)
+            log.info(
+                "outbox %s holds %d message(s) from a previous run; sending them first",
+                self.path,
+                self._depth,
+            )
+
+    def _one(self, sql: str, params: tuple | list = ()) -> tuple:
+        """One row, with the statement closed at once: an open SELECT would keep this
+        connection's transaction (and, after a write, SQLite's write lock) open."""
+        cur = self._db.execute(sql, params)
+        try:
+            return tuple(cur.fetchone())
+        finally:
+            cur.close()
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -114,12 +129,19 @@ class Outbox:
             return int(cur.lastrowid or 0)
 
     def _drop_oldest_locked(self, need: int, now: float) -> None:
-        freed, ids = 0, []
-        for row_id, size in self._db.execute("SELECT id, size FROM outbox ORDER BY id"):
-            ids.append(row_id)
-            freed += size
-            if freed >= need:
+        freed, ids, after = 0, [], 0
+        while freed < need:
+            rows = self._db.execute(
+                "SELECT id, size FROM outbox WHERE id > ? ORDER BY id LIMIT 256", (after,)
+            ).fetchall()
+            if not rows:
                 break
+            for row_id, size in rows:
+                ids.append(row_id)
+                freed += size
+                after = row_id
+                if freed >= need:
+                    break
         self._delete_locked(ids)
         self._count_drop(len(ids), now)
 
@@ -129,7 +151,10 @@ class Outbox:
         if now - self._last_log >= _LOG_EVERY:
             log.warning(
                 "outbox full (%d bytes budget, policy %s): dropped %d message(s), %d in total",
-                self.max_bytes, self.when_full, self._dropped_since_log, self.dropped,
+                self.max_bytes,
+                self.when_full,
+                self._dropped_since_log,
+                self.dropped,
             )
             self._last_log = now
             self._dropped_since_log = 0
@@ -156,18 +181,22 @@ class Outbox:
         for i in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            self._db.execute("BEGIN")
-            row = self._db.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE id IN ({marks})", chunk
-            ).fetchone()
-            self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
-            self._db.execute("COMMIT")
+            # IMMEDIATE: take the write lock before reading, so the read snapshot cannot go
+            # stale under the sequencer's writes to the same file (SQLITE_BUSY_SNAPSHOT).
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._one(f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outbox WHERE id IN ({marks})", chunk)
+                self._db.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             self._depth -= int(row[0])
             self._bytes -= int(row[1])
         if self._depth <= 0:
             self._depth, self._bytes, self._oldest = 0, 0, None
         else:
-            self._oldest = self._db.execute("SELECT created FROM outbox ORDER BY id LIMIT 1").fetchone()[0]
+            self._oldest = self._one("SELECT created FROM outbox ORDER BY id LIMIT 1")[0]
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -185,7 +214,7 @@ class Outbox:
         """Checkpoint the WAL and close the file."""
         with self._lock:
             try:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             except sqlite3.Error:
                 pass
             self._db.close()

@@ -29,20 +29,21 @@ class PersistentSequencer:
         self._block = max(1, block)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self._path), check_same_thread=False, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # rare writes: make each reservation durable
+        self._db.execute("PRAGMA journal_mode=WAL").fetchall()
+        self._db.execute("PRAGMA synchronous=FULL").fetchall()  # rare writes: make each reservation durable
         self._db.execute("CREATE TABLE IF NOT EXISTS seq (camera TEXT PRIMARY KEY, next INTEGER NOT NULL)")
         self._next: dict[str, int] = {}
         self._limit: dict[str, int] = {}
         self._closed = False
 
     def _reserve(self, camera: str) -> None:
-        row = self._db.execute("SELECT next FROM seq WHERE camera = ?", (camera,)).fetchone()
+        # fetchall, not fetchone: an unfinished SELECT would hold the transaction (and lock) open
+        rows = self._db.execute("SELECT next FROM seq WHERE camera = ?", (camera,)).fetchall()
+        row = rows[0] if rows else None
         start = self._next.get(camera, row[0] if row else 0)
         limit = start + self._block
         self._db.execute(
-            "INSERT INTO seq (camera, next) VALUES (?, ?) "
-            "ON CONFLICT(camera) DO UPDATE SET next = excluded.next",
+            "INSERT INTO seq (camera, next) VALUES (?, ?) ON CONFLICT(camera) DO UPDATE SET next = excluded.next",
             (camera, limit),
         )
         self._next[camera] = start

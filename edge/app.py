@@ -1,0 +1,344 @@
+"""``edge run``: cameras -> pipeline -> events -> sinks, until SIGTERM/SIGINT.
+
+One thread per camera; each is supervised (a crash restarts that camera with backoff and never
+touches the others) and a frame whose processing raises is logged and skipped. Shutdown order
+matters for delivery: readers stop, pipelines close their open tracks (``end`` events), every
+event is in the outbox, the publisher drains for ``mqtt.drain_timeout`` seconds, the status goes
+``offline`` and the rest of the backlog waits on disk for the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edge.config import AppConfig, CameraConfig
+from edge.events.bus import EventBus
+from edge.events.homeassistant import discovery_messages
+from edge.events.mqtt import MqttPublisher
+from edge.events.outbox import Outbox
+from edge.events.schema import Event, utc_iso
+from edge.events.sequence import PersistentSequencer
+from edge.events.sinks import FanOut, JsonlSink, MqttSink, Sink, StdoutSink
+from edge.events.topics import Topics
+from edge.metrics import Metrics, MetricsServer
+from edge.redact import redact_url
+from edge.types import Frame
+
+log = logging.getLogger("edge.app")
+
+CameraFactory = Callable[[str, CameraConfig], Any]
+PipelineFactory = Callable[[str, CameraConfig, AppConfig], Any]
+
+_MAX_BACKOFF = 30.0
+_ERROR_LOG_EVERY = 60.0
+_SNAPSHOT_SIDE = 160  # px: enough to recognise a car, ~5 kB as JPEG
+
+
+def build_delivery(config: AppConfig, metrics: Metrics | None = None) -> tuple[EventBus, MqttPublisher | None]:
+    """The event bus with every configured sink; the MQTT publisher (not started) if configured.
+
+    Sequence numbers are persisted in the outbox file (one state file per device).
+    """
+    sinks: list[Sink] = []
+    publisher = None
+    if config.mqtt is not None:
+        ob = config.outbox
+        outbox = Outbox(ob.path, ob.max_bytes, ob.when_full, ob.synchronous)
+        publisher = MqttPublisher(
+            config.mqtt,
+            config.device_id,
+            outbox,
+            on_latency=metrics.observe_publish if metrics else None,
+            retained=discovery_messages(
+                Topics(config.mqtt.topic_prefix, config.device_id),
+                [n for n, c in config.cameras.items() if c.enabled],
+            )
+            if config.mqtt.home_assistant
+            else (),
+        )
+        sinks.append(MqttSink(publisher))
+        if metrics is not None:
+            metrics.outbox, metrics.publisher = outbox, publisher
+    if config.outputs.jsonl is not None:
+        sinks.append(JsonlSink(config.outputs.jsonl))
+    if config.outputs.stdout:
+        sinks.append(StdoutSink())
+    if not sinks:
+        log.warning("no event output configured (mqtt, outputs.jsonl, outputs.stdout): events are discarded")
+    bus = EventBus(
+        config.device_id,
+        FanOut(sinks),
+        PersistentSequencer(config.outbox.path),
+        on_event=metrics.count_event if metrics else None,
+    )
+    return bus, publisher
+
+
+def _is_live(url: str) -> bool:
+    """Network cameras and devices are restarted when their stream ends; files are finished."""
+    return "://" in url and not url.startswith("file://") or url.startswith("/dev/video")
+
+
+def make_snapshot(frame: Frame, box: list[float], side: int = _SNAPSHOT_SIDE) -> bytes | None:
+    """A small JPEG of ``box`` (normalised xyxy) in ``frame``, longest side <= ``side`` px."""
+    import cv2  # lazy: only needed with mqtt.snapshots
+
+    h, w = frame.image.shape[:2]
+    x0, y0 = max(0, int(box[0] * w)), max(0, int(box[1] * h))
+    x1, y1 = min(w, int(box[2] * w) + 1), min(h, int(box[3] * h) + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    crop = frame.image[y0:y1, x0:x1]
+    scale = side / max(crop.shape[:2])
+    if scale < 1:
+        crop = cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))))
+    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return buf.tobytes() if ok else None
+
+
+class CameraWorker:
+    """One camera's thread: read, process, emit; restarts itself after a failure."""
+
+    def __init__(
+        self,
+        name: str,
+        cam_cfg: CameraConfig,
+        app_cfg: AppConfig,
+        bus: EventBus,
+        metrics: Metrics,
+        stop: threading.Event,
+        camera_factory: CameraFactory,
+        pipeline_factory: PipelineFactory,
+        publisher: MqttPublisher | None = None,
+    ) -> None:
+        self.name, self.cam_cfg, self.app_cfg = name, cam_cfg, app_cfg
+        self.bus, self.metrics, self.stop = bus, metrics, stop
+        self.camera_factory, self.pipeline_factory = camera_factory, pipeline_factory
+        self.snapshots = publisher if (app_cfg.mqtt is not None and app_cfg.mqtt.snapshots) else None
+        self.reader: Any = None
+        self.errors = 0
+        self.restarts = 0
+        self.done = threading.Event()
+        self._last_error_log = -1e9
+        self.thread = threading.Thread(target=self._supervise, name=f"edge-camera-{name}", daemon=True)
+
+    def start(self) -> None:
+        """Start the camera thread."""
+        self.thread.start()
+
+    def stop_reader(self) -> None:
+        """Unblock the frame loop (called from the main thread on shutdown)."""
+        reader = self.reader
+        if reader is not None:
+            try:
+                reader.stop()
+            except Exception:
+                log.exception("camera %s: stopping the reader failed", self.name)
+
+    def _supervise(self) -> None:
+        backoff = self.cam_cfg.reconnect.initial_delay
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                try:
+                    self._run_once()
+                    if self.stop.is_set() or not _is_live(self.cam_cfg.url):
+                        log.info("camera %s: source finished", self.name)
+                        return
+                    log.warning("camera %s: stream ended; restarting", self.name)
+                except Exception:
+                    log.exception("camera %s failed; restarting in %.1f s", self.name, backoff)
+                self.restarts += 1
+                self.metrics.camera_restarts.labels(self.name).inc()
+                if time.monotonic() - started > 60:  # it ran fine for a while: start backoff over
+                    backoff = self.cam_cfg.reconnect.initial_delay
+                if self.stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, self.cam_cfg.reconnect.max_delay, _MAX_BACKOFF)
+        finally:
+            self.done.set()
+
+    def _run_once(self) -> None:
+        pipeline = self.pipeline_factory(self.name, self.cam_cfg, self.app_cfg)
+        reader = self.camera_factory(self.name, self.cam_cfg)
+        self.reader = reader
+        self.metrics.add_camera(self.name, reader, pipeline)
+        try:
+            if self.stop.is_set():  # shutdown raced with start-up: stop_reader() saw no reader
+                return
+            reader.start()
+            for frame in reader:
+                if self.stop.is_set():
+                    break
+                try:
+                    events = pipeline.process(frame)
+                except Exception as err:
+                    self._frame_error(err)
+                    continue
+                for event in events or ():
+                    self._emit(event, frame)
+        finally:
+            try:
+                reader.stop()
+            except Exception:
+                log.exception("camera %s: stopping the reader failed", self.name)
+            try:
+                for event in pipeline.close(time.time()) or ():
+                    self._emit(event, None)
+            except Exception:
+                log.exception("camera %s: closing the pipeline failed", self.name)
+
+    def _frame_error(self, err: Exception) -> None:
+        self.errors += 1
+        self.metrics.pipeline_errors.labels(self.name).inc()
+        now = time.monotonic()
+        if now - self._last_error_log >= _ERROR_LOG_EVERY:  # first one with a traceback, then rate-limited
+            self._last_error_log = now
+            log.error(
+                "camera %s: frame processing failed (%d so far), frame skipped",
+                self.name,
+                self.errors,
+                exc_info=err,
+            )
+
+    def _emit(self, event: Event, frame: Frame | None) -> None:
+        try:
+            stamped = self.bus.emit(event)
+        except Exception:
+            log.exception("camera %s: emitting an event failed", self.name)
+            return
+        if self.snapshots is not None and frame is not None and stamped.box is not None:
+            if stamped.type == "plate" or stamped.phase == "start":
+                try:
+                    jpeg = make_snapshot(frame, stamped.box)
+                    if jpeg:
+                        self.snapshots.publish_direct(self.snapshots.topics.snapshot(self.name, stamped.id), jpeg)
+                except Exception:
+                    log.debug("snapshot failed", exc_info=True)
+
+
+def stats_payload(workers: list[CameraWorker], bus: EventBus, metrics: Metrics, started: float) -> dict[str, Any]:
+    """The JSON published on ``<prefix>/<device>/stats``."""
+    cams: dict[str, Any] = {}
+    for w in workers:
+        rs = getattr(w.reader, "stats", None)
+        cams[w.name] = {
+            "up": bool(getattr(rs, "connected", False)),
+            "fps": round(float(getattr(rs, "capture_fps", 0.0) or 0.0), 2),
+            "frames": int(getattr(rs, "frames_read", 0) or 0),
+            "dropped": int(getattr(rs, "frames_dropped", 0) or 0),
+            "reconnects": int(getattr(rs, "reconnects", 0) or 0),
+            "errors": w.errors,
+        }
+    events: dict[str, int] = {}
+    for (_cam, typ), n in dict(bus.counts).items():
+        events[typ] = events.get(typ, 0) + n
+    out: dict[str, Any] = {
+        "ts": utc_iso(time.time()),
+        "uptime": round(time.monotonic() - started, 1),
+        "cameras": cams,
+        "events": events,
+    }
+    if metrics.outbox is not None:
+        st = metrics.outbox.stats()
+        out["outbox"] = {"depth": st.depth, "oldest_age": round(st.oldest_age(), 1), "dropped": st.dropped}
+    return out
+
+
+def _default_factories() -> tuple[CameraFactory, PipelineFactory]:
+    from edge.pipeline import Pipeline  # lazy: owned by other modules, imported only for a real run
+    from edge.sources import open_camera
+
+    return open_camera, Pipeline
+
+
+def run(
+    config: AppConfig,
+    stop_event: threading.Event | None = None,
+    *,
+    camera_factory: CameraFactory | None = None,
+    pipeline_factory: PipelineFactory | None = None,
+) -> int:
+    """Run the appliance until ``stop_event`` is set, SIGTERM/SIGINT arrives, or every (file)
+    source has finished. Returns the exit code (0 = clean shutdown).
+
+    ``camera_factory``/``pipeline_factory`` default to ``edge.sources.open_camera`` and
+    ``edge.pipeline.Pipeline`` (tests inject fakes). Raises :class:`edge.errors.EdgeError` for
+    configuration problems found at start (e.g. missing TLS files).
+    """
+    stop = stop_event or threading.Event()
+    if camera_factory is None or pipeline_factory is None:
+        default_cam, default_pipe = _default_factories()
+        camera_factory = camera_factory or default_cam
+        pipeline_factory = pipeline_factory or default_pipe
+    started = time.monotonic()
+    metrics = Metrics(config.device_id)
+    bus, publisher = build_delivery(config, metrics)
+    workers: list[CameraWorker] = []
+    server: MetricsServer | None = None
+    old_handlers: dict[int, Any] = {}
+    shutting_down = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    def health() -> dict[str, Any]:
+        return {
+            "ok": not shutting_down.is_set(),
+            "device": config.device_id,
+            "cameras": {w.name: bool(getattr(getattr(w.reader, "stats", None), "connected", False)) for w in workers},
+            "mqtt": None if publisher is None else publisher.connected,
+            "outbox": None if metrics.outbox is None else metrics.outbox.depth,
+        }
+
+    try:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                old_handlers[sig] = signal.signal(sig, on_signal)
+        if config.metrics.enabled:
+            try:
+                server = MetricsServer(metrics, config.metrics.host, config.metrics.port, health).start()
+            except OSError as err:  # delivering events matters more than being scraped
+                log.error("metrics endpoint %s:%d unavailable: %s", config.metrics.host, config.metrics.port, err)
+        if publisher is not None:
+            publisher.start()
+        for name, cam_cfg in config.cameras.items():
+            if not cam_cfg.enabled:
+                continue
+            log.info("camera %s: %s", name, redact_url(cam_cfg.url))
+            w = CameraWorker(name, cam_cfg, config, bus, metrics, stop, camera_factory, pipeline_factory, publisher)
+            workers.append(w)
+            w.start()
+        stats_every = config.mqtt.stats_interval if config.mqtt else None
+        next_stats = time.monotonic() + (stats_every or 0)
+        while not stop.wait(0.2):
+            if workers and all(w.done.is_set() for w in workers):
+                log.info("all sources finished")
+                break
+            if publisher is not None and stats_every and time.monotonic() >= next_stats:
+                next_stats = time.monotonic() + stats_every
+                payload = json.dumps(stats_payload(workers, bus, metrics, started), separators=(",", ":"))
+                publisher.publish_direct(publisher.topics.stats, payload, qos=0)
+    finally:
+        shutting_down.set()
+        stop.set()
+        for w in workers:
+            w.stop_reader()
+        for w in workers:
+            w.thread.join(timeout=15)
+            if w.thread.is_alive():
+                log.warning("camera %s did not stop in time", w.name)
+        bus.close()  # MQTT drains, says offline; sequence numbers saved
+        if server is not None:
+            server.stop()
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)
+    log.info("stopped after %.0f s", time.monotonic() - started)
+    return 0
