@@ -104,7 +104,12 @@ class DetectConfig(Strict):
         "vehicle-attributes-recognition-barrier-0039",
         description="per-vehicle type + colour classifier run on track crops (null to disable)",
     )
-    classifier_model: str | None = Field(None, description="optional whole-frame classifier")
+    classifier_model: str | None = Field(
+        None, description="optional whole-frame classifier: state events say which class is on screen and how long"
+    )
+    classifier_min_score: Fraction = Field(0.5, description="a class below this score counts as no class")
+    classifier_min_frames: int = Field(2, ge=1, description="classified frames a new class must hold to count")
+    classifier_labels: list[str] = Field(default_factory=list, description="classes to report; empty = all")
 
 
 class TrackerConfig(Strict):

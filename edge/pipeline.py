@@ -17,10 +17,11 @@ import numpy as np
 
 from edge.config import AppConfig, CameraConfig
 from edge.events.schema import Event, Sequencer, utc_iso
-from edge.inference.model import AttributeClassifier, Detector, LoadedModel, load_model
+from edge.inference.model import AttributeClassifier, Classifier, Detector, LoadedModel, load_model
 from edge.motion import MotionGate
 from edge.tracking import Track, Tracker
 from edge.tracking.filters import filter_detections
+from edge.tracking.scene import SceneChange, SceneState
 from edge.tracking.zones import Zones
 from edge.types import Detections, Frame
 
@@ -69,6 +70,9 @@ class Pipeline:
         self.attributes = attributes
         if self.attributes is None and cfg.detect.attributes_model:
             self.attributes = _load(cfg.detect.attributes_model, app, AttributeClassifier, progress)
+        d = cfg.detect
+        self.classifier = _load(d.classifier_model, app, Classifier, progress) if d.classifier_model else None
+        self.scene = SceneState(d.classifier_min_score, d.classifier_min_frames, d.classifier_labels)
         self.gate = MotionGate(cfg.motion, cfg.masks)
         self.tracker = Tracker(cfg.tracker)
         self.zones = Zones(dict(cfg.zones))
@@ -90,6 +94,7 @@ class Pipeline:
         """End every open track (end of stream, shutdown)."""
         now = time.time() if now is None else now
         events = [e for c in self.tracker.close() for e in self._end(c.track, now)]
+        events += [self._state_event(c) for c in self.scene.close(now)]
         self.stats.active_tracks = 0
         self._count(events)
         return events
@@ -106,6 +111,7 @@ class Pipeline:
         dets = self.detector.detect(image)
         self.stats.frames_inferred += 1
         self._observe(self.detector)
+        scene_events = self._classify_scene(image, frame.capture_time)
         dets = filter_detections(dets, self.cfg.objects, list(self.cfg.masks), self.cfg.tracker.low_score)
         dets, changes = self.tracker.update(dets, frame.capture_time)
         self.last_detections = dets
@@ -113,7 +119,7 @@ class Pipeline:
         matched = [t for t in self.tracker.tracks if t.last_det >= 0]
         for t in matched:
             self._describe(t, image)
-        events = [e for c in changes if c.phase == "end" for e in self._end(c.track, now)]
+        events = scene_events + [e for c in changes if c.phase == "end" for e in self._end(c.track, now)]
         for t in matched:
             if not t.confirmed:
                 continue
@@ -132,6 +138,29 @@ class Pipeline:
         return events
 
     # -- helpers -----------------------------------------------------------------------------
+    def _classify_scene(self, image: np.ndarray, now: float) -> list[Event]:
+        """Whole-frame class on frames that were inferred (unchanged frames keep their class)."""
+        if self.classifier is None:
+            return []
+        label, score = self.classifier.classify(image)[0]
+        self._observe(self.classifier)
+        return [self._state_event(c) for c in self.scene.update(label, score, now)]
+
+    def _state_event(self, c: SceneChange) -> Event:
+        attrs: dict[str, Any] = {"duration": round(c.duration, 2)} if c.phase == "end" else {}
+        return Event(
+            device=self.device_id,
+            camera=self.camera,
+            type="state",
+            phase=c.phase,
+            ts=utc_iso(c.at),
+            seq=self.seq.next(self.camera),
+            label=c.label,
+            score=round(float(c.score), 3),
+            start=utc_iso(c.since),
+            attrs=attrs,
+        )
+
     def _end(self, t: Track, now: float) -> list[Event]:
         """End events for a finished track (with its start first if that was still held)."""
         events = [] if t.data.get("started") else [self._event("start", t, now)]
