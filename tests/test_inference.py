@@ -122,3 +122,22 @@ def test_corrupt_and_truncated_models_give_clear_errors(tmp_path: Path, shared_m
 def test_model_on_unsupported_backend_is_refused() -> None:
     with pytest.raises(ModelError, match="cannot run on backend 'onnx'; it supports litert"):
         load_model("ssd-mobilenet-v1-coco-quant", backend="onnx")
+
+
+def test_yolov8_style_raw_head_decodes_and_suppresses_duplicates() -> None:
+    # No YOLOv8 model is in the shared mirror: a hand-made [1, 4 + C, N] output checks the decoder.
+    from edge.inference.heads import get_head
+    from edge.inference.preprocess import Letterbox
+
+    raw = np.zeros((1, 4 + 3, 4), np.float32)
+    raw[0, :4, 0] = [100, 100, 40, 40]  # class 1, strong
+    raw[0, 5, 0] = 0.9
+    raw[0, :4, 1] = [102, 101, 40, 40]  # same object, weaker: suppressed
+    raw[0, 5, 1] = 0.6
+    raw[0, :4, 2] = [300, 200, 60, 20]  # class 2
+    raw[0, 6, 2] = 0.8
+    raw[0, 4, 3] = 0.1  # below threshold
+    lb = Letterbox(0.5, 0.5, 0.0, 0.0, 416, 416, 832, 832)  # frame twice the input size
+    dets = get_head("yolov8")({"out": raw}, lb, {"nms_iou": 0.45}, ["a", "b", "c"], 0, 0.3)
+    assert dets.labels == ["b", "c"]
+    np.testing.assert_allclose(dets.xyxy[0], [80 / 416, 80 / 416, 120 / 416, 120 / 416], atol=1e-4)

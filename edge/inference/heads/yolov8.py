@@ -22,7 +22,8 @@ def decode(
 ) -> Detections:
     """Transposes to rows if needed, picks the best class, then class-aware NMS."""
     raw = next(iter(outputs.values()))[0]
-    if raw.shape[0] < raw.shape[1]:  # exported as [4 + C, N]
+    channels = 4 + len(labels) if labels else min(raw.shape)
+    if raw.shape[0] == channels and raw.shape[1] != channels:  # exported as [4 + C, N]
         raw = raw.T
     cls_scores = raw[:, 4:]
     cls = cls_scores.argmax(1).astype(np.int32)
