@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from edge.app import run
 from edge.config import AppConfig, CameraConfig, parse_config
@@ -223,12 +222,7 @@ def test_sigterm_is_a_graceful_shutdown(tmp_path: Path) -> None:
 
 
 def test_real_sources_and_pipeline(tmp_path: Path, car_video: Path, model_env: Path) -> None:
-    """The real wiring, once edge.sources.open_camera and edge.pipeline.Pipeline exist."""
-    try:
-        from edge.pipeline import Pipeline  # noqa: F401
-        from edge.sources import open_camera  # noqa: F401
-    except ImportError as err:
-        pytest.skip(f"camera readers / pipeline not landed yet: {err}")
+    """The real wiring: edge.sources.open_camera and edge.pipeline.Pipeline on the car clip."""
     cfg = config(tmp_path, {"car": str(car_video)})
     cfg = cfg.model_copy(update={"cameras": {"car": cfg.cameras["car"].model_copy(update={"realtime": False})}})
     assert run(cfg) == 0
