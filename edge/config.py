@@ -69,6 +69,21 @@ class ObjectsConfig(Strict):
     filter: ObjectFilter = ObjectFilter()
     filters: dict[str, ObjectFilter] = Field(default_factory=dict, description="per-label overrides")
 
+    vehicle_types: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "car": ["car", "sedan"],
+            "van": ["van", "pickup_suv_van"],
+            "truck": ["truck"],
+            "bus": ["bus", "large_veh_bus"],
+            "motorcycle": ["motorcycle", "motorbike"],
+        },
+        description="the one vehicle-type vocabulary: type -> detector labels and attribute values that mean it",
+    )
+    vehicle_labels: list[str] = Field(
+        default_factory=lambda: ["vehicle", "bicycle", "bike"],
+        description="labels that are vehicles without naming a type (the attributes model names it)",
+    )
+
     def filter_for(self, label: str) -> ObjectFilter:
         """The filter that applies to ``label``."""
         return self.filters.get(label, self.filter)

@@ -27,9 +27,6 @@ from edge.types import Detections, Frame
 
 log = logging.getLogger("edge.pipeline")
 
-# One vehicle-type vocabulary for every model: detector labels and attribute values map into it.
-VEHICLE_TYPES = {"car", "van", "truck", "bus", "motorcycle"}
-VEHICLE_LABELS = VEHICLE_TYPES | {"vehicle", "bicycle", "bike"}
 START_HOLD = 1.5  # seconds a start event may wait for a full view of the vehicle
 ATTRIBUTE_SAMPLES = 8  # crops classified per track: enough for a stable vote, bounded cost
 
@@ -74,6 +71,9 @@ class Pipeline:
         self.classifier = _load(d.classifier_model, app, Classifier, progress) if d.classifier_model else None
         self.scene = SceneState(d.classifier_min_score, d.classifier_min_frames, d.classifier_labels)
         self.gate = MotionGate(cfg.motion, cfg.masks)
+        # one vehicle-type vocabulary for every model: detector labels and attribute values map into it
+        self._type_of = {src: kind for kind, srcs in cfg.objects.vehicle_types.items() for src in srcs}
+        self._vehicle_labels = set(self._type_of) | set(cfg.objects.vehicle_labels)
         self.tracker = Tracker(cfg.tracker)
         self.zones = Zones(dict(cfg.zones))
         self.seq = sequencer or Sequencer()
@@ -170,7 +170,7 @@ class Pipeline:
     def _type_pending(self, t: Track, now: float) -> bool:
         """Hold a start event (up to START_HOLD s) while the vehicle is only partly in view, so
         the type it announces is the one the track keeps."""
-        if self.attributes is None or t.label not in VEHICLE_LABELS:
+        if self.attributes is None or t.label not in self._vehicle_labels:
             return False
         return t.data.get("clean_samples", 0) == 0 and now - t.first_seen < START_HOLD
 
@@ -181,9 +181,9 @@ class Pipeline:
         """Vote the vehicle type (and colour) of a matched track from the detector and crop."""
         t.data["best_score"] = max(t.data.get("best_score", 0.0), t.score)
         label = t.label
-        if label in VEHICLE_TYPES:
-            _vote(t.data, "type", label, t.score)
-        if self.attributes is None or label not in VEHICLE_LABELS or t.data.get("attr_n", 0) >= ATTRIBUTE_SAMPLES:
+        if label in self._type_of:
+            _vote(t.data, "type", self._type_of[label], t.score)
+        if self.attributes is None or label not in self._vehicle_labels or t.data.get("attr_n", 0) >= ATTRIBUTE_SAMPLES:
             return
         crop = _crop(image, t.box)
         if crop is None:
@@ -196,6 +196,8 @@ class Pipeline:
         t.data["clean_samples"] = t.data.get("clean_samples", 0) + (weight == 1.0)
         for key, (value, score) in attrs.items():
             name = "color" if key in {"color", "colour"} else key
+            if name == "type":
+                value = self._type_of.get(value, value)
             _vote(t.data, name, value, score * weight)
 
     def _event(self, phase: str, t: Track, now: float) -> Event:

@@ -153,3 +153,21 @@ def test_replay_bad_input_is_one_clear_line(args: list[str], expected: str, tmp_
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("INFO:")]
     assert len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+@pytest.mark.usefixtures("model_env")
+def test_coco_detector_labels_map_into_the_configured_type_vocabulary(shared_data: Path) -> None:
+    video = shared_data / "videos" / "traffic_frames.mp4"
+    detect = {"model": "yolox-nano-coco", "attributes_model": None, "fps": 30}
+    tracker = {"min_hits": 2}
+    events = run(video, detect=detect, tracker=tracker, motion={"enabled": False})
+    assert len(by_track(events)) >= 2  # several cars on the highway
+    assert all(e["attrs"]["type"] == "car" for e in events)
+    renamed = run(
+        video,
+        detect=detect,
+        tracker=tracker,
+        motion={"enabled": False},
+        objects={"vehicle_types": {"private": ["car"], "goods": ["truck"]}},
+    )
+    assert {e["attrs"]["type"] for e in renamed} == {"private"}
