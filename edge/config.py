@@ -188,6 +188,9 @@ class RuntimeConfig(Strict):
 
     threads: int = Field(2, ge=1, le=64, description="inference threads per model")
     device: str = Field("CPU", description="OpenVINO device (CPU, GPU, NPU, MYRIAD on old releases)")
+    precision: Literal["auto", "f32", "bf16", "f16"] = Field(
+        "auto", description="OpenVINO inference precision; auto = the device's fastest (bf16 on recent CPUs)"
+    )
 
 
 class ModelsConfig(Strict):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError
-from edge.inference.backends import Backend, load_backend
+from edge.inference.backends import Backend, load_backend, pick_backend
 from edge.inference.heads import get_head
 from edge.inference.preprocess import prepare
 from edge.registry import Manifest, ensure_model
@@ -99,16 +99,19 @@ def load_model(
     backend: str | None = None,
     threads: int = 2,
     device: str = "CPU",
+    precision: str = "auto",
     cache_dir: Path | None = None,
     mirror: str | None = None,
     progress: Any = None,
 ) -> LoadedModel:
     """Pull model ``name`` if needed and load it with ``backend`` (default: the manifest's first)."""
     manifest, folder = ensure_model(name, cache_dir=cache_dir, mirror=mirror, progress=progress)
-    kind = backend or manifest.backends[0]
+    kind = pick_backend(list(manifest.backends), backend)
     if kind not in manifest.backends:
         raise ModelError(f"model {name} cannot run on backend {kind!r}; it supports {', '.join(manifest.backends)}")
     cls = _KINDS.get(manifest.task)
     if cls is None:
         raise ModelError(f"model {name} has task {manifest.task!r}, which is not a detector or classifier")
-    return cls(manifest, load_backend(kind, folder / manifest.entry, threads, device), manifest.read_labels(folder))
+    return cls(
+        manifest, load_backend(kind, folder / manifest.entry, threads, device, precision), manifest.read_labels(folder)
+    )

@@ -33,9 +33,7 @@ class PlateQuad:
         return quad_to_box(self.corners)
 
 
-def make_priors(
-    width: int, height: int, steps: list[int], min_sizes: list[list[int]]
-) -> np.ndarray:
+def make_priors(width: int, height: int, steps: list[int], min_sizes: list[list[int]]) -> np.ndarray:
     """YuNet anchor priors (cx, cy, w, h) normalised to the input size, in the model's order."""
     fh, fw = (height + 1) // 2 // 2, (width + 1) // 2 // 2
     priors = []
@@ -74,7 +72,7 @@ class YuNetPlateDetector:
         pr = self.priors[idx]
         lc = loc[idx]
         # corner order in the model output: tl (4:6), tr (6:8), br (10:12), bl (8:10)
-        pts = [pr[:, :2] + lc[:, a:a + 2] * self.variance * pr[:, 2:4] for a in (4, 6, 10, 8)]
+        pts = [pr[:, :2] + lc[:, a : a + 2] * self.variance * pr[:, 2:4] for a in (4, 6, 10, 8)]
         quads = np.stack(pts, axis=1) * np.array([pw, ph], dtype=np.float32)
         return quads.astype(np.float32), scores[idx].astype(np.float32)
 
@@ -85,12 +83,14 @@ class YuNetPlateDetector:
         nms_threshold: float = 0.3,
         tiles: bool = True,
         max_plates: int = 5,
+        only_tiles: bool = False,
     ) -> list[PlateQuad]:
         """Plates in a BGR image, best first. Tiles are added when the image is much larger than
         the model input (so a 1280 px frame is also seen at ~2x the full-frame resolution)."""
         h, w = image.shape[:2]
         all_q, all_s = [], []
-        for x0, y0, x1, y1 in self._windows(w, h, tiles):
+        wins = self._windows(w, h, tiles)
+        for x0, y0, x1, y1 in wins[1:] if only_tiles else wins:
             q, s = self.run_patch(image[y0:y1, x0:x1], score_threshold)
             if len(s):
                 all_q.append(q + np.array([x0, y0], dtype=np.float32))
@@ -101,6 +101,11 @@ class YuNetPlateDetector:
         boxes = np.stack([quad_to_box(q) for q in quads])
         keep = nms(boxes, scores, nms_threshold)[:max_plates]
         return [PlateQuad(order_corners(quads[i]), float(scores[i])) for i in keep]
+
+    def is_large(self, image: np.ndarray) -> bool:
+        """True when the image is big enough for tiles to see plates at a higher resolution."""
+        h, w = image.shape[:2]
+        return max(w / self.width, h / self.height) >= 2.5
 
     def _windows(self, w: int, h: int, tiles: bool) -> list[tuple[int, int, int, int]]:
         wins = [(0, 0, w, h)]

@@ -48,6 +48,6 @@ class LiteRTBackend(Backend):
         return out
 
 
-def open_backend(path: Path, threads: int = 2, device: str = "CPU") -> Backend:
+def open_backend(path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto") -> Backend:
     """Plugin entry point."""
     return LiteRTBackend(path, threads)

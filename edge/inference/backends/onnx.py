@@ -34,6 +34,8 @@ class OnnxBackend(Backend):
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        # idle ORT workers busy-wait by default; with several models on 2 cores they starve each other
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         self.inputs = [_spec(a) for a in self._session.get_inputs()]
         self.outputs = [_spec(a) for a in self._session.get_outputs()]
@@ -46,6 +48,6 @@ class OnnxBackend(Backend):
         return dict(self._session.get_modelmeta().custom_metadata_map)
 
 
-def open_backend(path: Path, threads: int = 2, device: str = "CPU") -> Backend:
+def open_backend(path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto") -> Backend:
     """Plugin entry point."""
     return OnnxBackend(path, threads)

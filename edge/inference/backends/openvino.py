@@ -25,17 +25,18 @@ def _spec(port: ov.Output) -> TensorSpec:
 
 
 class OpenVINOBackend(Backend):
-    """Compiles the model for ``device``. CPU runs in f32 so results match other backends
-    (the CPU plugin would otherwise pick bf16 on CPUs that support it)."""
+    """Compiles the model for ``device`` with ``precision`` (``auto``: the device's fastest)."""
 
     key = "openvino"
 
-    def __init__(self, path: Path, threads: int = 2, device: str = "CPU") -> None:
+    def __init__(self, path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto") -> None:
         core = _get_core()
         model = core.read_model(str(path))
         config: dict[str, object] = {}
         if device.upper().startswith("CPU"):
-            config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+            config = {"INFERENCE_NUM_THREADS": threads}
+        if precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = precision
         self._compiled = core.compile_model(model, device, config)
         self._request = self._compiled.create_infer_request()
         self.inputs = [_spec(p) for p in self._compiled.inputs]
@@ -46,6 +47,6 @@ class OpenVINOBackend(Backend):
         return {spec.name: np.asarray(result[port]) for spec, port in zip(self.outputs, self._compiled.outputs)}
 
 
-def open_backend(path: Path, threads: int = 2, device: str = "CPU") -> Backend:
+def open_backend(path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto") -> Backend:
     """Plugin entry point."""
-    return OpenVINOBackend(path, threads, device)
+    return OpenVINOBackend(path, threads, device, precision)

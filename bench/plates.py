@@ -1,0 +1,162 @@
+"""Licence-plate benchmark on OpenALPR-format folders (``NAME.jpg`` + ``NAME.txt``).
+
+Usage: ``python bench/plates.py DIR [DIR ...] [--regions br,eu] [--failures]``
+
+Per folder and per region setting (always "none", plus ``--regions`` if given, applied
+identically to every folder) it prints:
+
+- recall: share of images where a returned plate's axis-aligned box (around its quad) has
+  IoU >= 0.3 with the labelled box;
+- exact: top-1 text of the most confident plate equals the label (both normalised);
+- exact O=0: the same with O and 0 treated as one character (some labels use O for a zero);
+- CER: character error rate, total edit distance / total label length (no read = all wrong);
+- median and p95 latency of ``PlateReader.read`` on the whole image (detect + rectify + read),
+  one image at a time, after a warm-up.
+
+Labels are only used for scoring, never by the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge.plates.config import PlatesConfig  # noqa: E402
+from edge.plates.formats import normalize_plate  # noqa: E402
+from edge.plates.geometry import box_iou, quad_to_box  # noqa: E402
+from edge.plates.reader import PlateReader  # noqa: E402
+
+IOU_MIN = 0.3
+
+
+@dataclass
+class Sample:
+    """One labelled image."""
+
+    image: Path
+    box: np.ndarray  # xyxy pixels
+    text: str
+
+
+def load_folder(folder: Path) -> list[Sample]:
+    """OpenALPR annotations: ``NAME.jpg<TAB>x<TAB>y<TAB>w<TAB>h<TAB>PLATE`` per ``NAME.txt``."""
+    samples = []
+    for txt in sorted(folder.glob("*.txt")):
+        parts = txt.read_text(encoding="utf-8").strip().split("\t")
+        if len(parts) < 6:
+            continue
+        x, y, w, h = (float(v) for v in parts[1:5])
+        samples.append(Sample(folder / parts[0], np.array([x, y, x + w, y + h]), normalize_plate(parts[5])))
+    return samples
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _imread(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path))
+    if img is None:
+        raise SystemExit(f"cannot read image {path}")
+    return img
+
+
+def run(reader: PlateReader, samples: list[Sample], desc: str, failures: bool) -> dict[str, float]:
+    """Score one folder with one reader."""
+    for s in samples[:3]:  # warm-up: first calls allocate
+        reader.read(_imread(s.image))
+    hits = exact = exact_o0 = dist = chars = 0
+    times = []
+    for s in tqdm(samples, desc=desc, leave=False, file=sys.stderr):
+        img = _imread(s.image)
+        t0 = time.perf_counter()
+        reads = reader.read(img)
+        times.append(time.perf_counter() - t0)
+        text = reads[0].text if reads else ""
+        if any(box_iou(quad_to_box(r.corners), s.box) >= IOU_MIN for r in reads):
+            hits += 1
+        exact += text == s.text
+        exact_o0 += text.replace("O", "0") == s.text.replace("O", "0")
+        dist += edit_distance(text, s.text)
+        chars += len(s.text)
+        if failures and text != s.text:
+            cands = reads[0].texts() if reads else []
+            print(
+                f"  {s.image.name}: label {s.text} read {text or '-'} {[(t, round(c, 2)) for t, c in cands]}",
+                flush=True,
+            )
+    n = max(len(samples), 1)
+    ms = np.array(times) * 1000
+    return {
+        "n": len(samples),
+        "recall": hits / n,
+        "exact": exact / n,
+        "exact_o0": exact_o0 / n,
+        "cer": dist / max(chars, 1),
+        "median_ms": float(np.median(ms)),
+        "p95_ms": float(np.percentile(ms, 95)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dirs", nargs="+", type=Path)
+    ap.add_argument("--regions", default="", help="comma-separated region codes or regexes, used for every folder")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backend", choices=["onnx", "openvino"], default=None)
+    ap.add_argument("--precision", default="auto", help="OpenVINO precision: auto (device's fastest) or f32")
+    ap.add_argument("--limit", type=int, default=0, help="first N images per folder (0 = all)")
+    ap.add_argument("--failures", action="store_true", help="print every wrong read")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    settings: list[list[str]] = [[]]
+    if args.regions:
+        settings.append([r for r in args.regions.split(",") if r])
+    rows = []
+    for regions in settings:
+        cfg = PlatesConfig(regions=regions, backend=args.backend)
+        reader = PlateReader(cfg, threads=args.threads, precision=args.precision)
+        for d in args.dirs:
+            samples = load_folder(d)
+            if args.limit:
+                samples = samples[: args.limit]
+            name = ",".join(regions) or "none"
+            res = run(reader, samples, f"{d.name} [{name}]", args.failures)
+            rows.append((d.name, name, res))
+    print(
+        f"\n{'folder':<10} {'regions':<24} {'n':>4} {'recall':>7} {'exact':>7} {'exactO=0':>9} {'CER':>6} "
+        f"{'med ms':>7} {'p95 ms':>7}"
+    )
+    for folder, name, r in rows:
+        print(
+            f"{folder:<10} {name[:24]:<24} {r['n']:>4} {r['recall']:>7.1%} {r['exact']:>7.1%} "
+            f"{r['exact_o0']:>9.1%} {r['cer']:>6.3f} {r['median_ms']:>7.1f} {r['p95_ms']:>7.1f}"
+        )
+    print(
+        f"(recall: returned plate box IoU >= {IOU_MIN} with the label; exact: top-1 text of the most "
+        "confident plate; latency: whole read() per image, single image, after warm-up)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""``PlateReader``: find plates in a frame or vehicle crop and read them.
+
+Pipeline per image: LPD-YuNet quads (low score floor, best few) -> for each quad a couple of
+rectified crops with different margins (two-line plates are split into lines) -> one batched
+PP-OCRv4 recognition call -> free and format-constrained CTC decoding -> the most confident
+plausible reading per plate. Large frames with no confident read are retried tile by tile.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ModelError
+from edge.inference.backends import load_backend, pick_backend
+from edge.plates.config import PlatesConfig
+from edge.plates.decode import Candidate, decode_formats, decode_free
+from edge.plates.detect import PlateQuad, YuNetPlateDetector
+from edge.plates.formats import compile_formats
+from edge.plates.geometry import box_iou
+from edge.plates.ocr import CtcOutput, PaddleRecognizer
+from edge.plates.rectify import expand_quad, quad_size, warp_quad
+from edge.plates.refine import TextLineRefiner
+from edge.registry import ensure_model
+
+log = logging.getLogger("edge.plates")
+
+# (horizontal, vertical) margins around the detected quad, as fractions of its size. The
+# tight one suits good detections; the loose one recovers characters a partial quad cut off.
+CROP_MARGINS = ((0.04, 0.10), (0.15, 0.20))
+TWO_LINE_ASPECT = 2.2  # plates narrower than this (w/h) are read as two lines
+CONFIDENT = 0.6  # a plate read above this ends the search (weaker quads, tiles)
+FREE_READ_PENALTY = 0.5  # a read that fits no configured format counts half
+COMPLETE_RATIO = 0.85  # see _prefer_complete
+SUPPORT_BONUS, MAX_SUPPORT = 0.01, 5  # see _rank
+
+
+@dataclass
+class PlateRead:
+    """One plate in an image: corners (4, 2) in image pixels (tl, tr, br, bl), its box
+    normalised ``xyxy`` to the image, detector score and text candidates best first."""
+
+    corners: np.ndarray
+    box: np.ndarray
+    detector_score: float
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """Best candidate's text ('' if none)."""
+        return self.candidates[0].text if self.candidates else ""
+
+    @property
+    def confidence(self) -> float:
+        """Best candidate's confidence (0 if none)."""
+        return self.candidates[0].confidence if self.candidates else 0.0
+
+    def texts(self) -> list[tuple[str, float]]:
+        """Candidates as (text, confidence) pairs."""
+        return [(c.text, c.confidence) for c in self.candidates]
+
+
+class PlateReader:
+    """Licence-plate detector + reader built from the models named in ``cfg``."""
+
+    def __init__(
+        self,
+        cfg: PlatesConfig | None = None,
+        threads: int = 2,
+        device: str = "CPU",
+        *,
+        precision: str = "auto",
+        cache_dir: Path | None = None,
+        mirror: str | None = None,
+    ):
+        self.cfg = cfg or PlatesConfig()
+        det_m, det_dir = ensure_model(self.cfg.detector_model, cache_dir=cache_dir, mirror=mirror)
+        if det_m.input is None or det_m.head.get("type") != "yunet_plate":
+            raise ModelError(f"{det_m.name} is not a YuNet plate detector")
+        ocr_m, ocr_dir = ensure_model(self.cfg.ocr_model, cache_dir=cache_dir, mirror=mirror)
+        if ocr_m.head.get("type") != "ctc":
+            raise ModelError(f"{ocr_m.name}: only CTC text recognisers (ppocr-v4) are supported here")
+        det_kind = pick_backend(list(det_m.backends), self.cfg.backend)
+        ocr_kind = pick_backend(list(ocr_m.backends), self.cfg.backend)
+        det_be = load_backend(det_kind, det_dir / det_m.entry, threads, device, precision)
+        self.detector = YuNetPlateDetector(det_be, det_m.input.size, det_m.head, det_m.input.name)
+        rec_be = load_backend(ocr_kind, ocr_dir / ocr_m.entry, threads, device, precision)
+        key = ocr_m.head.get("metadata_key", "character")
+        chars = rec_be.metadata().get(key, "")
+        if not chars and ocr_kind != "onnx":  # OpenVINO does not expose ONNX metadata
+            chars = load_backend("onnx", ocr_dir / ocr_m.entry, 1, "CPU").metadata().get(key, "")
+        if not chars:
+            raise ModelError(f"{ocr_m.name}: character list missing from the model metadata")
+        self.recognizer = PaddleRecognizer(rec_be, chars.split("\n"))
+        det_file = ocr_m.head.get("det_entry")
+        self.refiner = None
+        if det_file:  # PP-OCR text detector shipped with the recogniser: refines plate quads
+            self.refiner = TextLineRefiner(load_backend(ocr_kind, ocr_dir / det_file, threads, device, precision))
+        self.formats = compile_formats(self.cfg.regions)
+
+    # -- public -------------------------------------------------------------------------------
+
+    def read(self, image_bgr: np.ndarray, box: np.ndarray | list[float] | None = None) -> list[PlateRead]:
+        """Plates in a BGR image (or in the normalised ``xyxy`` vehicle ``box`` of it), most
+        confident first. Bad input (empty, tiny, blank) gives an empty list, not an error."""
+        img = np.asarray(image_bgr)
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        if img.ndim != 3 or img.shape[0] < 8 or img.shape[1] < 8 or img.shape[2] < 3:
+            return []
+        img = np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)
+        h, w = img.shape[:2]
+        x0 = y0 = 0
+        if box is not None:
+            bx = np.clip(np.asarray(box, dtype=np.float64).reshape(4), 0.0, 1.0)
+            x0, y0 = int(bx[0] * w), int(bx[1] * h)
+            x1, y1 = int(np.ceil(bx[2] * w)), int(np.ceil(bx[3] * h))
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                return []
+            img = img[y0:y1, x0:x1]
+        reads = self._read_region(img)
+        for r in reads:  # back to full-image coordinates
+            r.corners = r.corners + np.array([x0, y0], dtype=np.float32)
+            r.box = (r.box * np.array([img.shape[1], img.shape[0]] * 2) + [x0, y0, x0, y0]) / [w, h, w, h]
+            r.box = np.clip(r.box, 0.0, 1.0).astype(np.float32)
+        return reads
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _read_region(self, img: np.ndarray) -> list[PlateRead]:
+        cfg = self.cfg
+        quads = self.detector.detect(img, cfg.detect_threshold, tiles=False, max_plates=cfg.max_plates)
+        # Best quad first; weaker quads, then tiles, only while nothing was read confidently:
+        # most images then cost one detection, one refinement and one recognition call.
+        reads: list[PlateRead] = []
+        for q in quads:
+            if _best(reads) >= CONFIDENT:
+                break
+            reads.append(self._read_quad(img, q))
+        if cfg.tiles and _best(reads) < CONFIDENT and self.detector.is_large(img):
+            seen = [q.box for q in quads]
+            for q in self.detector.detect(
+                img, cfg.detect_threshold, tiles=True, only_tiles=True, max_plates=cfg.max_plates
+            ):
+                if _best(reads) >= CONFIDENT:
+                    break
+                if all(box_iou(q.box, b) < 0.5 for b in seen):
+                    reads.append(self._read_quad(img, q))
+        reads = [r for r in reads if r.candidates]
+        reads.sort(key=lambda r: -r.confidence)
+        return reads
+
+    def _lines(self, img: np.ndarray, corners: np.ndarray, mx: float, my: float) -> list[list[np.ndarray]]:
+        """The rectified crop as one line, plus split in two lines when the plate is squarish
+        (e.g. Brazilian motorcycle plates: letters above, digits below)."""
+        crop = warp_quad(img, expand_quad(corners, mx, my))
+        w, h = quad_size(corners)
+        out = [[crop]]
+        if h > 0 and w / h < TWO_LINE_ASPECT:
+            ch = crop.shape[0]
+            out.append([crop[: int(ch * 0.55)], crop[int(ch * 0.45) :]])
+        return out
+
+    def _read_crops(self, crops: list[list[np.ndarray]]) -> list[Candidate]:
+        outs = iter(self.recognizer.recognize([line for crop in crops for line in crop]))
+        cands: list[Candidate] = []
+        for crop in crops:
+            cands += self._decode([next(outs) for _ in crop])
+        return cands
+
+    def _read_quad(self, img: np.ndarray, quad: PlateQuad) -> PlateRead:
+        """Read one quad from two crops in one batch -- the DBNet-refined text line (or, when
+        DBNet finds none, a loose crop) and the detector's own quad with tight margins -- and
+        rank all their readings together: each crop fixes the other's typical failure
+        (partial quad, junk from a seal or city strip)."""
+        ih, iw = img.shape[:2]
+        box = quad.box / np.array([iw, ih, iw, ih], dtype=np.float32)
+        line = self.refiner.refine(img, quad.corners) if self.refiner is not None else None
+        crops = self._lines(img, quad.corners, *CROP_MARGINS[0])
+        crops += (
+            self._lines(img, line, 0.0, 0.0) if line is not None else self._lines(img, quad.corners, *CROP_MARGINS[1])
+        )
+        return PlateRead(quad.corners, box, quad.score, self._rank(self._read_crops(crops)))
+
+    def _decode(self, ctcs: list[CtcOutput]) -> list[Candidate]:
+        cfg = self.cfg
+        ctc = ctcs[0] if len(ctcs) == 1 else CtcOutput(np.concatenate([c.probs for c in ctcs]))
+        cands = decode_free(ctc, cfg.top_n)
+        if self.formats:
+            # readings that fit a format come from the template decoder, so every fitting
+            # reading is scored the same way; the others stay, at a penalty
+            cands = [c for c in cands if not any(f.match(c.text) for f in self.formats)]
+            for c in cands:
+                c.confidence *= FREE_READ_PENALTY
+            cands += decode_formats(ctc, self.formats, cfg.top_n)
+        return cands
+
+    def _rank(self, cands: list[Candidate]) -> list[Candidate]:
+        cfg = self.cfg
+        best: dict[str, Candidate] = {}
+        for c in cands:
+            if not cfg.min_chars <= len(c.text) <= cfg.max_chars:
+                continue
+            if (
+                cfg.strict_formats
+                and self.formats
+                and c.format is None
+                and not any(f.match(c.text) for f in self.formats)
+            ):
+                continue
+            if c.text not in best or c.confidence > best[c.text].confidence:
+                best[c.text] = c
+        ranked = list(best.values())
+        if self.formats:
+            # near ties between formats (BA302OZ vs BA3020Z when O/0 is one glyph): prefer the
+            # reading that more regions' formats accept, i.e. the more common plate pattern
+            for i, c in enumerate(ranked):
+                support = len({f.name for f in self.formats if f.match(c.text)})
+                factor = min(1.0, 1.0 - SUPPORT_BONUS * (MAX_SUPPORT - support))
+                ranked[i] = replace(c, confidence=c.confidence * factor)
+        ranked.sort(key=lambda c: -c.confidence)
+        return _prefer_complete(ranked)[: cfg.top_n]
+
+
+_FOLD = str.maketrans("OI", "01")
+
+
+def _missing(short: str, long: str) -> int:
+    """How many characters ``short`` lacks if it is ``long`` with 1-2 characters removed
+    (O/0 and I/1 folded), else 0."""
+    s, lg = short.translate(_FOLD), long.translate(_FOLD)
+    k = len(lg) - len(s)
+    if k not in (1, 2):
+        return 0
+    it = iter(lg)
+    return k if all(ch in it for ch in s) else 0  # subsequence test
+
+
+def _prefer_complete(ranked: list[Candidate]) -> list[Candidate]:
+    """Move a near-equally confident reading with one more character ahead of the best one.
+
+    CTC recognisers drop a character (a merged double, a squeezed edge) far more often than
+    they invent a confident one, and a dropped character costs no confidence, so between two
+    crops reading ``SG7471`` (0.99) and ``SG47471`` (0.97) the longer one is the better bet.
+    """
+    if not ranked:
+        return ranked
+    best = ranked[0]
+    while True:
+        longer = [
+            c
+            for c in ranked
+            if (k := _missing(best.text, c.text)) and c.confidence >= COMPLETE_RATIO**k * best.confidence
+        ]
+        if not longer:
+            break
+        best = max(longer, key=lambda c: c.confidence)
+    return [best, *[c for c in ranked if c is not best]]
+
+
+def _best(reads: list[PlateRead]) -> float:
+    return max((r.confidence for r in reads), default=0.0)
