@@ -19,6 +19,8 @@ from edge.config import AppConfig, CameraConfig
 from edge.events.schema import Event, Sequencer, utc_iso
 from edge.inference.model import AttributeClassifier, Classifier, Detector, LoadedModel, load_model
 from edge.motion import MotionGate
+from edge.plates.consensus import PlateResult
+from edge.plates.stage import PlateStage
 from edge.tracking import Track, Tracker
 from edge.tracking.filters import filter_detections
 from edge.tracking.scene import SceneChange, SceneState
@@ -78,6 +80,9 @@ class Pipeline:
         self.zones = Zones(dict(cfg.zones))
         self.seq = sequencer or Sequencer()
         self.last_detections = Detections()
+        self.plates: PlateStage | None = None
+        if cfg.plates is not None and cfg.plates.enabled:
+            self.plates = PlateStage(cfg.plates, app)
 
     # -- the straight line -------------------------------------------------------------------
     def process(self, frame: Frame) -> list[Event]:
@@ -130,7 +135,10 @@ class Pipeline:
                 t.data["started"] = True
                 t.data["zones"] = zones
                 events.append(self._event("start", t, now))
-            elif zones != t.data.get("zones") or now - t.data.get("last_event", now) >= self._interval():
+                events += self._read_plate(t, image, now)
+                continue
+            events += self._read_plate(t, image, now)
+            if zones != t.data.get("zones") or now - t.data.get("last_event", now) >= self._interval():
                 t.data["zones"] = zones
                 events.append(self._event("update", t, now))
         self.stats.active_tracks = len(self.tracker.active)
@@ -162,10 +170,79 @@ class Pipeline:
         )
 
     def _end(self, t: Track, now: float) -> list[Event]:
-        """End events for a finished track (with its start first if that was still held)."""
+        """End events for a finished track (with its start first if that was still held, and
+        its final plate if that changed)."""
         events = [] if t.data.get("started") else [self._event("start", t, now)]
         t.data["started"] = True
+        if self.plates is not None:
+            result = self.plates.consensus.finish(t.id)
+            if result is not None:
+                events += self._plate_events(t, result, now)
         return [*events, self._event("end", t, now)]
+
+    def _read_plate(self, t: Track, image: np.ndarray, now: float) -> list[Event]:
+        """Read the plate of a vehicle track (a bounded number of times) and publish it once,
+        then again only when the per-track consensus improves."""
+        stage = self.plates
+        if stage is None or not stage.wants(t, self._vehicle_labels, image.shape[0]):
+            return []
+        t0 = time.perf_counter()
+        reads = stage.reader.read(image, box=t.measured if t.measured is not None else t.box)
+        if self.on_inference is not None:
+            self.on_inference("plate-reader", stage.backend, time.perf_counter() - t0)
+        t.data["plate_reads"] = t.data.get("plate_reads", 0) + 1
+        result = stage.consensus.add(t.id, reads[0] if reads else None, now)
+        if result is None:
+            return []
+        if reads:
+            t.data["plate_box"] = [round(float(v), 4) for v in reads[0].box]
+        return self._plate_events(t, result, now)
+
+    def _plate_events(self, t: Track, result: PlateResult, now: float) -> list[Event]:
+        stage = self.plates
+        assert stage is not None
+        fields = stage.fields(result.text)
+        first = "plate" not in t.data
+        t.data["plate"] = fields
+        attrs: dict[str, Any] = {**fields, "conf": round(result.confidence, 3), "reads": result.reads}
+        if "plate" in fields and stage.cfg.top_n > 1:
+            attrs["candidates"] = [[c, round(p, 3)] for c, p in result.candidates[: stage.cfg.top_n]]
+        kind = self._track_type(t)
+        if kind:
+            attrs["type"] = kind
+        match = stage.lists.match(result.text)
+        if match is not None:
+            attrs["list"] = match.list
+        events = [self._simple_event("plate", "start" if first else "update", t, now, attrs, t.data.get("plate_box"))]
+        if match is not None and match.list == "watch" and not t.data.get("watch_alerted"):
+            t.data["watch_alerted"] = True
+            alert = {**fields, "reason": "watchlist", "distance": match.distance}
+            if kind:
+                alert["type"] = kind
+            events.append(self._simple_event("anomaly", None, t, now, alert, t.data.get("plate_box")))
+        return events
+
+    def _simple_event(
+        self, kind: str, phase: str | None, t: Track, now: float, attrs: dict[str, Any], box: list[float] | None
+    ) -> Event:
+        return Event(
+            device=self.device_id,
+            camera=self.camera,
+            type=kind,  # type: ignore[arg-type]
+            phase=phase,  # type: ignore[arg-type]
+            ts=utc_iso(now),
+            seq=self.seq.next(self.camera),
+            track=t.id,
+            label=t.label,
+            box=box,
+            zones=list(t.data.get("zones", [])),
+            start=utc_iso(t.first_seen),
+            attrs=attrs,
+        )
+
+    def _track_type(self, t: Track) -> str | None:
+        votes: dict[str, float] = t.data.get("votes_type") or {}
+        return max(votes, key=lambda k: votes[k]) if votes else None
 
     def _type_pending(self, t: Track, now: float) -> bool:
         """Hold a start event (up to START_HOLD s) while the vehicle is only partly in view, so
@@ -207,6 +284,7 @@ class Pipeline:
             votes = t.data.get(f"votes_{key}")
             if votes:
                 attrs[key] = max(votes, key=votes.get)
+        attrs.update(t.data.get("plate", {}))
         if phase == "end":
             attrs["duration"] = round(t.last_seen - t.first_seen, 2)
         score = t.data.get("best_score", t.score) if phase == "end" else t.score

@@ -131,9 +131,7 @@ def test_parse_source_and_transport_flag() -> None:
 # -- files ------------------------------------------------------------------------------------
 
 
-def test_file_replay_delivers_every_sampled_frame(
-    car_video: Path, readers: Callable[..., CameraReader]
-) -> None:
+def test_file_replay_delivers_every_sampled_frame(car_video: Path, readers: Callable[..., CameraReader]) -> None:
     cfg = camera(str(car_video), realtime=False, detect={"fps": 5, "width": 384})
     reader = readers("replay", cfg, start_time=1_000.0)
     frames = []
@@ -232,9 +230,7 @@ def test_rtsp_reads_frames_at_detect_fps(
     assert reader.finished
 
 
-def test_rtsp_server_restart_resumes_within_5s(
-    rtsp_server: RtspServer, readers: Callable[..., CameraReader]
-) -> None:
+def test_rtsp_server_restart_resumes_within_5s(rtsp_server: RtspServer, readers: Callable[..., CameraReader]) -> None:
     reader = readers("cam", camera(rtsp_server.url()))
     assert reader.read(timeout=10) is not None
     rtsp_server.kill()
@@ -251,9 +247,7 @@ def test_rtsp_server_restart_resumes_within_5s(
     assert reader.stats.connected
 
 
-def test_rtsp_stall_detected_and_recovered(
-    rtsp_server: RtspServer, readers: Callable[..., CameraReader]
-) -> None:
+def test_rtsp_stall_detected_and_recovered(rtsp_server: RtspServer, readers: Callable[..., CameraReader]) -> None:
     stall_timeout = 2.0
     reader = readers("cam", camera(rtsp_server.url()))
     assert reader.read(timeout=10) is not None
@@ -268,8 +262,10 @@ def test_rtsp_stall_detected_and_recovered(
     back, back_wall = time.monotonic(), time.time()
     _frame, t_frame = next_frame_after(reader, back_wall, timeout=10)
     recovered = t_frame - back
-    print(f"\nrtsp stall: detected after {detected:.2f} s (stall_timeout {stall_timeout}), "
-          f"frames again {recovered:.2f} s after SIGCONT")
+    print(
+        f"\nrtsp stall: detected after {detected:.2f} s (stall_timeout {stall_timeout}), "
+        f"frames again {recovered:.2f} s after SIGCONT"
+    )
     assert detected <= stall_timeout + 1.5
     assert recovered < 5.0
     assert reader.stats.stalls == 1
@@ -409,8 +405,7 @@ def test_http_mjpeg(car_video: Path, readers: Callable[..., CameraReader]) -> No
         assert ok
         originals.append(img)
     cap.release()
-    _MjpegHandler.jpegs = [cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-                           for img in originals]
+    _MjpegHandler.jpegs = [cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for img in originals]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MjpegHandler)
     server.daemon_threads = True
     server.stopping = False  # type: ignore[attr-defined]

@@ -86,6 +86,7 @@ class PlateReader:
         det_kind = pick_backend(list(det_m.backends), self.cfg.backend)
         ocr_kind = pick_backend(list(ocr_m.backends), self.cfg.backend)
         det_be = load_backend(det_kind, det_dir / det_m.entry, threads, device, precision)
+        self.backend = det_kind
         self.detector = YuNetPlateDetector(det_be, det_m.input.size, det_m.head, det_m.input.name)
         rec_be = load_backend(ocr_kind, ocr_dir / ocr_m.entry, threads, device, precision)
         key = ocr_m.head.get("metadata_key", "character")

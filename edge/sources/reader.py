@@ -34,9 +34,7 @@ class CameraReader:
     every sampled frame is delivered. Create it with ``open_camera``.
     """
 
-    def __init__(
-        self, name: str, cfg: CameraConfig, source: Source, *, start_time: float | None = None
-    ) -> None:
+    def __init__(self, name: str, cfg: CameraConfig, source: Source, *, start_time: float | None = None) -> None:
         self.name = name
         self.cfg = cfg
         self.source = source
@@ -62,9 +60,7 @@ class CameraReader:
             capture = FileCapture(self.source.location, loop=self.cfg.loop)
             capture.open()  # a missing or undecodable file fails here, in the caller's thread
             target = functools.partial(self._run_file, capture)
-        self._thread = threading.Thread(
-            target=self._guarded, args=(target,), name=f"camera-{self.name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._guarded, args=(target,), name=f"camera-{self.name}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -207,9 +203,7 @@ class CameraReader:
         finally:
             capture.close()
 
-    def _deliver(
-        self, capture: Capture, capture_time: float, mono: float, t: float, sampler: Sampler
-    ) -> None:
+    def _deliver(self, capture: Capture, capture_time: float, mono: float, t: float, sampler: Sampler) -> None:
         """Count a frame read at ``capture_time``; if sampled at time ``t``, hand it over."""
         stats = self.stats
         index = self._index
