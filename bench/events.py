@@ -92,6 +92,26 @@ def load_templates(path: Path | None) -> list[Event]:
     ]
 
 
+def direct_baseline(port: int, payloads: list[tuple[str, bytes]], qos: int, inflight: int) -> float:
+    """Events/s of a bare paho client publishing the same messages with no outbox (the
+    baseline: what durability costs is the ratio to it)."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="edge-bench-direct")
+    client.max_inflight_messages_set(inflight)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        t0 = time.perf_counter()
+        infos = [client.publish(topic, body, qos=qos) for topic, body in payloads]
+        for info in infos:
+            info.wait_for_publish(60)
+        return len(payloads) / (time.perf_counter() - t0)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=5000, help="events to push through the outbox")
@@ -143,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
             bar.close()
             delivered = args.events - outbox.depth
             bus.close()
+            print("baseline: the same events published directly with paho (no outbox)...", file=sys.stderr)
+            sample = [
+                (pub.topics.event(e.camera, e.type), e.model_copy(update={"id": new_event_id()}).to_bytes())
+                for e in (templates[i % len(templates)] for i in range(args.events))
+            ]
+            direct = direct_baseline(port, sample, args.qos, args.max_inflight)
         finally:
             broker.terminate()
             broker.wait(timeout=10)
@@ -161,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         "delivered": delivered,
         "sustained_events_per_s": round(delivered / elapsed, 1),
         "outbox_write_events_per_s": round(args.events / t_put, 1),
+        "direct_publish_events_per_s": round(direct, 1),
+        "outbox_to_direct_ratio": round(delivered / elapsed / direct, 2),
         "mean_payload_bytes": round(mean_payload, 1),
         "mean_wire_bytes": round(mean_wire, 1),
         "events_per_s_per_camera": round(rate, 4),
@@ -172,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"sustained: {result['sustained_events_per_s']} events/s through the outbox to mosquitto "
         f"(QoS {args.qos}, {delivered}/{args.events} acknowledged in {elapsed:.1f} s)"
+    )
+    print(
+        f"baseline: {direct:.1f} events/s published directly (no outbox); "
+        f"durable outbox runs at {result['outbox_to_direct_ratio']}x of it"
     )
     print(f"size: {mean_payload:.0f} B payload, ~{mean_wire:.0f} B on the wire per event")
     print(f"rate: {rate:.3f} events/s per camera ({rate_src})")
