@@ -10,6 +10,7 @@ identically to every folder) it prints:
 - exact: top-1 text of the most confident plate equals the label (both normalised);
 - exact O=0: the same with O and 0 treated as one character (some labels use O for a zero);
 - CER: character error rate, total edit distance / total label length (no read = all wrong);
+- the same for the untuned baseline (top YuNet box + PP-OCRv4 greedy), measured in the same run;
 - median and p95 latency of ``PlateReader.read`` on the whole image (detect + rectify + read),
   one image at a time, after a warm-up.
 
@@ -22,6 +23,7 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge.plates.config import PlatesConfig  # noqa: E402
 from edge.plates.formats import normalize_plate  # noqa: E402
 from edge.plates.geometry import box_iou, quad_to_box  # noqa: E402
+from edge.plates.lists import edit_distance  # noqa: E402
 from edge.plates.reader import PlateReader  # noqa: E402
+from edge.plates.rectify import warp_quad  # noqa: E402
 
 IOU_MIN = 0.3
 
@@ -60,17 +64,6 @@ def load_folder(folder: Path) -> list[Sample]:
     return samples
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def _imread(path: Path) -> np.ndarray:
     img = cv2.imread(str(path))
     if img is None:
@@ -78,16 +71,45 @@ def _imread(path: Path) -> np.ndarray:
     return img
 
 
-def run(reader: PlateReader, samples: list[Sample], desc: str, failures: bool) -> dict[str, float]:
+@dataclass
+class Read:
+    """What the scorer needs of one plate read."""
+
+    text: str
+    corners: np.ndarray
+    cands: list[tuple[str, float]]
+
+
+def pipeline_reads(reader: PlateReader) -> Callable[[np.ndarray], list[Read]]:
+    """The full plate stage."""
+    return lambda img: [Read(r.text, r.corners, r.texts()) for r in reader.read(img)]
+
+
+def baseline_reads(reader: PlateReader) -> Callable[[np.ndarray], list[Read]]:
+    """The untuned baseline from the model mirror's README, measured in the same run: the
+    top LPD-YuNet box, warped, read by PP-OCRv4 with greedy CTC; no refinement or formats."""
+
+    def read(img: np.ndarray) -> list[Read]:
+        quads = reader.detector.detect(img, 0.02, tiles=False, max_plates=1)
+        if not quads:
+            return []
+        crop = warp_quad(img, quads[0].corners)
+        text = normalize_plate(reader.recognizer.recognize([crop])[0].greedy()[0])
+        return [Read(text, quads[0].corners, [(text, 1.0)])]
+
+    return read
+
+
+def run(read: Callable[[np.ndarray], list[Read]], samples: list[Sample], desc: str, failures: bool) -> dict[str, float]:
     """Score one folder with one reader."""
     for s in samples[:3]:  # warm-up: first calls allocate
-        reader.read(_imread(s.image))
+        read(_imread(s.image))
     hits = exact = exact_o0 = dist = chars = 0
     times = []
     for s in tqdm(samples, desc=desc, leave=False, file=sys.stderr):
         img = _imread(s.image)
         t0 = time.perf_counter()
-        reads = reader.read(img)
+        reads = read(img)
         times.append(time.perf_counter() - t0)
         text = reads[0].text if reads else ""
         if any(box_iou(quad_to_box(r.corners), s.box) >= IOU_MIN for r in reads):
@@ -97,7 +119,7 @@ def run(reader: PlateReader, samples: list[Sample], desc: str, failures: bool) -
         dist += edit_distance(text, s.text)
         chars += len(s.text)
         if failures and text != s.text:
-            cands = reads[0].texts() if reads else []
+            cands = reads[0].cands if reads else []
             print(
                 f"  {s.image.name}: label {s.text} read {text or '-'} {[(t, round(c, 2)) for t, c in cands]}",
                 flush=True,
@@ -135,21 +157,26 @@ def main(argv: list[str] | None = None) -> int:
     for regions in settings:
         cfg = PlatesConfig(regions=regions, backend=args.backend)
         reader = PlateReader(cfg, threads=args.threads, precision=args.precision)
+        modes = [("baseline", baseline_reads(reader))] if not regions else []
+        modes.append((",".join(regions) or "none", pipeline_reads(reader)))
         for d in args.dirs:
             samples = load_folder(d)
             if args.limit:
                 samples = samples[: args.limit]
-            name = ",".join(regions) or "none"
-            res = run(reader, samples, f"{d.name} [{name}]", args.failures)
-            rows.append((d.name, name, res))
+            for name, read in modes:
+                res = run(read, samples, f"{d.name} [{name}]", args.failures and name != "baseline")
+                rows.append((d.name, name, res))
     print(
         f"\n{'folder':<10} {'regions':<24} {'n':>4} {'recall':>7} {'exact':>7} {'exactO=0':>9} {'CER':>6} "
         f"{'med ms':>7} {'p95 ms':>7}"
     )
+    base = {folder: r for folder, name, r in rows if name == "baseline"}
     for folder, name, r in rows:
+        b = base.get(folder)
+        vs = f"  {r['exact'] / b['exact']:.2f}x baseline exact" if b and name != "baseline" and b["exact"] else ""
         print(
             f"{folder:<10} {name[:24]:<24} {r['n']:>4} {r['recall']:>7.1%} {r['exact']:>7.1%} "
-            f"{r['exact_o0']:>9.1%} {r['cer']:>6.3f} {r['median_ms']:>7.1f} {r['p95_ms']:>7.1f}"
+            f"{r['exact_o0']:>9.1%} {r['cer']:>6.3f} {r['median_ms']:>7.1f} {r['p95_ms']:>7.1f}{vs}"
         )
     print(
         f"(recall: returned plate box IoU >= {IOU_MIN} with the label; exact: top-1 text of the most "
