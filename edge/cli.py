@@ -125,7 +125,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_plates_bench(args: argparse.Namespace) -> int:
     import runpy
 
-    sys.argv = ["bench/plates.py", *args.dirs]
+    sys.argv = ["bench/plates.py", *args.dirs, *(["--regions", args.regions] if args.regions else [])]
     runpy.run_path(str(REPO / "bench" / "plates.py"), run_name="__main__")
     return 0
 
@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     psub = pl.add_subparsers(dest="plates_command", required=True)
     pb = psub.add_parser("bench", help="accuracy and latency on OpenALPR-format folders")
     pb.add_argument("dirs", nargs="+")
+    pb.add_argument("--regions", default="", help="plate formats for every folder, e.g. br,eu")
     pb.set_defaults(func=_cmd_plates_bench)
     return p
 

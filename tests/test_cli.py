@@ -90,3 +90,18 @@ def test_truncated_or_corrupt_model_is_one_clear_line(
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "cannot load model" in lines[0] and "model.onnx" in lines[0], proc.stderr
+
+
+@pytest.mark.usefixtures("model_env")
+def test_plates_bench_prints_a_table_per_folder(tmp_path: Path, shared_data: Path) -> None:
+    folder = tmp_path / "mini"
+    folder.mkdir()
+    for name in ("eu3", "eu5", "eu10"):
+        for ext in ("jpg", "txt"):
+            (folder / f"{name}.{ext}").write_bytes((shared_data / "openalpr" / "eu" / f"{name}.{ext}").read_bytes())
+    proc = edge("plates", "bench", str(folder), "--regions", "eu")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[1]: line.split() for line in proc.stdout.splitlines() if line.startswith("mini ")}
+    assert set(rows) == {"baseline", "none", "eu"}
+    assert all(r[2] == "3" for r in rows.values())  # three images scored in every mode
+    assert rows["eu"][4] == "100.0%"  # all three read exactly with EU formats
