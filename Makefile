@@ -25,7 +25,7 @@ lint:
 bench:
 	$(PY) bench/pipeline.py
 	$(PY) bench/events.py
-	$(PY) bench/plates.py ../shared/data/openalpr/eu ../shared/data/openalpr/br
+	$(PY) bench/plates.py ../shared/data/openalpr/eu ../shared/data/openalpr/br --regions br,eu
 
 demo:
 	$(PY) -m pip install -q -e '.[all]'
