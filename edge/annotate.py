@@ -42,8 +42,7 @@ def draw_detections(image: np.ndarray, dets: Detections, tracks: list[Track]) ->
         x0, y0, x1, y1 = (t.measured * scale).astype(int)
         colour = _PALETTE[t.id % len(_PALETTE)]
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
-        votes: dict[str, float] = t.data.get("votes_type") or {}
-        kind = max(votes, key=lambda k: votes[k]) if votes else t.label
+        kind = t.top_attr("type") or t.label
         text = f"#{t.id} {kind} {t.score:.2f}"
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         ty = max(y0, th + 4)

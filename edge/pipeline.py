@@ -207,7 +207,7 @@ class Pipeline:
         attrs: dict[str, Any] = {**fields, "conf": round(result.confidence, 3), "reads": result.reads}
         if "plate" in fields and stage.cfg.top_n > 1:
             attrs["candidates"] = [[c, round(p, 3)] for c, p in result.candidates[: stage.cfg.top_n]]
-        kind = self._track_type(t)
+        kind = t.top_attr("type")
         if kind:
             attrs["type"] = kind
         match = stage.lists.match(result.text)
@@ -240,10 +240,6 @@ class Pipeline:
             attrs=attrs,
         )
 
-    def _track_type(self, t: Track) -> str | None:
-        votes: dict[str, float] = t.data.get("votes_type") or {}
-        return max(votes, key=lambda k: votes[k]) if votes else None
-
     def _type_pending(self, t: Track, now: float) -> bool:
         """Hold a start event (up to START_HOLD s) while the vehicle is only partly in view, so
         the type it announces is the one the track keeps."""
@@ -259,7 +255,7 @@ class Pipeline:
         t.data["best_score"] = max(t.data.get("best_score", 0.0), t.score)
         label = t.label
         if label in self._type_of:
-            _vote(t.data, "type", self._type_of[label], t.score)
+            t.vote_attr("type", self._type_of[label], t.score)
         if self.attributes is None or label not in self._vehicle_labels or t.data.get("attr_n", 0) >= ATTRIBUTE_SAMPLES:
             return
         crop = _crop(image, t.box)
@@ -275,15 +271,15 @@ class Pipeline:
             name = "color" if key in {"color", "colour"} else key
             if name == "type":
                 value = self._type_of.get(value, value)
-            _vote(t.data, name, value, score * weight)
+            t.vote_attr(name, value, score * weight)
 
     def _event(self, phase: str, t: Track, now: float) -> Event:
         t.data["last_event"] = now
         attrs: dict[str, Any] = {}
         for key in ("type", "color"):
-            votes = t.data.get(f"votes_{key}")
-            if votes:
-                attrs[key] = max(votes, key=votes.get)
+            value = t.top_attr(key)
+            if value:
+                attrs[key] = value
         attrs.update(t.data.get("plate", {}))
         if phase == "end":
             attrs["duration"] = round(t.last_seen - t.first_seen, 2)
@@ -311,11 +307,6 @@ class Pipeline:
     def _count(self, events: list[Event]) -> None:
         for e in events:
             self.stats.events_by_type[e.type] = self.stats.events_by_type.get(e.type, 0) + 1
-
-
-def _vote(data: dict[str, Any], key: str, value: str, weight: float) -> None:
-    votes = data.setdefault(f"votes_{key}", {})
-    votes[value] = votes.get(value, 0.0) + float(weight)
 
 
 def _touches_edge(xyxy: np.ndarray, margin: float = 0.01) -> bool:

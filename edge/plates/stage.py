@@ -39,8 +39,7 @@ class PlateStage:
         box = track.measured if track.measured is not None else track.box
         if (box[3] - box[1]) * frame_height < self.cfg.min_vehicle_height:
             return False
-        votes = track.data.get("votes_type") or {}
-        kind = max(votes, key=lambda k: votes[k]) if votes else None
+        kind = track.top_attr("type")
         if kind is not None and kind not in PLATED_TYPES:
             return False
         return int(track.data.get("plate_reads", 0)) < self.cfg.reads_per_track

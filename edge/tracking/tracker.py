@@ -33,6 +33,7 @@ class Track:
     hits: int = 1
     id: int = 0
     label_votes: dict[str, float] = field(default_factory=dict)
+    attr_votes: dict[str, dict[str, float]] = field(default_factory=dict)  # e.g. type, color
     data: dict[str, Any] = field(default_factory=dict)
     last_det: int = -1  # index into the latest Detections, -1 when unmatched this frame
     measured: np.ndarray | None = None  # last detected box (``box`` is the Kalman estimate)
@@ -55,6 +56,16 @@ class Track:
     def vote(self, label: str, score: float) -> None:
         """Count one detection's label."""
         self.label_votes[label] = self.label_votes.get(label, 0.0) + score
+
+    def vote_attr(self, key: str, value: str, weight: float) -> None:
+        """Count one observation of an attribute (vehicle type, colour...)."""
+        votes = self.attr_votes.setdefault(key, {})
+        votes[value] = votes.get(value, 0.0) + float(weight)
+
+    def top_attr(self, key: str) -> str | None:
+        """The attribute value with the most accumulated weight: one stable value per track."""
+        votes = self.attr_votes.get(key)
+        return max(votes.items(), key=lambda kv: kv[1])[0] if votes else None
 
 
 @dataclass(frozen=True)
