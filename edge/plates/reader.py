@@ -21,6 +21,7 @@ from edge.plates.decode import Candidate, decode_formats, decode_free
 from edge.plates.detect import PlateQuad, YuNetPlateDetector
 from edge.plates.formats import compile_formats
 from edge.plates.geometry import box_iou
+from edge.plates.lprnet import LprnetRecognizer
 from edge.plates.ocr import CtcOutput, PaddleRecognizer
 from edge.plates.rectify import expand_quad, quad_size, warp_quad
 from edge.plates.refine import TextLineRefiner
@@ -81,14 +82,20 @@ class PlateReader:
         if det_m.input is None or det_m.head.get("type") != "yunet_plate":
             raise ModelError(f"{det_m.name} is not a YuNet plate detector")
         ocr_m, ocr_dir = ensure_model(self.cfg.ocr_model, cache_dir=cache_dir, mirror=mirror)
-        if ocr_m.head.get("type") != "ctc":
-            raise ModelError(f"{ocr_m.name}: only CTC text recognisers (ppocr-v4) are supported here")
+        if ocr_m.head.get("type") not in ("ctc", "lprnet"):
+            raise ModelError(f"{ocr_m.name}: not a plate reader (ppocr-v4 or license-plate-recognition-barrier-0001)")
         det_kind = pick_backend(list(det_m.backends), self.cfg.backend)
         ocr_kind = pick_backend(list(ocr_m.backends), self.cfg.backend)
         det_be = load_backend(det_kind, det_dir / det_m.entry, threads, device, precision)
         self.backend = det_kind
         self.detector = YuNetPlateDetector(det_be, det_m.input.size, det_m.head, det_m.input.name)
         rec_be = load_backend(ocr_kind, ocr_dir / ocr_m.entry, threads, device, precision)
+        self.formats = compile_formats(self.cfg.regions)
+        self.refiner = None
+        self.lprnet: LprnetRecognizer | None = None
+        if ocr_m.head.get("type") == "lprnet":  # Chinese plates: its own symbols, no CTC formats
+            self.lprnet = LprnetRecognizer(rec_be, ocr_m.read_labels(ocr_dir))
+            return
         key = ocr_m.head.get("metadata_key", "character")
         chars = rec_be.metadata().get(key, "")
         if not chars and ocr_kind != "onnx":  # OpenVINO does not expose ONNX metadata
@@ -97,10 +104,8 @@ class PlateReader:
             raise ModelError(f"{ocr_m.name}: character list missing from the model metadata")
         self.recognizer = PaddleRecognizer(rec_be, chars.split("\n"))
         det_file = ocr_m.head.get("det_entry")
-        self.refiner = None
         if det_file:  # PP-OCR text detector shipped with the recogniser: refines plate quads
             self.refiner = TextLineRefiner(load_backend(ocr_kind, ocr_dir / det_file, threads, device, precision))
-        self.formats = compile_formats(self.cfg.regions)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -179,12 +184,22 @@ class PlateReader:
         (partial quad, junk from a seal or city strip)."""
         ih, iw = img.shape[:2]
         box = quad.box / np.array([iw, ih, iw, ih], dtype=np.float32)
+        if self.lprnet is not None:
+            return PlateRead(quad.corners, box, quad.score, self._read_lprnet(img, quad))
         line = self.refiner.refine(img, quad.corners) if self.refiner is not None else None
         crops = self._lines(img, quad.corners, *CROP_MARGINS[0])
         crops += (
             self._lines(img, line, 0.0, 0.0) if line is not None else self._lines(img, quad.corners, *CROP_MARGINS[1])
         )
         return PlateRead(quad.corners, box, quad.score, self._rank(self._read_crops(crops)))
+
+    def _read_lprnet(self, img: np.ndarray, quad: PlateQuad) -> list[Candidate]:
+        """LPRNet gives no probabilities: the read's confidence is the plate detector's score."""
+        text = self.lprnet.read(warp_quad(img, expand_quad(quad.corners, *CROP_MARGINS[1]))) if self.lprnet else ""
+        core = "".join(ch for ch in text if ch.isalnum() and ch.isascii())  # without the province token
+        if not self.cfg.min_chars <= len(core) <= self.cfg.max_chars:
+            return []
+        return [Candidate(text, float(quad.score))]
 
     def _decode(self, ctcs: list[CtcOutput]) -> list[Candidate]:
         cfg = self.cfg
