@@ -6,43 +6,34 @@ import json
 import subprocess
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from edge.events.outbox import Outbox
 from edge.metrics import Metrics, MetricsServer, read_temperatures
+from edge.pipeline import PipelineStats
+from edge.sources import ReaderStats
 from tests.conftest import need_exe
 
 
-@dataclass
-class FakeReaderStats:
-    frames_read: int = 120
-    frames_dropped: int = 3
-    frames_sampled: int = 60
-    reconnects: int = 1
-    stalls: int = 0
-    connected: bool = True
-    capture_fps: float = 12.5
-    last_frame_time: float | None = 1_795_000_000.0
-
-
-@dataclass
-class FakePipelineStats:
-    frames_in: int = 60
-    frames_inferred: int = 20
-    frames_motion_skipped: int = 40
-    active_tracks: int = 2
-    events_by_type: dict = field(default_factory=lambda: {"track": 5})
-
-
-class FakeReader:
-    stats = FakeReaderStats()
+class FakeReader:  # the real stats types, so a renamed field breaks this test
+    stats = ReaderStats(
+        frames_read=120,
+        frames_dropped=3,
+        frames_sampled=60,
+        reconnects=1,
+        stalls=0,
+        connected=True,
+        capture_fps=12.5,
+        last_frame_time=1_795_000_000.0,
+    )
 
 
 class FakePipeline:
-    stats = FakePipelineStats()
+    stats = PipelineStats(
+        frames_in=60, frames_inferred=20, frames_motion_skipped=40, active_tracks=2, events_by_type={"track": 5}
+    )
     on_inference = None
 
 
