@@ -128,7 +128,7 @@ class Pipeline:
         for t in matched:
             if not t.confirmed:
                 continue
-            zones = self.zones.of(t.measured if t.measured is not None else t.box, t.label)
+            zones = self.zones.of(t.last_box, t.label)
             if not t.data.get("started"):
                 if self._type_pending(t, now):
                     continue
@@ -154,19 +154,31 @@ class Pipeline:
         self._observe(self.classifier)
         return [self._state_event(c) for c in self.scene.update(label, score, now)]
 
-    def _state_event(self, c: SceneChange) -> Event:
-        attrs: dict[str, Any] = {"duration": round(c.duration, 2)} if c.phase == "end" else {}
+    def _new_event(self, kind: str, phase: str | None, ts: float, t: Track | None = None, **fields: Any) -> Event:
+        """An event of this camera: device, camera, sequence number and time filled in, plus
+        the track's id, label, zones and start when it is about a track."""
+        if t is not None:
+            fields = {
+                "track": t.id,
+                "label": t.label,
+                "zones": list(t.data.get("zones", [])),
+                "start": utc_iso(t.first_seen),
+                **fields,
+            }
         return Event(
             device=self.device_id,
             camera=self.camera,
-            type="state",
-            phase=c.phase,
-            ts=utc_iso(c.at),
+            type=kind,  # type: ignore[arg-type]
+            phase=phase,  # type: ignore[arg-type]
+            ts=utc_iso(ts),
             seq=self.seq.next(self.camera),
-            label=c.label,
-            score=round(float(c.score), 3),
-            start=utc_iso(c.since),
-            attrs=attrs,
+            **fields,
+        )
+
+    def _state_event(self, c: SceneChange) -> Event:
+        attrs: dict[str, Any] = {"duration": round(c.duration, 2)} if c.phase == "end" else {}
+        return self._new_event(
+            "state", c.phase, c.at, label=c.label, score=c.score, start=utc_iso(c.since), attrs=attrs
         )
 
     def _end(self, t: Track, now: float) -> list[Event]:
@@ -187,7 +199,7 @@ class Pipeline:
         if stage is None or not stage.wants(t, self._vehicle_labels, image.shape[0]):
             return []
         t0 = time.perf_counter()
-        reads = stage.reader.read(image, box=t.measured if t.measured is not None else t.box)
+        reads = stage.reader.read(image, box=t.last_box)
         if self.on_inference is not None:
             self.on_inference("plate-reader", stage.backend, time.perf_counter() - t0)
         t.data["plate_reads"] = t.data.get("plate_reads", 0) + 1
@@ -213,32 +225,16 @@ class Pipeline:
         match = stage.lists.match(result.text)
         if match is not None:
             attrs["list"] = match.list
-        events = [self._simple_event("plate", "start" if first else "update", t, now, attrs, t.data.get("plate_box"))]
+        events = [
+            self._new_event("plate", "start" if first else "update", now, t, box=t.data.get("plate_box"), attrs=attrs)
+        ]
         if match is not None and match.list == "watch" and not t.data.get("watch_alerted"):
             t.data["watch_alerted"] = True
             alert = {**fields, "reason": "watchlist", "distance": match.distance}
             if kind:
                 alert["type"] = kind
-            events.append(self._simple_event("anomaly", None, t, now, alert, t.data.get("plate_box")))
+            events.append(self._new_event("anomaly", None, now, t, box=t.data.get("plate_box"), attrs=alert))
         return events
-
-    def _simple_event(
-        self, kind: str, phase: str | None, t: Track, now: float, attrs: dict[str, Any], box: list[float] | None
-    ) -> Event:
-        return Event(
-            device=self.device_id,
-            camera=self.camera,
-            type=kind,  # type: ignore[arg-type]
-            phase=phase,  # type: ignore[arg-type]
-            ts=utc_iso(now),
-            seq=self.seq.next(self.camera),
-            track=t.id,
-            label=t.label,
-            box=box,
-            zones=list(t.data.get("zones", [])),
-            start=utc_iso(t.first_seen),
-            attrs=attrs,
-        )
 
     def _type_pending(self, t: Track, now: float) -> bool:
         """Hold a start event (up to START_HOLD s) while the vehicle is only partly in view, so
@@ -284,20 +280,9 @@ class Pipeline:
         if phase == "end":
             attrs["duration"] = round(t.last_seen - t.first_seen, 2)
         score = t.data.get("best_score", t.score) if phase == "end" else t.score
-        return Event(
-            device=self.device_id,
-            camera=self.camera,
-            type="track",
-            phase=phase,  # type: ignore[arg-type]
-            ts=utc_iso(t.last_seen if phase == "end" else now),
-            seq=self.seq.next(self.camera),
-            track=t.id,
-            label=t.label,
-            score=round(float(score), 3),
-            box=[round(float(v), 4) for v in (t.measured if t.measured is not None else t.box)],
-            zones=list(t.data.get("zones", [])),
-            start=utc_iso(t.first_seen),
-            attrs=attrs,
+        ts = t.last_seen if phase == "end" else now
+        return self._new_event(
+            "track", phase, ts, t, score=float(score), box=[float(v) for v in t.last_box], attrs=attrs
         )
 
     def _observe(self, model: LoadedModel) -> None:

@@ -36,7 +36,7 @@ class PlateStage:
         """Read this track now? Vehicles big enough to read, at most ``reads_per_track`` times."""
         if track.label not in vehicle_labels:
             return False
-        box = track.measured if track.measured is not None else track.box
+        box = track.last_box
         if (box[3] - box[1]) * frame_height < self.cfg.min_vehicle_height:
             return False
         kind = track.top_attr("type")

@@ -39,6 +39,11 @@ class Track:
     measured: np.ndarray | None = None  # last detected box (``box`` is the Kalman estimate)
 
     @property
+    def last_box(self) -> np.ndarray:
+        """The last detected box, or the Kalman estimate before any (events report this)."""
+        return self.measured if self.measured is not None else self.box
+
+    @property
     def speed(self) -> float:
         """Estimated speed of the box centre, in frame heights/widths per second."""
         return float(np.hypot(self.kf.x[4], self.kf.x[5]))
