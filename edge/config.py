@@ -344,6 +344,17 @@ class AppConfig(Strict):
     outputs: OutputsConfig = OutputsConfig()
     metrics: MetricsConfig = MetricsConfig()
 
+    def model_options(self) -> dict[str, Any]:
+        """How every model of this appliance is fetched and run: the keyword arguments shared by
+        ``load_model`` and ``PlateReader`` (threads, device, precision, cache_dir, mirror)."""
+        return {
+            "threads": self.runtime.threads,
+            "device": self.runtime.device,
+            "precision": self.runtime.precision,
+            "cache_dir": self.models.cache_dir,
+            "mirror": self.models.mirror,
+        }
+
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

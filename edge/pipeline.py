@@ -307,15 +307,7 @@ def _crop(image: np.ndarray, xyxy: np.ndarray, min_px: int = 12) -> np.ndarray |
 
 
 def _load(name: str, app: AppConfig, kind: type[Any], progress: Callable[[str], None] | None) -> Any:
-    model = load_model(
-        name,
-        threads=app.runtime.threads,
-        device=app.runtime.device,
-        precision=app.runtime.precision,
-        cache_dir=app.models.cache_dir,
-        mirror=app.models.mirror,
-        progress=progress,
-    )
+    model = load_model(name, progress=progress, **app.model_options())
     if not isinstance(model, kind):
         from edge.errors import ModelError
 

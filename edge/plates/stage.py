@@ -19,14 +19,7 @@ class PlateStage:
 
     def __init__(self, cfg: PlatesConfig, app: AppConfig) -> None:
         self.cfg = cfg
-        self.reader = PlateReader(
-            cfg,
-            threads=app.runtime.threads,
-            device=app.runtime.device,
-            precision=app.runtime.precision,
-            cache_dir=app.models.cache_dir,
-            mirror=app.models.mirror,
-        )
+        self.reader = PlateReader(cfg, **app.model_options())
         self.backend = self.reader.backend
         self.consensus = PlateConsensus(cfg.consensus, cfg.min_confidence)
         self.lists = PlateLists(cfg.lists)
