@@ -26,8 +26,21 @@ class SequenceSource(Protocol):
     def close(self) -> None: ...
 
 
+class Processor(Protocol):
+    """A stage that reads delivered events and derives new ones (the rule engine).
+
+    It sees every stamped event (its own outputs included, so it must ignore what it does not
+    want) and never frames or models; ``tick`` lets time-based rules fire without an event.
+    """
+
+    def process(self, event: Event) -> list[Event]: ...
+
+    def tick(self, now: float) -> list[Event]: ...
+
+
 class EventBus:
-    """Stamp, count and deliver events to a sink (usually a :class:`FanOut`)."""
+    """Stamp, count and deliver events to a sink (usually a :class:`FanOut`), then hand each
+    delivered event to the processors and emit what they derive the same way."""
 
     def __init__(
         self,
@@ -35,8 +48,10 @@ class EventBus:
         sink: Sink,
         sequencer: SequenceSource,
         on_event: Callable[[Event], None] | None = None,
+        processors: list[Processor] | None = None,
     ) -> None:
         self.device = device
+        self.processors: list[Processor] = list(processors or [])
         self.sink = sink
         self.sequencer = sequencer
         self.on_event = on_event
@@ -58,7 +73,25 @@ class EventBus:
                 self.on_event(stamped)
             except Exception:
                 log.exception("event hook failed")
+        for proc in self.processors:
+            self._emit_derived(proc, lambda p=proc: p.process(stamped))  # type: ignore[misc]
         return stamped
+
+    def tick(self, now: float) -> None:
+        """Let time-based processors fire (called about once a second, or per replayed frame)."""
+        for proc in self.processors:
+            self._emit_derived(proc, lambda p=proc: p.tick(now))  # type: ignore[misc]
+
+    def _emit_derived(self, proc: Processor, produce: Callable[[], list[Event]]) -> None:
+        # A processor's bug is logged and never stops delivery of the event that triggered it.
+        try:
+            derived = produce()
+        except Exception:
+            log.exception("processor %s failed", type(proc).__name__)
+            return
+        for event in derived:
+            if not self._closed:
+                self.emit(event)
 
     def close(self) -> None:
         """Close the sinks (MQTT drains, then goes offline) and save the sequence numbers."""

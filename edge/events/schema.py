@@ -16,11 +16,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_ID = "https://example.invalid/edge/event-schema.json"
 
-EventType = Literal["track", "plate", "anomaly", "state"]
-EVENT_TYPES: tuple[str, ...] = ("track", "plate", "anomaly", "state")
+# track/plate/state come from a camera's pipeline; line/zone are geometry on tracks; visit/anomaly
+# come from the rule engine (which reads only events); screentime sums a frame classifier's states.
+EventType = Literal["track", "plate", "anomaly", "state", "line", "zone", "visit", "screentime"]
+EVENT_TYPES: tuple[str, ...] = ("track", "plate", "anomaly", "state", "line", "zone", "visit", "screentime")
 Phase = Literal["start", "update", "end"]
 
 
@@ -52,8 +54,13 @@ class Event(BaseModel):
     device: str = Field(description="device id (config device_id)")
     camera: str = Field(description="camera name")
     type: EventType = Field(description="event type; also the last topic level")
-    phase: Phase | None = Field(None, description="track life cycle: start, update or end")
+    phase: Phase | None = Field(
+        None, description="life cycle of the thing the event is about (track, zone stay, visit, anomaly): start, update or end"
+    )
     ts: str = Field(description="UTC capture time of the frame the event is about (ISO 8601)")
+    pos: float | None = Field(
+        None, ge=0, description="position in the source video, seconds (files and replays; absent for live cameras)"
+    )
     seq: int = Field(0, ge=0, description="per-camera sequence number; increases across restarts (gaps possible)")
     track: int | None = Field(None, description="track id, unique per camera run")
     label: str | None = Field(None, description="object label, e.g. car")
