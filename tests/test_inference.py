@@ -141,3 +141,82 @@ def test_yolov8_style_raw_head_decodes_and_suppresses_duplicates() -> None:
     dets = get_head("yolov8")({"out": raw}, lb, {"nms_iou": 0.45}, ["a", "b", "c"], 0, 0.3)
     assert dets.labels == ["b", "c"]
     np.testing.assert_allclose(dets.xyxy[0], [80 / 416, 80 / 416, 120 / 416, 120 / 416], atol=1e-4)
+
+
+def _video_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+@pytest.mark.usefixtures("model_env")
+def test_lstm_ssd_finds_the_highway_cars_frame_after_frame(highway: np.ndarray, shared_data: Path) -> None:
+    """The stateful LSTM-SSD runs with its state fed back, finds the two hand-checked cars and,
+    over the whole clip, agrees with an independent detector (YOLOX) on where the cars are."""
+    m = load_model("automl-traffic-lstm-ssd")
+    assert isinstance(m, Detector) and m.backend_key == "litert"
+    dets = m.detect(highway)
+    assert set(dets.labels) <= {"sedan", "pickup_suv_van", "large_veh_bus"}
+    assert (iou_matrix(HIGHWAY_CARS, dets.xyxy).max(axis=1) > 0.5).all(), (dets.xyxy, dets.labels)
+
+    m.reset()
+    yolox = load_model("yolox-nano-coco")
+    frames = _video_frames(shared_data / "videos" / "traffic_frames.mp4")
+    assert len(frames) == 20
+    ours = theirs = found = matched = 0
+    for frame in frames:  # one stream: the state carries from frame to frame
+        d = m.detect(frame)
+        ref = yolox.detect(frame)
+        ref = ref[np.isin(np.array(ref.labels), ["car", "truck", "bus"]) & (ref.confidence > 0.5)]
+        ours, theirs = ours + len(d), theirs + len(ref)
+        if len(d) and len(ref):
+            iou = iou_matrix(d.xyxy, ref.xyxy)
+            matched += int((iou.max(axis=1) > 0.5).sum())
+            found += int((iou.max(axis=0) > 0.5).sum())
+    assert theirs >= 30 and found >= 0.8 * theirs  # it finds most cars YOLOX finds...
+    assert matched >= 0.8 * ours  # ...and few boxes where YOLOX sees no vehicle
+
+
+@pytest.mark.usefixtures("model_env")
+def test_lstm_ssd_state_is_fed_back_and_reset(highway: np.ndarray) -> None:
+    m = load_model("automl-traffic-lstm-ssd")
+    names = {"raw_inputs/init_lstm_c", "raw_inputs/init_lstm_h"}
+    assert set(m.state) == names
+    assert all(s.shape == (1, 8, 8, 320) and s.dtype == np.uint8 and not s.any() for s in m.state.values())
+    fresh = m.detect(highway)
+
+    # a non-zero carried h changes this frame's detections: the state input is really fed
+    m.reset()
+    injected = np.random.default_rng(0).integers(0, 255, (1, 8, 8, 320)).astype(np.uint8)
+    m.state["raw_inputs/init_lstm_h"] = injected.copy()
+    carried = m.detect(highway)
+    assert len(carried) != len(fresh) or not np.allclose(carried.xyxy, fresh.xyxy, atol=1e-4)
+    # ...and is replaced by the state the model returned for the next frame
+    assert not np.array_equal(m.state["raw_inputs/init_lstm_h"], injected)
+    # Fact about this model file (checked with LiteRT's reference kernels too): its state
+    # outputs are always zero. The LSTM's f*c and i*g products are quantized with scales of
+    # ~1e-35 (degenerate QAT ranges), so c and h = o*relu6(c) saturate at ~1e-33 -> 0. If a
+    # runtime or model update changes this, the feedback above starts to matter: revisit.
+    assert all(not s.any() for s in m.state.values())
+
+    m.state["raw_inputs/init_lstm_h"] = injected.copy()
+    m.reset()  # a new stream starts from zero again
+    assert all(not s.any() for s in m.state.values())
+    again = m.detect(highway)
+    assert again.labels == fresh.labels
+    np.testing.assert_allclose(again.xyxy, fresh.xyxy, atol=1e-6)
+
+
+@pytest.mark.usefixtures("model_env")
+def test_model_with_unfed_inputs_is_refused() -> None:
+    m = load_model("automl-traffic-lstm-ssd")
+    no_state = m.manifest.model_copy(update={"head": {"type": "lstm_ssd"}})
+    with pytest.raises(ModelError, match=r"init_lstm_c.*not fed"):
+        Detector(no_state, m.backend, m.labels)
+    bad = m.manifest.model_copy(update={"head": {"type": "lstm_ssd", "state": {"raw_inputs/init_lstm_c": "nope"}}})
+    with pytest.raises(ModelError, match="names no input/output"):
+        Detector(bad, m.backend, m.labels)

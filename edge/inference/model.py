@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError
-from edge.inference.backends import Backend, load_backend, pick_backend
+from edge.inference.backends import Backend, TensorSpec, load_backend, pick_backend
 from edge.inference.heads import get_head
 from edge.inference.preprocess import prepare
 from edge.registry import Manifest, ensure_model
@@ -20,13 +20,20 @@ from edge.types import Detections
 
 @dataclass
 class LoadedModel:
-    """A manifest, its backend and labels. ``last_seconds`` is the latest inference time."""
+    """A manifest, its backend and labels. ``last_seconds`` is the latest inference time.
+
+    Recurrent models (e.g. LSTM-SSD) declare ``head.state: {input_name: output_name}`` in the
+    manifest: each listed output is fed back into its input on the next call. ``state`` holds
+    the tensors the next call will feed; it belongs to this instance, i.e. to one camera, so
+    call ``reset()`` when that camera's stream starts over.
+    """
 
     manifest: Manifest
     backend: Backend
     labels: list[str]
     last_seconds: float = 0.0
     _input_name: str = field(default="", init=False)
+    state: dict[str, np.ndarray] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         spec = self.manifest.input
@@ -35,6 +42,32 @@ class LoadedModel:
         names = [t.name for t in self.backend.inputs]
         self._input_name = spec.name if spec.name in names else names[0]
         self._tensor = next(t for t in self.backend.inputs if t.name == self._input_name)
+        self._state_map = self._check_state(dict(self.manifest.head.get("state") or {}))
+        self.reset()
+
+    def _check_state(self, state_map: dict[str, str]) -> dict[str, str]:
+        """Validate the manifest's state map against the model's tensors; every input must be fed."""
+        ins = {t.name: t for t in self.backend.inputs}
+        outs = {t.name: t for t in self.backend.outputs}
+        for i_name, o_name in state_map.items():
+            if i_name not in ins or o_name not in outs:
+                raise ModelError(
+                    f"model {self.name}: state {i_name!r} -> {o_name!r} names no input/output of the model"
+                )
+            if ins[i_name].shape != outs[o_name].shape:
+                raise ModelError(
+                    f"model {self.name}: state {i_name!r} {ins[i_name].shape} != {o_name!r} {outs[o_name].shape}"
+                )
+        unfed = set(ins) - {self._input_name} - set(state_map)
+        if unfed:
+            raise ModelError(f"model {self.name}: inputs {sorted(unfed)} are not fed; map them in head.state")
+        return state_map
+
+    def reset(self) -> None:
+        """Start from a zero recurrent state (a new stream); no-op for stateless models."""
+        specs = {t.name: t for t in self.backend.inputs}
+        # real 0.0 is the zero point of a quantized tensor
+        self.state = {n: np.full(specs[n].shape, specs[n].zero_point, specs[n].dtype) for n in self._state_map}
 
     @property
     def name(self) -> str:
@@ -51,9 +84,22 @@ class LoadedModel:
         assert self.manifest.input is not None
         tensor, lb = prepare(image, self.manifest.input, self._tensor)
         t0 = time.perf_counter()
-        out = self.backend.infer({self._input_name: tensor})
+        out = self.backend.infer({self._input_name: tensor, **self.state})
         self.last_seconds = time.perf_counter() - t0
+        specs = {t.name: t for t in self.backend.inputs}
+        for i_name, o_name in self._state_map.items():  # heads see only the non-state outputs
+            self.state[i_name] = _to_input(out.pop(o_name), specs[i_name])
         return out, lb
+
+
+def _to_input(value: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """A (dequantized float) output as the input tensor ``spec`` expects: the backend hands out
+    real values, a quantized state input takes integers on its own scale."""
+    if not spec.quantized:
+        return np.ascontiguousarray(value, dtype=spec.dtype)
+    info = np.iinfo(spec.dtype)
+    q = np.rint(value / spec.scale + spec.zero_point)
+    return np.clip(q, info.min, info.max).astype(spec.dtype).reshape(spec.shape)
 
 
 class Detector(LoadedModel):

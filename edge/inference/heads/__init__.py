@@ -13,6 +13,7 @@ from edge.errors import ModelError
 
 HEADS = {
     "ssd_postprocess": "edge.inference.heads.ssd_postprocess",
+    "lstm_ssd": "edge.inference.heads.lstm_ssd",
     "detection_output": "edge.inference.heads.detection_output",
     "yolox": "edge.inference.heads.yolox",
     "yolov8": "edge.inference.heads.yolov8",
