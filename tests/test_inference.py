@@ -12,6 +12,7 @@ from edge.errors import ModelError
 from edge.inference.backends import load_backend
 from edge.inference.model import AttributeClassifier, Classifier, Detector, load_model
 from edge.tracking.geometry import iou_matrix
+from tests.conftest import need
 
 # the two clearly visible cars in highway_0001.bmp (normalised xyxy, checked by eye)
 HIGHWAY_CARS = np.array([[0.20, 0.59, 0.49, 0.78], [0.83, 0.56, 1.0, 0.745]], np.float32)
@@ -122,6 +123,97 @@ def test_corrupt_and_truncated_models_give_clear_errors(tmp_path: Path, shared_m
 def test_model_on_unsupported_backend_is_refused() -> None:
     with pytest.raises(ModelError, match="cannot run on backend 'onnx'; it supports litert"):
         load_model("ssd-mobilenet-v1-coco-quant", backend="onnx")
+
+
+def _yolox_as_yolov8(src: Path, dst: Path, size: int = 416, strides: tuple[int, ...] = (8, 16, 32)) -> None:
+    """Append ONNX nodes to YOLOX's raw ``[1, N, 85]`` output that make a YOLOv8-layout model:
+    ``[1, 4 + 80, N]`` with cx, cy, w, h in input pixels and class scores = cls * obj."""
+    try:
+        import onnx
+    except ImportError:  # needed in the [test] extra: fail in CI, skip elsewhere
+        need(False, "the onnx package (pip install onnx)")
+    from onnx import TensorProto, compose, helper, numpy_helper
+
+    yolox = onnx.load(str(src))
+    grids, steps = [], []
+    for s in strides:  # anchors are row-major per level, x fastest: the YOLOX export order
+        gy, gx = np.meshgrid(np.arange(size // s), np.arange(size // s), indexing="ij")
+        grids.append(np.stack([gx.ravel(), gy.ravel()], axis=1))
+        steps.append(np.full((gx.size, 1), s))
+    n = sum(len(g) for g in grids)
+
+    def const(name: str, value: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(value, name)
+
+    def sl(name: str) -> onnx.NodeProto:
+        return helper.make_node("Slice", ["raw", f"{name}_s", f"{name}_e", "axis2"], [name])
+
+    inits = [
+        const("grid", np.concatenate(grids)[None].astype(np.float32)),
+        const("stride", np.concatenate(steps)[None].astype(np.float32)),
+        const("axis2", np.array([2], np.int64)),
+        const("lo", np.array(-10.0, np.float32)),
+        const("hi", np.array(10.0, np.float32)),
+    ]
+    for name, (a, b) in {"xy": (0, 2), "twh": (2, 4), "obj": (4, 5), "cls": (5, 85)}.items():
+        inits += [const(f"{name}_s", np.array([a], np.int64)), const(f"{name}_e", np.array([b], np.int64))]
+    nodes = [
+        sl("xy"),
+        sl("twh"),
+        sl("obj"),
+        sl("cls"),
+        helper.make_node("Add", ["xy", "grid"], ["xy_g"]),
+        helper.make_node("Mul", ["xy_g", "stride"], ["cxcy"]),
+        helper.make_node("Clip", ["twh", "lo", "hi"], ["twh_c"]),  # as the yolox head does
+        helper.make_node("Exp", ["twh_c"], ["wh_u"]),
+        helper.make_node("Mul", ["wh_u", "stride"], ["wh"]),
+        helper.make_node("Mul", ["cls", "obj"], ["scores"]),
+        helper.make_node("Concat", ["cxcy", "wh", "scores"], ["rows"], axis=2),
+        helper.make_node("Transpose", ["rows"], ["output0"], perm=[0, 2, 1]),
+    ]
+    decode = helper.make_model(
+        helper.make_graph(
+            nodes,
+            "yolox_to_yolov8",
+            [helper.make_tensor_value_info("raw", TensorProto.FLOAT, [1, n, 85])],
+            [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 84, n])],
+            inits,
+        ),
+        opset_imports=list(yolox.opset_import),
+        ir_version=yolox.ir_version,
+    )
+    merged = compose.merge_models(yolox, decode, io_map=[(yolox.graph.output[0].name, "raw")])
+    onnx.checker.check_model(merged)
+    onnx.save(merged, str(dst))
+
+
+@pytest.mark.usefixtures("model_env")
+def test_yolov8_head_on_a_real_yolov8_layout_model_matches_yolox(
+    tmp_path: Path, shared_data: Path, highway: np.ndarray, lot_frame: np.ndarray
+) -> None:
+    """No YOLOv8 model is in the mirror, so one is made from the real YOLOX-Nano: ONNX nodes
+    decode its raw output into the YOLOv8 layout. The yolov8 head on it must give the yolox
+    head's detections on the original model."""
+    from edge.registry import ensure_model
+
+    manifest, folder = ensure_model("yolox-nano-coco")
+    yolox = load_model("yolox-nano-coco", backend="onnx")
+    _yolox_as_yolov8(folder / manifest.entry, tmp_path / "yolov8_layout.onnx")
+    v8_manifest = manifest.model_copy(update={"head": {"type": "yolov8", "nms_iou": 0.45}})
+    v8 = Detector(v8_manifest, load_backend("onnx", tmp_path / "yolov8_layout.onnx"), yolox.labels)
+    assert v8.backend.outputs[0].shape == (1, 84, 3549)
+
+    images = [highway, lot_frame, cv2.imread(str(shared_data / "images" / "kite_and_cold.jpg"))]
+    images += [cv2.imread(str(shared_data / "images" / f"highway_00{i}.bmp")) for i in (10, 20)]
+    total = 0
+    for img in images:
+        a, b = yolox.detect(img), v8.detect(img)
+        assert len(a) and a.labels == b.labels
+        np.testing.assert_allclose(b.xyxy, a.xyxy, atol=1e-4)
+        np.testing.assert_allclose(b.confidence, a.confidence, atol=1e-5)
+        total += len(a)
+    assert total >= 10
+    _finds_cars(v8.detect(highway), {"car"})
 
 
 def test_yolov8_style_raw_head_decodes_and_suppresses_duplicates() -> None:
