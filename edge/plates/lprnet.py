@@ -7,10 +7,20 @@ symbols (digits, ``<Province>`` tokens, letters). It gives no probabilities.
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 
 from edge.inference.backends import Backend
+
+_TOKEN = re.compile(r"<[^>]*>")
+
+
+def lprnet_core(text: str) -> str:
+    """The plate characters of an LPRNet read: its ``<Province>``/``<police>`` tokens removed
+    (their names are symbols, not characters: ``<Hebei>AB123`` has 5 characters, not 10)."""
+    return _TOKEN.sub("", text)
 
 
 class LprnetRecognizer:

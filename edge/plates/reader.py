@@ -21,7 +21,7 @@ from edge.plates.decode import Candidate, decode_formats, decode_free
 from edge.plates.detect import PlateQuad, YuNetPlateDetector
 from edge.plates.formats import compile_formats
 from edge.plates.geometry import box_iou
-from edge.plates.lprnet import LprnetRecognizer
+from edge.plates.lprnet import LprnetRecognizer, lprnet_core
 from edge.plates.ocr import CtcOutput, PaddleRecognizer
 from edge.plates.rectify import expand_quad, quad_size, warp_quad
 from edge.plates.refine import TextLineRefiner
@@ -196,7 +196,7 @@ class PlateReader:
     def _read_lprnet(self, img: np.ndarray, quad: PlateQuad) -> list[Candidate]:
         """LPRNet gives no probabilities: the read's confidence is the plate detector's score."""
         text = self.lprnet.read(warp_quad(img, expand_quad(quad.corners, *CROP_MARGINS[1]))) if self.lprnet else ""
-        core = "".join(ch for ch in text if ch.isalnum() and ch.isascii())  # without the province token
+        core = lprnet_core(text)
         if not self.cfg.min_chars <= len(core) <= self.cfg.max_chars:
             return []
         return [Candidate(text, float(quad.score))]
