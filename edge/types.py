@@ -93,30 +93,8 @@ class Detections:
         """(N,2) normalised bottom-centre points: where an object touches the ground."""
         return np.stack([(self.xyxy[:, 0] + self.xyxy[:, 2]) / 2, self.xyxy[:, 3]], axis=1)
 
-    @classmethod
-    def merge(cls, parts: list[Detections]) -> Detections:
-        """Concatenate several results into one."""
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return cls()
-        keys = set().union(*(p.data.keys() for p in parts))
-        return cls(
-            xyxy=np.concatenate([p.xyxy for p in parts]),
-            confidence=np.concatenate([p.confidence for p in parts]),
-            class_id=np.concatenate([p.class_id for p in parts]),
-            labels=[lab for p in parts for lab in p.labels],
-            tracker_id=np.concatenate([p.tracker_id for p in parts if p.tracker_id is not None]),
-            data={k: [x for p in parts for x in _as_list(p.data.get(k), len(p))] for k in keys},
-        )
-
 
 def _take(value: Any, idx: np.ndarray) -> Any:
     if isinstance(value, np.ndarray):
         return value[idx]
     return [value[i] for i in idx]
-
-
-def _as_list(value: Any, n: int) -> list[Any]:
-    if value is None:
-        return [None] * n
-    return list(value)

@@ -20,7 +20,6 @@ from edge.plates import (
     publish_fields,
 )
 from edge.plates.decode import Candidate, decode_formats, decode_free
-from edge.plates.formats import fix_confusions
 from edge.plates.ocr import ALPHABET, CtcOutput
 
 
@@ -62,17 +61,6 @@ def test_formats_expand_and_match() -> None:
     # an unexpandable regex still filters
     weird = compile_formats([r"(?i)ab\d+"])[0]
     assert weird.templates == () and weird.match("ab12")
-
-
-def test_fix_confusions_respects_positions() -> None:
-    tpl = compile_formats(["br"])[0].templates[0]  # LLLDDDD
-    assert fix_confusions("0BC12S4", tpl) == "OBC1254"
-    assert fix_confusions("8O51234", tpl) == "BOS1234"  # third position is a letter
-    assert fix_confusions("ABCX234", tpl) is None  # X has no digit look-alike
-    assert fix_confusions("AB1234", tpl) is None  # wrong length
-    sk = compile_formats(["sk"])[0].templates[0]  # LLDDDLL
-    assert fix_confusions("RK857A1", sk) == "RK857AI"
-    assert fix_confusions("RKB57AI", sk) == "RK857AI"
 
 
 def test_free_decode_collapses_and_ranks() -> None:

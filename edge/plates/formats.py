@@ -296,21 +296,3 @@ def allowed_masks(template: tuple[str, ...]) -> np.ndarray:
             mask[i, ALPHABET.index(ch)] = True
     mask.flags.writeable = False  # shared through the cache
     return mask
-
-
-def fix_confusions(text: str, template: tuple[str, ...]) -> str | None:
-    """Apply look-alike substitutions so ``text`` fits ``template`` (same length); None if it
-    cannot. Only positions whose character is not allowed are changed."""
-    if len(text) != len(template):
-        return None
-    out = []
-    for ch, allowed in zip(text, template):
-        if ch in allowed:
-            out.append(ch)
-        elif ch in LETTER_TO_DIGIT and LETTER_TO_DIGIT[ch] in allowed:
-            out.append(LETTER_TO_DIGIT[ch])
-        elif ch in DIGIT_TO_LETTER and any(c in allowed for c in DIGIT_TO_LETTER[ch]):
-            out.append(next(c for c in DIGIT_TO_LETTER[ch] if c in allowed))
-        else:
-            return None
-    return "".join(out)

@@ -24,7 +24,6 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SYMBOLS = len(ALPHABET)
 REC_HEIGHT = 48
 WIDTH_BUCKET = 32
-PAD_MODE = "zero"
 TAIL_FRAMES = 2  # frames past the crop that can still see its last character
 
 
@@ -100,8 +99,6 @@ class PaddleRecognizer:
         batch = np.zeros((len(arrays), 3, REC_HEIGHT, wmax), dtype=np.float32)
         for i, a in enumerate(arrays):
             batch[i, :, :, : a.shape[2]] = a
-            if PAD_MODE == "edge":
-                batch[i, :, :, a.shape[2] :] = a[:, :, -1:]
         out = self.backend.infer({self.input_name: batch})
         probs = next(iter(out.values()))
         results = []
