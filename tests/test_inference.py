@@ -310,5 +310,19 @@ def test_model_with_unfed_inputs_is_refused() -> None:
     with pytest.raises(ModelError, match=r"init_lstm_c.*not fed"):
         Detector(no_state, m.backend, m.labels)
     bad = m.manifest.model_copy(update={"head": {"type": "lstm_ssd", "state": {"raw_inputs/init_lstm_c": "nope"}}})
-    with pytest.raises(ModelError, match="names no input/output"):
+    with pytest.raises(ModelError, match="names no state input/output"):
         Detector(bad, m.backend, m.labels)
+
+
+def test_state_output_goes_back_on_the_input_scale(shared_models: Path) -> None:
+    """The backend dequantizes outputs; a fed-back quantized state must come back as the very
+    integers on the input's scale and zero point (checked on the LSTM-SSD's real tensor spec)."""
+    from edge.inference.model import _to_input
+
+    backend = load_backend("litert", shared_models / "automl-traffic-lstm-ssd" / "traffic_model.tflite")
+    spec = next(t for t in backend.inputs if t.name == "raw_inputs/init_lstm_h")
+    assert spec.quantized and spec.dtype == np.uint8
+    q = np.arange(256, dtype=np.uint8).repeat(80).reshape(spec.shape)
+    real = (q.astype(np.float32) - spec.zero_point) * spec.scale  # what LiteRTBackend.infer returns
+    np.testing.assert_array_equal(_to_input(real, spec), q)
+    assert _to_input(np.full(spec.shape, 1e6, np.float32), spec).max() == 255  # saturates, no wrap

@@ -42,6 +42,7 @@ class LoadedModel:
         names = [t.name for t in self.backend.inputs]
         self._input_name = spec.name if spec.name in names else names[0]
         self._tensor = next(t for t in self.backend.inputs if t.name == self._input_name)
+        self._specs = {t.name: t for t in self.backend.inputs}
         self._state_map = self._check_state(dict(self.manifest.head.get("state") or {}))
         self.reset()
 
@@ -50,9 +51,9 @@ class LoadedModel:
         ins = {t.name: t for t in self.backend.inputs}
         outs = {t.name: t for t in self.backend.outputs}
         for i_name, o_name in state_map.items():
-            if i_name not in ins or o_name not in outs:
+            if i_name == self._input_name or i_name not in ins or o_name not in outs:
                 raise ModelError(
-                    f"model {self.name}: state {i_name!r} -> {o_name!r} names no input/output of the model"
+                    f"model {self.name}: state {i_name!r} -> {o_name!r} names no state input/output of the model"
                 )
             if ins[i_name].shape != outs[o_name].shape:
                 raise ModelError(
@@ -65,7 +66,7 @@ class LoadedModel:
 
     def reset(self) -> None:
         """Start from a zero recurrent state (a new stream); no-op for stateless models."""
-        specs = {t.name: t for t in self.backend.inputs}
+        specs = self._specs
         # real 0.0 is the zero point of a quantized tensor
         self.state = {n: np.full(specs[n].shape, specs[n].zero_point, specs[n].dtype) for n in self._state_map}
 
@@ -86,9 +87,8 @@ class LoadedModel:
         t0 = time.perf_counter()
         out = self.backend.infer({self._input_name: tensor, **self.state})
         self.last_seconds = time.perf_counter() - t0
-        specs = {t.name: t for t in self.backend.inputs}
         for i_name, o_name in self._state_map.items():  # heads see only the non-state outputs
-            self.state[i_name] = _to_input(out.pop(o_name), specs[i_name])
+            self.state[i_name] = _to_input(out.pop(o_name), self._specs[i_name])
         return out, lb
 
 
@@ -96,7 +96,7 @@ def _to_input(value: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """A (dequantized float) output as the input tensor ``spec`` expects: the backend hands out
     real values, a quantized state input takes integers on its own scale."""
     if not spec.quantized:
-        return np.ascontiguousarray(value, dtype=spec.dtype)
+        return np.ascontiguousarray(value, dtype=spec.dtype).reshape(spec.shape)
     info = np.iinfo(spec.dtype)
     q = np.rint(value / spec.scale + spec.zero_point)
     return np.clip(q, info.min, info.max).astype(spec.dtype).reshape(spec.shape)
