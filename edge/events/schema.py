@@ -55,7 +55,8 @@ class Event(BaseModel):
     camera: str = Field(description="camera name")
     type: EventType = Field(description="event type; also the last topic level")
     phase: Phase | None = Field(
-        None, description="life cycle of the thing the event is about (track, zone stay, visit, anomaly): start, update or end"
+        None,
+        description="life cycle of what the event is about (track, zone stay, visit, anomaly): start, update, end",
     )
     ts: str = Field(description="UTC capture time of the frame the event is about (ISO 8601)")
     pos: float | None = Field(
