@@ -21,7 +21,9 @@ def test_entry_at_1907_on_a_weekday_raises_exactly_one_after_hours_anomaly() -> 
     out = eng.process(entry)
     (a,) = of(out, "anomaly")
     assert a.phase == "start" and a.camera == "gate"
-    assert a.attrs["reason"] == "truck entered via Bypass Street at 19:07, after hours (mon-fri 07:00-19:00 Africa/Johannesburg)"
+    assert a.attrs["reason"] == (
+        "truck entered via Bypass Street at 19:07, after hours (mon-fri 07:00-19:00 Africa/Johannesburg)"
+    )
     assert (a.attrs["rule"], a.attrs["kind"], a.attrs["severity"], a.attrs["state"]) == (
         "after-hours", "after_hours", "warning", "raised")  # fmt: skip
     assert a.attrs["visit"] == of(out, "visit")[0].attrs["visit"]
@@ -146,7 +148,8 @@ def test_loitering_on_tick_and_from_dwell() -> None:
     assert eng.tick(t + 120) == []
     (a,) = of(eng.tick(t + 121), "anomaly", "start")
     assert a.attrs["reason"] == "car in zone kerb for 121 s (limit 120 s)"
-    assert len(of(eng.process(ev("zone", t + 200, track=1, phase="end", zone="kerb", dwell=200)), "anomaly", "end")) == 1
+    left = eng.process(ev("zone", t + 200, track=1, phase="end", zone="kerb", dwell=200))
+    assert len(of(left, "anomaly", "end")) == 1
     # no ticks at all: the dwell on leaving still raises (and resolves, the object left)
     out = eng.process(ev("zone", t + 300, track=2, phase="start", zone="kerb"))
     out += eng.process(ev("zone", t + 500, track=2, phase="end", zone="kerb", dwell=200))

@@ -21,7 +21,8 @@ def at(text: str, tz: ZoneInfo = JNB) -> float:
 
 def ev(type_: str, t: float, camera: str = "gate", track: int | None = 1, phase: str | None = None, **kw: Any) -> Event:
     """One event at time ``t``; ``start`` is the same fake track start for every event of a track."""
-    fields: dict[str, Any] = {"label": "vehicle", "box": [0.1, 0.1, 0.5, 0.5], "start": utc_iso(1_000_000 + (track or 0))}
+    start = utc_iso(1_000_000 + (track or 0))
+    fields: dict[str, Any] = {"label": "vehicle", "box": [0.1, 0.1, 0.5, 0.5], "start": start}
     fields.update({k: v for k, v in kw.items() if k in ("label", "box", "start", "zones")})
     attrs = {k: v for k, v in kw.items() if k not in fields and v is not None}
     if track is None:

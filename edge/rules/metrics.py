@@ -33,7 +33,7 @@ class RulesCollector:
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily]:
         return (
-            GaugeMetricFamily("edge_anomalies_open", "Open anomalies, by rule and severity", ["rule", "severity"]),
+            GaugeMetricFamily("edge_anomalies_open", "Open anomalies by rule, severity", labels=["rule", "severity"]),
             GaugeMetricFamily("edge_visits_open", "Open visits"),
             CounterMetricFamily("edge_rule_errors", "Rule failures at run time, by rule", labels=("rule",)),
         )
