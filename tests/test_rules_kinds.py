@@ -188,3 +188,12 @@ def test_after_hours_on_any_new_track(on: str) -> None:
     eng = engine([{**AFTER_HOURS, "on": on}])
     (a,) = of(eng.process(ev("track", at("2026-11-23 23:00"), phase="start", type="person")), "anomaly")
     assert a.attrs["reason"].startswith("person seen on gate at 23:00, after hours")
+
+
+def test_wrong_road_pairs_as_a_list_and_after_hours_without_visits() -> None:
+    eng = engine([{**ROADS, "allowed": [["A", "A"], "A->B"], "by_type": {}}, AFTER_HOURS], visits={"enabled": False})
+    t = at("2026-11-23 22:00")
+    out = eng.process(line(t, "in", road="Bypass Street", type="truck"))
+    assert of(out, "visit") == [] and len(of(out, "anomaly")) == 1
+    cfg = eng.cfg.rules["roads"]
+    assert cfg.allowed == {"A": ["A", "B"]}  # type: ignore[union-attr]

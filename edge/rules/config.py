@@ -95,10 +95,33 @@ class WrongRoadRule(RuleBase):
     """A visit that left by a road not allowed for the road it came in by."""
 
     kind: Literal["wrong_road"]
-    allowed: dict[str, list[str]] = Field(description="road in -> allowed roads out")
+    allowed: dict[str, list[str]] = Field(description="road in -> roads out; or [in, out] / 'in->out' pairs")
     by_type: dict[str, dict[str, list[str]]] = Field(
-        default_factory=dict, description="vehicle type -> its own road in -> roads out"
+        default_factory=dict, description="vehicle type -> its own allowed pairs, in the same forms"
     )
+
+    @field_validator("allowed", mode="before")
+    @classmethod
+    def _allowed(cls, v: Any) -> Any:
+        return _pairs(v)
+
+    @field_validator("by_type", mode="before")
+    @classmethod
+    def _by_type(cls, v: Any) -> Any:
+        return {k: _pairs(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+
+def _pairs(v: Any) -> Any:
+    """``[[A, A], [A, B]]`` or ``["A->A", "A->B"]`` -> ``{A: [A, B]}``; a mapping passes through."""
+    if not isinstance(v, list):
+        return v
+    out: dict[str, list[str]] = {}
+    for p in v:
+        pair = [x.strip() for x in p.split("->")] if isinstance(p, str) else p
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise ValueError(f"bad road pair {p!r}: use [in, out] or 'in->out'")
+        out.setdefault(str(pair[0]), []).append(str(pair[1]))
+    return out
 
 
 class OverstayRule(RuleBase):

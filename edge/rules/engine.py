@@ -121,7 +121,7 @@ class RuleEngine:
     # --- internals ------------------------------------------------------------------------------
 
     def _context(self) -> kinds.Context:
-        return kinds.Context(self.anomalies, lambda: self.visits.open)
+        return kinds.Context(self.anomalies, lambda: self.visits.open, self.visits.cfg.enabled)
 
     def _visit_changed(self, change: VisitChange, ctx: kinds.Context) -> None:
         """Emit the visit event and show the change to the rules of its camera."""

@@ -17,9 +17,12 @@ C = TypeVar("C", bound=RuleBase)
 class Context:
     """Handed to rules on every call: raise/clear anomalies, read open visits. Collects events."""
 
-    def __init__(self, anomalies: AnomalyBook, visits: Callable[[], dict[str, Visit]]) -> None:
+    def __init__(
+        self, anomalies: AnomalyBook, visits: Callable[[], dict[str, Visit]], visits_enabled: bool = True
+    ) -> None:
         self.anomalies = anomalies
         self._visits = visits
+        self.visits_enabled = visits_enabled
         self.out: list[Event] = []
 
     def visits(self) -> dict[str, Visit]:

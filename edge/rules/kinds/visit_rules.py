@@ -8,7 +8,7 @@ from edge.events.schema import Event
 from edge.rules.config import AfterHoursRule, NoExitByRule, OverstayRule, WrongRoadRule
 from edge.rules.kinds.base import Context, RuleKind, hhmm, what
 from edge.rules.schedule import WeeklySchedule, local_deadline, parse_days
-from edge.rules.visits import VisitChange
+from edge.rules.visits import VisitChange, crossing
 
 
 def _vsub(visit_id: str) -> str:
@@ -42,9 +42,16 @@ class AfterHours(RuleKind[AfterHoursRule]):
                    track=v.entry_track, event=change.cause)  # fmt: skip
 
     def on_event(self, ev: Event, t: float, ctx: Context) -> None:
-        if self.cfg.on != "track" or ev.type != "track" or ev.phase != "start" or self.schedule.is_open(t):
+        if self.cfg.on == "track" and ev.type == "track" and ev.phase == "start":
+            how = f"seen on {ev.camera}"
+        elif self.cfg.on == "entry" and not ctx.visits_enabled and crossing(ev) == "entry":
+            road = ev.attrs.get("road") or ev.attrs.get("zone")  # no visits: the crossing itself
+            how = f"entered via {road}" if road else f"entered at {ev.camera}"
+        else:
             return
-        reason = self._reason(what(ev.attrs.get("type") or ev.label), f"seen on {ev.camera}", t)
+        if self.schedule.is_open(t):
+            return
+        reason = self._reason(what(ev.attrs.get("type") or ev.label, ev.attrs.get("plate")), how, t)
         ctx.raise_(self.cfg, self.kind, f"track:{ev.camera}:{ev.track}", t, ev.camera, reason, event=ev)
 
 
