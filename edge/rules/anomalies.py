@@ -123,9 +123,11 @@ class AnomalyBook:
             self._last_raised[key] = at
             self._save(a)
             return [a.to_event("start", at)]
-        # A repeat: only news (a new track or event) is worth an update event.
-        news = (r.track is not None and r.track not in a.tracks) or (r.evidence and r.evidence not in a.evidence)
-        if not news and r.reason == a.reason:
+        # A repeat: only news is worth an update event: a new track, a new reason, or a new
+        # event when the situation has no tracks (the same track's plate re-reads are not news).
+        new_track = r.track is not None and r.track not in a.tracks
+        new_event = r.track is None and bool(r.evidence) and r.evidence not in a.evidence
+        if not (new_track or new_event or r.reason != a.reason):
             return []
         if r.track is not None and r.track not in a.tracks:
             a.tracks.append(r.track)

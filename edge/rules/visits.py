@@ -21,7 +21,7 @@ from edge.rules.store import Store
 
 Status = Literal["open", "closed", "unresolved"]
 MAX_EVIDENCE = 20
-TRACK_CACHE = 4096  # (camera, track) -> latest plate/type, for crossings that lack them
+TRACK_CACHE = 4096  # (camera, track, start) -> latest plate/type, for crossings that lack them
 
 
 @dataclass
@@ -125,7 +125,7 @@ class VisitBook:
         for row in store.load_open("visits"):
             v = Visit(**{k: val for k, val in row.items() if k in fields})
             self.open[v.id] = v
-        self._tracks: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self._tracks: OrderedDict[tuple[str, int, str | None], dict[str, Any]] = OrderedDict()
         self.unmatched_exits = 0
 
     def handle(self, ev: Event, t: float) -> list[VisitChange]:
@@ -158,7 +158,7 @@ class VisitBook:
     def _remember(self, ev: Event) -> None:
         if ev.track is None or ev.type not in ("track", "plate", "line", "zone"):
             return
-        key = (ev.camera, ev.track)
+        key = (ev.camera, ev.track, ev.start)  # start: track ids restart with the pipeline
         info = self._tracks.pop(key, {})
         plate = plate_of(ev.attrs)
         if plate:
@@ -166,8 +166,6 @@ class VisitBook:
         for k in ("type", "color"):
             if ev.attrs.get(k):
                 info[k] = ev.attrs[k]
-        if ev.start:
-            info["start"] = ev.start
         self._tracks[key] = info
         while len(self._tracks) > TRACK_CACHE:
             self._tracks.popitem(last=False)
@@ -175,7 +173,7 @@ class VisitBook:
             self._tracks.pop(key, None)
 
     def _info(self, ev: Event) -> dict[str, Any]:
-        info = dict(self._tracks.get((ev.camera, ev.track), {})) if ev.track is not None else {}
+        info = dict(self._tracks.get((ev.camera, ev.track, ev.start), {})) if ev.track is not None else {}
         plate = plate_of(ev.attrs)
         if plate:
             info["plate"] = plate
