@@ -176,7 +176,7 @@ class AnomalyBook:
         row = self.store.get("anomalies", anomaly_id)
         if row is None:
             raise KeyError(anomaly_id)
-        raise ValueError(f"anomaly {anomaly_id} is already resolved")
+        raise ValueError("already resolved")
 
     def _resolve(self, a: Anomaly, at: float, by: str) -> list[Event]:
         a.state, a.by, a.updated = "resolved", by, at

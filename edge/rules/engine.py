@@ -100,13 +100,18 @@ class RuleEngine:
             self._install(cfg)
 
     def open_counts(self) -> dict[str, Any]:
-        """``{"visits": n, "anomalies": {(rule, severity): n}, "errors": {rule: n}}``; configured
-        rules appear with 0 so dashboards see them."""
+        """``{"visits": n, "anomalies": {(rule, severity): n}, "errors": {rule: n}}`` (only
+        pairs with open anomalies; see :meth:`rule_severities` for all configured ones)."""
         with self._lock:
-            counts: dict[tuple[str, str], int] = {(r.cfg.id, r.cfg.severity): 0 for r in self._rules}
+            counts: dict[tuple[str, str], int] = {}
             for a in self.anomalies.open_anomalies():
                 counts[(a.rule, a.severity)] = counts.get((a.rule, a.severity), 0) + 1
             return {"visits": len(self.visits.open), "anomalies": counts, "errors": dict(self.errors)}
+
+    def rule_severities(self) -> list[tuple[str, str]]:
+        """(rule, severity) of every active rule: metrics show them at 0 too."""
+        with self._lock:
+            return [(r.cfg.id, r.cfg.severity) for r in self._rules]
 
     def open_anomalies(self) -> list[dict[str, Any]]:
         """Open anomalies as their event attrs (for operator commands listing them)."""

@@ -23,7 +23,9 @@ class RulesCollector:
         """Current counts."""
         counts = self.engine.open_counts()
         anomalies, visits, errors = self._families()
-        for (rule, severity), n in sorted(counts["anomalies"].items()):
+        # configured rules at 0 as well, so dashboards and alerts see them before the first anomaly
+        by_pair = {**dict.fromkeys(self.engine.rule_severities(), 0), **counts["anomalies"]}
+        for (rule, severity), n in sorted(by_pair.items()):
             anomalies.add_metric([rule, severity], n)
         visits.add_metric([], counts["visits"])
         for rule, n in sorted(counts["errors"].items()):
