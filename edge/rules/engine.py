@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.clock import Clock
 from edge.events.schema import Event
@@ -23,6 +23,10 @@ from edge.rules.config import RulesConfig
 from edge.rules.schedule import epoch
 from edge.rules.store import Store
 from edge.rules.visits import VisitBook, VisitChange
+
+if TYPE_CHECKING:  # edge.config imports edge.rules.config: no run-time import back
+    from edge.config import AppConfig
+    from edge.events.bus import Processor
 
 log = logging.getLogger("edge.rules")
 LOG_EVERY = 60.0  # s between log lines about the same failing rule
@@ -132,8 +136,9 @@ class RuleEngine:
         """Emit the visit event and show the change to the rules of its camera."""
         ve = change.to_event()
         ctx.out.append(ve)
+        v = change.visit
         for rule in self._rules:
-            if rule.cfg.applies_to(ve.camera):
+            if rule.cfg.applies_to(v.entry_camera) or (v.exit_camera and rule.cfg.applies_to(v.exit_camera)):
                 self._guard(rule.cfg.id, rule.on_visit, change, ve, ctx)
 
     def _install(self, cfg: RulesConfig) -> None:
@@ -162,10 +167,10 @@ class RuleEngine:
             return None
 
 
-def build_processors(app: Any, clock: Clock, state_dir: Path | None) -> list[Any]:
+def build_processors(app: AppConfig, clock: Clock, state_dir: Path | None) -> list[Processor]:
     """The processors for an app config: the rule engine, storing beside the outbox (or in
     ``state_dir`` when given). Empty when ``rules.enabled`` is false."""
-    cfg: RulesConfig = getattr(app, "rules", None) or RulesConfig()
+    cfg = app.rules
     if not cfg.enabled:
         return []
     directory = state_dir if state_dir is not None else Path(app.outbox.path).parent
