@@ -163,6 +163,8 @@ class AnomalyBook:
     def expire(self, now: float, resolve_after: dict[str, float]) -> list[Event]:
         """Auto-resolve one-off anomalies quiet for their rule's ``resolve_after``."""
         out: list[Event] = []
+        if not resolve_after:
+            return out
         for a in list(self.by_key.values()):
             limit = resolve_after.get(a.rule)
             if limit is not None and now - a.updated >= limit:
@@ -185,4 +187,4 @@ class AnomalyBook:
         return [a.to_event("end", at)]
 
     def _save(self, a: Anomaly) -> None:
-        self.store.put("anomalies", a.id, dataclasses.asdict(a), is_open=a.state != "resolved", updated=a.updated)
+        self.store.put("anomalies", a.id, vars(a), is_open=a.state != "resolved", updated=a.updated)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # edge.config imports edge.rules.config: no run-time import b
 log = logging.getLogger("edge.rules")
 LOG_EVERY = 60.0  # s between log lines about the same failing rule
 PRUNE_EVERY = 3600.0
+TICK_EVERY = 1.0  # s of event time between tick work: replays tick per frame, rules need seconds
 STORE_NAME = "edge-rules.sqlite3"
 
 
@@ -47,6 +48,7 @@ class RuleEngine:
         self._logged: dict[str, float] = {}
         self._rules: list[kinds.RuleKind[Any]] = []
         self._last_prune = float("-inf")
+        self._last_tick = float("-inf")
         self.cfg = cfg
         self._install(cfg)
 
@@ -72,6 +74,9 @@ class RuleEngine:
     def tick(self, now: float) -> list[Event]:
         """Time-based rules: unresolved visits, overstay, loitering, state_held, deadlines, expiry."""
         with self._lock:
+            if now < self._last_tick + TICK_EVERY:
+                return []
+            self._last_tick = now
             ctx = self._context()
             for change in self._guard("visits", self.visits.tick, now) or []:
                 self._visit_changed(change, ctx)
