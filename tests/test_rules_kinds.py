@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.test_rules_support import at, engine, ev, line, of, plate, state
@@ -197,3 +199,16 @@ def test_wrong_road_pairs_as_a_list_and_after_hours_without_visits() -> None:
     assert of(out, "visit") == [] and len(of(out, "anomaly")) == 1
     cfg = eng.cfg.rules["roads"]
     assert cfg.allowed == {"A": ["A", "B"]}  # type: ignore[union-attr]
+
+
+def test_a_loitering_anomaly_left_open_by_a_restart_is_resolved_on_the_next_tick(tmp_path: Path) -> None:
+    rule = {"id": "loiter", "kind": "loitering", "max_seconds": 10}
+    eng = engine([rule], store=tmp_path / "r.sqlite3")
+    t = at("2026-11-23 10:00")
+    eng.process(ev("zone", t, track=1, phase="start", zone="kerb"))
+    assert len(of(eng.tick(t + 11), "anomaly", "start")) == 1
+    eng.close()
+    eng = engine([rule], store=tmp_path / "r.sqlite3")
+    (end,) = of(eng.tick(t + 20), "anomaly", "end")
+    assert end.attrs["by"] == "auto" and eng.open_counts()["anomalies"] == {}
+    eng.close()

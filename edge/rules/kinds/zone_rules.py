@@ -57,10 +57,17 @@ class Loitering(RuleKind[LoiteringRule]):
             ctx.clear(self.cfg, subject, t)
 
     def on_tick(self, now: float, ctx: Context) -> None:
+        timed = set()
         for key, (since, ev) in self.inside.items():
             subject = f"zone:{key[0]}:{key[1]}:{key[2]}"
+            timed.add(subject)
             if now - since > self.cfg.max_seconds and not ctx.is_open(self.cfg, subject):
                 self._raise(key, now - since, now, ev, ctx)
+        # An open anomaly for a stay no longer timed (a restart: the old track ids are gone) can
+        # never clear by itself: resolve it.
+        for rule, subject in list(ctx.anomalies.by_key):
+            if rule == self.cfg.id and subject not in timed:
+                ctx.clear(self.cfg, subject, now)
 
 
 class Occupancy(RuleKind[OccupancyRule]):
