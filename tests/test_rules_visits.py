@@ -142,3 +142,13 @@ def test_kill_9_mid_visit_keeps_the_visit_and_closes_it_after_restart(tmp_path: 
     assert (a["visit"], a["status"], a["road_in"], a["road_out"]) == (visit_id, "closed", "A", "B")
     assert a["time_in"] == utc_iso(T0) and a["duration"] == 600
     assert eng.open_counts()["visits"] == 0
+
+
+def test_the_same_plate_entering_again_ends_the_stale_visit_and_the_exit_closes_the_new_one() -> None:
+    eng = engine(visits={"merge_window": 60})
+    eng.process(line(T0, "in", role="entry", track=1, plate="CA555"))  # its exit is never seen
+    out = eng.process(line(T0 + 86000, "in", role="entry", track=2, plate="CA555"))
+    assert [(e.phase, e.attrs["status"]) for e in of(out, "visit")] == [("end", "unresolved"), ("start", "open")]
+    new_id = out[-1].attrs["visit"]
+    (end,) = of(eng.process(line(T0 + 86100, "out", role="exit", camera="back", track=1, plate="CA555")), "visit")
+    assert end.attrs["visit"] == new_id and end.attrs["duration"] == 100

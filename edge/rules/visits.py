@@ -147,11 +147,15 @@ class VisitBook:
         out = []
         for v in list(self.open.values()):
             if now - v.time_in >= self.cfg.unresolved_after:
-                v.status = "unresolved"
-                self._save(v, now)
-                del self.open[v.id]
-                out.append(VisitChange("end", v, None, now))
+                out.append(self._end(v, "unresolved", now))
         return out
+
+    def _end(self, v: Visit, status: Status, t: float) -> VisitChange:
+        """End an open visit without an exit (``unresolved``)."""
+        v.status = status
+        del self.open[v.id]
+        self._save(v, t)
+        return VisitChange("end", v, None, t)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -195,8 +199,8 @@ class VisitBook:
             if not v.plate or t - v.time_in > window or v.time_in > t + 5:
                 continue
             d = Levenshtein.distance(plate, v.plate, score_cutoff=self.cfg.plate_max_distance)
-            if d <= self.cfg.plate_max_distance and (best is None or (d, v.time_in) < best[:2]):
-                best = (d, v.time_in, v)  # closest plate, then the oldest visit
+            if d <= self.cfg.plate_max_distance and (best is None or (d, -v.time_in) < best[:2]):
+                best = (d, -v.time_in, v)  # closest plate, then the latest entry
         return best[2] if best else None
 
     def _entry(self, ev: Event, t: float) -> list[VisitChange]:
@@ -204,6 +208,9 @@ class VisitBook:
         same = self._by_track(ev) or self._by_plate(info.get("plate"), t, self.cfg.merge_window)
         if same is not None:  # the same vehicle crossing again or seen by a second entry camera
             return self._apply(same, ev, t, info)
+        # The same plate entering again later: its previous visit missed its exit.
+        stale = [v for v in self.open.values() if info.get("plate") and v.plate == info["plate"]]
+        out = [self._end(v, "unresolved", t) for v in stale]
         v = Visit(
             id=new_event_id(), entry_camera=ev.camera, time_in=t, entry_track=ev.track, entry_track_start=ev.start,
             road_in=ev.attrs.get("road") or ev.attrs.get("zone"), type=info.get("type"), color=info.get("color"),
@@ -211,7 +218,7 @@ class VisitBook:
         )  # fmt: skip
         self.open[v.id] = v
         self._save(v, t)
-        return [VisitChange("start", v, ev, t)]
+        return [*out, VisitChange("start", v, ev, t)]
 
     def _exit(self, ev: Event, t: float) -> list[VisitChange]:
         info = self._info(ev)
