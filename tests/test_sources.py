@@ -464,19 +464,26 @@ def _ffmpeg_children() -> dict[int, bytes]:
 
 @pytest.mark.parametrize("char", [" ", "?", "#", "/", "@"], ids=["space", "qmark", "hash", "slash", "at"])
 def test_odd_password_never_in_logs_errors_or_stats(
-    char: str, readers: Callable[..., CameraReader], caplog: pytest.LogCaptureFixture
+    char: str,
+    rtsp_server_factory: Callable[..., RtspServer],
+    readers: Callable[..., CameraReader],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from edge.redact import redact_url
 
-    need_exe("ffmpeg")
     password = f"S3cr{char}tPW"
-    url = f"rtsp://viewer:{password}@127.0.0.1:{free_port()}/cars"
+    server = rtsp_server_factory(user="viewer", password="another-one")
+    rejected = server.url(user="viewer", password=password)  # 401: ffmpeg prints the whole URL
+    url = f"rtsp://viewer:{password}@127.0.0.1:{free_port()}/cars"  # nothing listens
     caplog.set_level(logging.DEBUG)  # every logger, not only edge's
     logging.getLogger("edge.app").info("camera %s: %s", "gate", redact_url(url))  # as edge.app logs it
     reader = readers("gate", camera(url))
-    wait_for(lambda: reader.stats.reconnects >= 1, 10)
+    wrong = readers("wrong", camera(rejected))
+    wait_for(lambda: reader.stats.reconnects >= 1 and wrong.stats.reconnects >= 1, 10)
     with pytest.raises(SourceError) as err:
         probe(url, timeout=5)
+    with pytest.raises(SourceError) as err401:
+        probe(rejected, timeout=5)
     # A careless log call elsewhere (a library, an f-string) is scrubbed too.
     logging.getLogger("some.library").warning("retrying %s", url)
     logging.getLogger("some.library").error(f"failed: {password}")
@@ -484,13 +491,15 @@ def test_odd_password_never_in_logs_errors_or_stats(
         raise RuntimeError(f"connect failed for {url}")
     except RuntimeError:
         logging.getLogger("some.library").exception("boom")
-    assert "Connection refused" in (reader.stats.last_error or "")  # the error still says what failed
-    assert "rtsp://***@127.0.0.1" in caplog.text and "rtsp://***@127.0.0.1" in str(err.value)
-    texts = [caplog.text, str(err.value), repr(reader.stats), reader.stats.last_error or ""]
+    texts = [caplog.text, str(err.value), str(err401.value), repr(reader.stats), repr(wrong.stats)]
     texts += [r.getMessage() for r in caplog.records]
     for text in texts:
-        for part in ("S3cr", "tPW", "S3cr%"):  # no half of the password, raw or encoded
+        for part in ("S3cr", "tPW"):  # no half of the password, raw or percent-encoded
             assert part not in text, text
+    assert "rtsp://***@127.0.0.1" in caplog.text and "rtsp://***@127.0.0.1" in str(err.value)
+    # The error still says what failed: the URL reached ffmpeg intact (encoded), only refused.
+    assert "Connection refused" in (reader.stats.last_error or "")
+    assert "401" in (wrong.stats.last_error or "") and "401" in str(err401.value)
 
 
 def test_odd_password_connects_and_stays_off_the_command_line(
