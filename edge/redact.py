@@ -52,13 +52,18 @@ def split_userinfo(url: str) -> UrlParts:
     The userinfo ends at the last ``@`` whose following text, up to the next ``/``, is a
     plausible ``host[:port]``; the password is everything after the first ``:`` of the
     userinfo. So ``rtsp://viewer:S3cr t/P@W@cam:554/live`` gives password ``S3cr t/P@W``.
-    Trade-off: an ``@`` in a path must be written ``%40`` (an unencoded one would be taken
-    for the end of a password; camera passwords with ``@`` are far more common).
+    Trade-off: after ``host:port``, an ``@`` in the path or query must be written ``%40``
+    (an unencoded one would be taken for the end of a password; camera passwords with
+    ``@``, ``/`` or ``?`` are far more common). After a bare host (no ``:``) it is fine.
     """
     if "://" not in url:
         return UrlParts("", None, None, url)
     scheme, after = url.split("://", 1)
     prefix = scheme + "://"
+    authority = re.split(r"[/?#]", after, maxsplit=1)[0]
+    if "@" not in authority and ":" not in authority:
+        # A plain host: no password can end later on, any '@' is in the path or query.
+        return UrlParts(prefix, None, None, after)
     at = len(after)
     while True:
         at = after.rfind("@", 0, at)

@@ -544,11 +544,13 @@ def test_bounded_reader_gives_up_with_one_error() -> None:
 
 
 @pytest.mark.usefixtures("model_env")
-def test_replay_of_unreachable_url_exits_2_with_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("auth", ["", "viewer:S3cr tPW@"], ids=["plain", "password"])
+def test_replay_of_unreachable_url_exits_2_with_one_line(auth: str, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    url = f"rtsp://127.0.0.1:{free_port()}/x"
+    url = f"rtsp://{auth}127.0.0.1:{free_port()}/x"
+    shown = url.replace(auth, "***@") if auth else url
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "edge", "replay", url, "--events-out", str(tmp_path / "f.jsonl")],
@@ -562,7 +564,8 @@ def test_replay_of_unreachable_url_exits_2_with_one_line(tmp_path: Path) -> None
     lines = [ln.rsplit("\r", 1)[-1] for ln in stderr.split("\n")]
     lines = [ln for ln in lines if ln.strip()]
     assert proc.returncode == 2, stderr
-    assert len(lines) == 1 and url in lines[0] and "Connection refused" in lines[0], stderr
+    assert len(lines) == 1 and shown in lines[0] and "Connection refused" in lines[0], stderr
+    assert "S3cr" not in stderr and "tPW" not in stderr
     assert took < 15
 
 
