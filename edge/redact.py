@@ -155,9 +155,12 @@ def _scrub_record(record: logging.LogRecord) -> None:
     if clean != message:
         record.msg, record.args = clean, None
     if record.exc_info and not record.exc_text:
-        # Formatters cache the traceback in exc_text: fill it, masked, before any handler does.
-        record.exc_text = logging.Formatter().formatException(record.exc_info)
-    if record.exc_text:
+        # Formatters cache the traceback in exc_text: when it holds a secret, fill that cache
+        # masked before any handler formats it (otherwise leave it to the handler's formatter).
+        text = logging.Formatter().formatException(record.exc_info)
+        if scrub(text) != text:
+            record.exc_text = scrub(text)
+    elif record.exc_text:
         record.exc_text = scrub(record.exc_text)
     if record.stack_info:
         record.stack_info = scrub(record.stack_info)

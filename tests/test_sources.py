@@ -22,7 +22,7 @@ import pytest
 from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.sources import CameraReader, open_camera, probe
-from edge.sources.ffmpeg import ffmpeg_command
+from edge.sources.ffmpeg import ffmpeg_command, input_script
 from edge.sources.sampling import Backoff, Sampler, target_size
 from edge.sources.url import SourceKind, parse_source
 from edge.types import Frame
@@ -126,6 +126,14 @@ def test_parse_source_and_transport_flag() -> None:
     assert parse_source("clip.mp4").kind is SourceKind.FILE
     cmd = ffmpeg_command("ffmpeg", parse_source("rtsp://cam/s"), "udp")
     assert cmd[cmd.index("-rtsp_transport") + 1] == "udp"
+    # With credentials the URL (and so the transport option) travels on ffmpeg's stdin.
+    secret = parse_source("rtsp://u:p@ss w0rd@cam:554/s")
+    cmd = ffmpeg_command("ffmpeg", secret, "udp")
+    assert "pipe:0" in cmd and not any("ss w0rd" in a or "cam" in a for a in cmd)
+    assert input_script(secret, "udp") == (
+        b"ffconcat version 1.0\nfile 'rtsp://u:p%40ss%20w0rd@cam:554/s'\n"
+        b"option rtsp_transport udp\noption analyzeduration 0\noption probesize 32\n"
+    )
 
 
 # -- files ------------------------------------------------------------------------------------

@@ -301,12 +301,12 @@ def probe(url: str, timeout: float, *, rtsp_transport: str = "tcp") -> None:
     """
     source = parse_source(url)
     if source.kind is SourceKind.FILE:
-        capture = FileCapture(source.location)
+        capture = FileCapture(source.location, max_pixels=DEFAULT_MAX_PIXELS)
         capture.open()
         capture.close()
         return
     deadline = time.monotonic() + timeout
-    live = FFmpegCapture(source, rtsp_transport=rtsp_transport)
+    live = FFmpegCapture(source, rtsp_transport=rtsp_transport, max_pixels=DEFAULT_MAX_PIXELS)
     try:
         live.open(timeout)
         try:
