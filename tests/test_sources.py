@@ -655,3 +655,16 @@ def test_huge_live_stream_is_downscaled_by_ffmpeg(huge_video: Path, tmp_path: Pa
     for h, w, _ in shapes:
         assert w * h <= 4096 * 4096 and w == h >= 4000  # bounded, aspect kept, not over-shrunk
     assert float(got["rss_mb"]) < 500  # type: ignore[arg-type]
+
+
+def test_bounded_reader_ends_when_the_stream_ends(
+    rtsp_server: RtspServer, readers: Callable[..., CameraReader]
+) -> None:
+    reader = readers("once", camera(rtsp_server.url(), realtime=False))  # as `edge replay rtsp://...`
+    assert reader.read(timeout=10) is not None
+    rtsp_server.kill()
+    t0 = time.monotonic()
+    rest = list(reader)  # ends (no exception: frames were delivered) once a reconnect fails
+    assert time.monotonic() - t0 < 8 and reader.finished
+    assert reader.failure is not None and reader.stats.reconnects == 1
+    assert all(f.capture_time < time.time() for f in rest)
