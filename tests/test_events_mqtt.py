@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from edge.events.sequence import PersistentSequencer
 from edge.events.sinks import FanOut, JsonlSink, MqttSink
 from edge.events.topics import Topics
 from edge.metrics import Metrics
-from tests.conftest import need_exe
+from tests.conftest import need, need_exe
 from tests.fixtures.mqtt import Broker, MqttCollector, sample_event
 
 
@@ -89,7 +90,8 @@ def test_status_retained_and_last_will(tmp_path: Path, broker: Broker, make_brok
         "while not p.connected: time.sleep(0.05)\n"
         "print('up', flush=True); time.sleep(60)\n"
     )
-    proc = subprocess.Popen(["python", "-c", script], stdout=subprocess.PIPE, text=True)
+    # sys.executable: the bare "python" on PATH may not be the interpreter (venv) running the tests.
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
         out = subprocess.run(
@@ -159,7 +161,10 @@ def test_home_assistant_discovery(tmp_path: Path, broker: Broker, mqtt_collector
 
 def _pki(d: Path) -> dict[str, Path]:
     """CA, server cert for 127.0.0.1, client cert; written with ``cryptography``."""
-    pytest.importorskip("cryptography")
+    try:
+        import cryptography  # noqa: F401 - in the [test] extra
+    except ImportError:
+        need(False, "python package cryptography (pip install -e .[test])")
     import datetime as dt
     import ipaddress
 

@@ -22,7 +22,7 @@ import pytest
 from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.sources import CameraReader, open_camera, probe
-from edge.sources.ffmpeg import ffmpeg_command
+from edge.sources.ffmpeg import ffmpeg_command, input_script
 from edge.sources.sampling import Backoff, Sampler, target_size
 from edge.sources.url import SourceKind, parse_source
 from edge.types import Frame
@@ -126,6 +126,14 @@ def test_parse_source_and_transport_flag() -> None:
     assert parse_source("clip.mp4").kind is SourceKind.FILE
     cmd = ffmpeg_command("ffmpeg", parse_source("rtsp://cam/s"), "udp")
     assert cmd[cmd.index("-rtsp_transport") + 1] == "udp"
+    # With credentials the URL (and so the transport option) travels on ffmpeg's stdin.
+    secret = parse_source("rtsp://u:p@ss w0rd@cam:554/s")
+    cmd = ffmpeg_command("ffmpeg", secret, "udp")
+    assert "pipe:0" in cmd and not any("ss w0rd" in a or "cam" in a for a in cmd)
+    assert input_script(secret, "udp") == (
+        b"ffconcat version 1.0\nfile 'rtsp://u:p%40ss%20w0rd@cam:554/s'\n"
+        b"option rtsp_transport udp\noption analyzeduration 0\noption probesize 32\n"
+    )
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -446,3 +454,217 @@ class _silent_tcp_server:  # noqa: N801 - used like a function
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+# -- hardening (issue 7): odd passwords, one-shot readers, oversized frames -----------------------
+
+
+def _ffmpeg_children() -> dict[int, bytes]:
+    """pid -> /proc/<pid>/cmdline of the ffmpeg children of this process."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            comm, rest = stat.read_text().rsplit(")", 1)
+            if comm.endswith("(ffmpeg") and int(rest.split()[1]) == os.getpid():
+                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes()
+    return found
+
+
+@pytest.mark.parametrize("char", [" ", "?", "#", "/", "@"], ids=["space", "qmark", "hash", "slash", "at"])
+def test_odd_password_never_in_logs_errors_or_stats(
+    char: str,
+    rtsp_server_factory: Callable[..., RtspServer],
+    readers: Callable[..., CameraReader],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from edge.redact import redact_url
+
+    password = f"S3cr{char}tPW"
+    server = rtsp_server_factory(user="viewer", password="another-one")
+    rejected = server.url(user="viewer", password=password)  # 401: ffmpeg prints the whole URL
+    url = f"rtsp://viewer:{password}@127.0.0.1:{free_port()}/cars"  # nothing listens
+    caplog.set_level(logging.DEBUG)  # every logger, not only edge's
+    logging.getLogger("edge.app").info("camera %s: %s", "gate", redact_url(url))  # as edge.app logs it
+    reader = readers("gate", camera(url))
+    wrong = readers("wrong", camera(rejected))
+    wait_for(lambda: reader.stats.reconnects >= 1 and wrong.stats.reconnects >= 1, 10)
+    with pytest.raises(SourceError) as err:
+        probe(url, timeout=5)
+    with pytest.raises(SourceError) as err401:
+        probe(rejected, timeout=5)
+    # A careless log call elsewhere (a library, an f-string) is scrubbed too.
+    logging.getLogger("some.library").warning("retrying %s", url)
+    logging.getLogger("some.library").error(f"failed: {password}")
+    try:
+        raise RuntimeError(f"connect failed for {url}")
+    except RuntimeError:
+        logging.getLogger("some.library").exception("boom")
+    texts = [caplog.text, str(err.value), str(err401.value), repr(reader.stats), repr(wrong.stats)]
+    texts += [r.getMessage() for r in caplog.records]
+    for text in texts:
+        for part in ("S3cr", "tPW"):  # no half of the password, raw or percent-encoded
+            assert part not in text, text
+    assert "rtsp://***@127.0.0.1" in caplog.text and "rtsp://***@127.0.0.1" in str(err.value)
+    # The error still says what failed: the URL reached ffmpeg intact (encoded), only refused.
+    assert "Connection refused" in (reader.stats.last_error or "")
+    assert "401" in (wrong.stats.last_error or "") and "401" in str(err401.value)
+
+
+def test_odd_password_connects_and_stays_off_the_command_line(
+    rtsp_server_factory: Callable[..., RtspServer], readers: Callable[..., CameraReader]
+) -> None:
+    password = "S3 cr?t@PW#/x"  # every character that breaks naive URL handling
+    server = rtsp_server_factory(user="viewer", password=password)
+    reader = readers("gate", camera(server.url(user="viewer", password=password)))
+    assert reader.read(timeout=10) is not None, reader.stats  # the password reaches the camera intact
+    procs = _ffmpeg_children()
+    assert procs
+    for cmdline in procs.values():  # what any local user can read in ps / /proc
+        assert b"S3" not in cmdline and b"PW" not in cmdline and b"viewer" not in cmdline, cmdline
+    for fd in ("0", "1", "2"):  # and no file on disk holds it either
+        with contextlib.suppress(OSError):
+            assert not os.readlink(f"/proc/{next(iter(procs))}/fd/{fd}").startswith("/")
+    server.restart()  # reconnecting sends the credentials again
+    frame, _ = next_frame_after(reader, time.time() + 0.5, timeout=15)
+    assert frame is not None and reader.stats.reconnects >= 1
+    assert all(b"S3" not in c for c in _ffmpeg_children().values())
+
+
+def test_bounded_reader_gives_up_with_one_error() -> None:
+    need_exe("ffmpeg")
+    url = f"rtsp://viewer:S3cr@tPW@127.0.0.1:{free_port()}/cars"
+    t0 = time.monotonic()
+    reader = open_camera("once", camera(url), max_open_attempts=2)
+    reader.start()
+    try:
+        with pytest.raises(SourceError) as err:
+            list(reader)
+    finally:
+        reader.stop()
+    msg = str(err.value)
+    assert "rtsp://***@127.0.0.1" in msg and "Connection refused" in msg and "S3cr" not in msg
+    assert reader.stats.reconnects == 1 and reader.failure is err.value
+    assert time.monotonic() - t0 < 5
+    # realtime=False on a live URL is a one-shot replay: a single attempt by default ...
+    assert open_camera("r", camera(url, realtime=False)).max_open_attempts == 1
+    # ... while a camera of `edge run` keeps retrying (test_unreachable_url_... checks it does).
+    assert open_camera("r", camera(url)).max_open_attempts is None
+
+
+@pytest.mark.usefixtures("model_env")
+@pytest.mark.parametrize("auth", ["", "viewer:S3cr tPW@"], ids=["plain", "password"])
+def test_replay_of_unreachable_url_exits_2_with_one_line(auth: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"rtsp://{auth}127.0.0.1:{free_port()}/x"
+    shown = url.replace(auth, "***@") if auth else url
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "replay", url, "--events-out", str(tmp_path / "f.jsonl")],
+        capture_output=True,
+        timeout=30,
+    )
+    took = time.monotonic() - t0
+    # What a terminal shows: the text after the progress bar's last carriage return per line
+    # (bytes: text mode would turn every \r into a line break).
+    stderr = proc.stderr.decode()
+    lines = [ln.rsplit("\r", 1)[-1] for ln in stderr.split("\n")]
+    lines = [ln for ln in lines if ln.strip()]
+    assert proc.returncode == 2, stderr
+    assert len(lines) == 1 and shown in lines[0] and "Connection refused" in lines[0], stderr
+    assert "S3cr" not in stderr and "tPW" not in stderr
+    assert took < 15
+
+
+@pytest.fixture(scope="session")
+def huge_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """8192x8192 H.264, 6 grey frames at 2 fps: ~200 KB on disk, 100 MB per decoded frame."""
+    ffmpeg = need_exe("ffmpeg")
+    out = tmp_path_factory.mktemp("huge") / "huge.mp4"
+    cmd = [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:size=8192x8192:rate=2"]
+    cmd += ["-frames:v", "6", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(out)]
+    subprocess_run(cmd, timeout=120)
+    return out
+
+
+def subprocess_run(cmd: list[str], timeout: float) -> str:
+    """Run ``cmd``, fail the test on a non-zero exit; its stdout."""
+    import subprocess
+
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+# Reads a camera in a fresh interpreter and reports the largest frame and its own peak RSS.
+_READ_AND_MEASURE = """
+import json, resource, sys, time
+from edge.config import CameraConfig
+from edge.errors import SourceError
+from edge.sources import open_camera
+cfg = CameraConfig.model_validate({"url": sys.argv[1], "realtime": False, "reconnect": {"open_timeout": 10}})
+shapes, error = [], None
+try:
+    with open_camera("huge", cfg) as reader:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(shapes) < 4:
+            frame = reader.read(timeout=1)
+            if frame is not None:
+                shapes.append(frame.image.shape)
+            elif reader.finished:
+                break
+except SourceError as err:
+    error = str(err)
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"shapes": shapes, "error": error, "rss_mb": rss_mb}))
+"""
+
+
+def _read_and_measure(url: str) -> dict[str, object]:
+    import json
+    import sys
+
+    return dict(json.loads(subprocess_run([sys.executable, "-c", _READ_AND_MEASURE, url], timeout=90)))
+
+
+def test_huge_video_file_is_refused_with_bounded_memory(huge_video: Path) -> None:
+    got = _read_and_measure(str(huge_video))
+    print(f"\nhuge file: {got}")
+    error = str(got["error"])
+    assert "8192x8192" in error and str(huge_video) in error and "limit" in error
+    assert not got["shapes"]
+    # Refused after OpenCV's probe decode (~200 MB); decoding frames cost 0.7-1.2 GB.
+    assert float(got["rss_mb"]) < 400  # type: ignore[arg-type]
+
+
+def test_huge_live_stream_is_downscaled_by_ffmpeg(huge_video: Path, tmp_path: Path) -> None:
+    from tests.conftest import need
+    from tests.fixtures.rtsp import _gst_rtsp_available
+
+    need(_gst_rtsp_available(), "GStreamer RTSP server")
+    server = RtspServer(huge_video, tmp_path / "rtsp.log")
+    server.start()
+    try:
+        got = _read_and_measure(server.url(path="/cars"))
+    finally:
+        server.kill()
+    print(f"\nhuge stream: {got}")
+    shapes = got["shapes"]
+    assert isinstance(shapes, list) and shapes, got
+    for h, w, _ in shapes:
+        assert w * h <= 4096 * 4096 and w == h >= 4000  # bounded, aspect kept, not over-shrunk
+    assert float(got["rss_mb"]) < 500  # type: ignore[arg-type]
+
+
+def test_bounded_reader_ends_when_the_stream_ends(
+    rtsp_server: RtspServer, readers: Callable[..., CameraReader]
+) -> None:
+    reader = readers("once", camera(rtsp_server.url(), realtime=False))  # as `edge replay rtsp://...`
+    assert reader.read(timeout=10) is not None
+    rtsp_server.kill()
+    t0 = time.monotonic()
+    rest = list(reader)  # ends (no exception: frames were delivered) once a reconnect fails
+    assert time.monotonic() - t0 < 8 and reader.finished
+    assert reader.failure is not None and reader.stats.reconnects == 1
+    assert all(f.capture_time < time.time() for f in rest)

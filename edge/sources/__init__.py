@@ -24,7 +24,15 @@ Behaviour:
 * Live sources reconnect with capped exponential backoff (``reconnect.initial_delay`` ..
   ``max_delay``, reset after a working connection); no frame for ``stall_timeout`` s counts a
   stall and reconnects. The end of a non-looping file ends the stream.
-* Credentials in URLs are redacted in every log line and error.
+* A bounded reader (``open_camera(..., max_open_attempts=N)``; by default a live URL with
+  ``realtime=False``, i.e. ``edge replay rtsp://...``, gets N=1) gives up after N failed
+  connects in a row: iterating raises a SourceError naming the redacted URL.
+* Decoded frames are capped at ``max_frame_pixels`` (default 4096x4096): ffmpeg downscales
+  larger live streams itself; larger video files are refused at open with a clear error.
+* Credentials are split off the configured URL as written (passwords may contain space,
+  ``?``, ``#``, ``/``, ``@``; see ``edge.redact.split_userinfo``), percent-encoded for ffmpeg,
+  and masked in every log line, error and stat; ffmpeg gets a URL with credentials on its
+  stdin, never on its command line (see ``edge.sources.ffmpeg``).
 
 Decoding: live sources run an ``ffmpeg`` subprocess (killable on a stall, per-camera RTSP
 transport; see ``edge.sources.ffmpeg``), files are decoded in-process by OpenCV (exact

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from edge.errors import SourceError
+from edge.sources.sampling import shrink_to
 
 log = logging.getLogger("edge.sources.capture")
 
@@ -56,11 +57,16 @@ class FileCapture:
     In-process decoding gives exact per-frame timestamps (``CAP_PROP_POS_MSEC``) and needs no
     ffmpeg executable; local files cannot stall like a network read, so no watchdog is needed.
     With ``loop`` the file is reopened at the end and timestamps keep increasing.
+
+    Files whose frames exceed ``max_pixels`` are refused at open, before a frame is decoded:
+    a tiny 8192x8192 H.264 file would otherwise cost ~0.5 GB per decoded frame in this
+    process. (Opening costs one probe decode inside OpenCV; that is the floor.)
     """
 
-    def __init__(self, path: str, *, loop: bool = False) -> None:
+    def __init__(self, path: str, *, loop: bool = False, max_pixels: int | None = None) -> None:
         self.path = path
         self.loop = loop
+        self.max_pixels = max_pixels
         self._cap: cv2.VideoCapture | None = None
         self._pts: float | None = None
         self._offset = 0.0  # added to pts after each loop so time never goes back
@@ -91,6 +97,13 @@ class FileCapture:
         cap = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
         if not cap.isOpened():
             raise SourceError(f"cannot open video file (not a supported video?): {self.path}")
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if self.max_pixels and w * h > self.max_pixels:
+            cap.release()
+            raise SourceError(
+                f"video file {self.path} is {w}x{h} ({w * h / 1e6:.1f} Mpx), above the "
+                f"{self.max_pixels / 1e6:.1f} Mpx limit for decoded frames (max_frame_pixels)"
+            )
         fps = cap.get(cv2.CAP_PROP_FPS)
         if fps and math.isfinite(fps) and 0 < fps <= 1000:
             self._frame_time = 1.0 / fps
@@ -131,6 +144,8 @@ class FileCapture:
         ok, image = self._cap.retrieve()
         if not ok or image is None:
             raise SourceError(f"cannot decode a frame of {self.path}")
+        if self.max_pixels:
+            image = shrink_to(image, self.max_pixels)  # a size change after the first frame
         return image
 
     def close(self) -> None:

@@ -13,6 +13,14 @@ Why a subprocess rather than ``cv2.VideoCapture``:
 Frames come as a YUV4MPEG2 stream (``-f yuv4mpegpipe -pix_fmt yuv420p``): its header carries
 the frame size (no probe round-trip, no parsing of log output) and yuv420p is half the
 bytes of BGR. Only sampled frames are converted to BGR (``retrieve``).
+
+Credentials never appear on ffmpeg's command line, which every local user can read in
+``/proc/<pid>/cmdline`` and ``ps``: a URL with a user or password is given to ffmpeg's concat
+demuxer as a one-line ffconcat script on its stdin (``-f concat -i pipe:0``, per-input options
+as ``option`` lines), so it exists only in the two processes' memory - no file, no argv, no
+environment. Each reconnect starts a new ffmpeg with the same script. What remains: root and
+the same user (ptrace, ``/proc/<pid>/mem``) can still read it from memory, as for any secret
+held by this process; the config file itself must be protected (mode 0600).
 """
 
 from __future__ import annotations
@@ -40,9 +48,10 @@ from edge.sources.url import Source, SourceKind
 log = logging.getLogger("edge.sources.ffmpeg")
 
 _LOG_PREFIX = re.compile(r"^\[[^\]]*@ *0x[0-9a-fA-F]+\] *")
-_URL_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S*: ")
+_URL_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://\S*|pipe:0): ")
 _POLL_SLICE = 0.25  # s; how often a blocked read checks for stop()
 _PIPE_SIZE = 1 << 20  # a whole frame fits in the pipe: fewer wake-ups per frame
+DEFAULT_MAX_PIXELS = 4096 * 4096  # decoded frames above this are downscaled (see size_filter)
 
 
 def find_ffmpeg() -> str:
@@ -53,21 +62,69 @@ def find_ffmpeg() -> str:
     return exe
 
 
-def ffmpeg_command(ffmpeg: str, source: Source, rtsp_transport: str = "tcp") -> list[str]:
-    """The ffmpeg command line that decodes ``source`` to YUV4MPEG2 on stdout."""
+# Protocols the concat demuxer may open for a camera URL read from its stdin script.
+_PROTOCOLS = "pipe,rtsp,rtsps,rtp,srtp,tcp,udp,tls,http,https,httpproxy,crypto"
+
+
+def ffmpeg_command(
+    ffmpeg: str, source: Source, rtsp_transport: str = "tcp", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[str]:
+    """The ffmpeg command line that decodes ``source`` to YUV4MPEG2 on stdout.
+
+    A URL with credentials is not on the command line (``/proc/<pid>/cmdline`` is readable
+    by every local user): ffmpeg reads it from its stdin as a one-entry ffconcat script
+    (``input_script``), so the caller must pipe that script in. Frames above ``max_pixels``
+    are downscaled by ffmpeg (aspect kept), so no oversized frame ever reaches this process.
+    """
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
     if source.kind is SourceKind.RTSP:
         # The SDP already describes the streams; ffmpeg's default probing would buffer ~2 s of
         # video before the first frame (slow connects, then a burst of mis-timestamped frames).
-        cmd += ["-rtsp_transport", rtsp_transport, "-analyzeduration", "0", "-probesize", "32"]
+        cmd += ["-analyzeduration", "0", "-probesize", "32"]
+        if not source.has_credentials:
+            cmd += ["-rtsp_transport", rtsp_transport]
     elif source.kind is SourceKind.DEVICE:
         cmd += ["-f", "v4l2"]
-    cmd += ["-i", source.location, "-map", "0:v:0", "-an", "-sn", "-dn"]
+    if source.has_credentials:
+        # -nostdin only stops ffmpeg's keyboard interaction; pipe:0 still reads the script.
+        cmd += ["-f", "concat", "-safe", "0", "-protocol_whitelist", _PROTOCOLS, "-i", "pipe:0"]
+    else:
+        cmd += ["-i", source.location]
+    cmd += ["-map", "0:v:0", "-an", "-sn", "-dn"]
     # -vsync 0: pass frames through as decoded (no duplication/dropping to a constant rate).
     # The crop makes odd sizes even, which yuv420p -> BGR conversion needs; a no-op otherwise.
-    cmd += ["-vsync", "0", "-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2"]
+    cmd += ["-vsync", "0", "-vf", f"{size_filter(max_pixels)},crop=trunc(iw/2)*2:trunc(ih/2)*2"]
     cmd += ["-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", "pipe:1"]
     return cmd
+
+
+def size_filter(max_pixels: int) -> str:
+    """An ffmpeg ``scale`` filter that shrinks frames above ``max_pixels`` (aspect kept).
+
+    A pass-through (no pixel is touched) for frames within the limit.
+    """
+    m = int(max_pixels)
+    over = f"gt(iw*ih,{m})"
+    factor = f"sqrt({m}/(iw*ih))"
+    return f"scale=w='if({over},trunc(iw*{factor}),iw)':h='if({over},trunc(ih*{factor}),ih)':flags=area"
+
+
+def input_script(source: Source, rtsp_transport: str = "tcp") -> bytes | None:
+    """The ffconcat script ffmpeg reads from stdin for a URL with credentials, else None.
+
+    Per-input demuxer options (RTSP transport, probing) go in ``option`` lines. The URL has
+    its credentials percent-encoded (``Source.url``) and is single-quoted ffconcat-style.
+    """
+    if not source.has_credentials:
+        return None
+    url = source.url
+    if any(c in url for c in "\r\n\0"):
+        raise SourceError(f"camera URL contains a line break or NUL: {source.display}")
+    quoted = "'" + url.replace("'", "'\\''") + "'"
+    lines = ["ffconcat version 1.0", f"file {quoted}"]
+    if source.kind is SourceKind.RTSP:
+        lines += [f"option rtsp_transport {rtsp_transport}", "option analyzeduration 0", "option probesize 32"]
+    return ("\n".join(lines) + "\n").encode()
 
 
 class FFmpegCapture:
@@ -80,9 +137,11 @@ class FFmpegCapture:
         rtsp_transport: str = "tcp",
         ffmpeg: str | None = None,
         stop: threading.Event | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.source = source
         self.rtsp_transport = rtsp_transport
+        self.max_pixels = max_pixels
         self._ffmpeg = ffmpeg or find_ffmpeg()
         self._stop = stop or threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -109,12 +168,13 @@ class FFmpegCapture:
 
     def open(self, timeout: float) -> None:
         """Start ffmpeg and wait up to ``timeout`` s for the stream header."""
-        cmd = ffmpeg_command(self._ffmpeg, self.source, self.rtsp_transport)
+        cmd = ffmpeg_command(self._ffmpeg, self.source, self.rtsp_transport, self.max_pixels)
+        script = input_script(self.source, self.rtsp_transport)
         log.debug("starting: %s", redact_text(" ".join(cmd)))
         try:
             self._proc = subprocess.Popen(
                 cmd,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if script is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 bufsize=0,
@@ -123,6 +183,12 @@ class FFmpegCapture:
             )
         except OSError as err:
             raise SourceError(f"cannot start ffmpeg for {self.source.display}: {err.strerror}") from None
+        if script is not None and self._proc.stdin is not None:
+            # A few hundred bytes: fits the pipe buffer, so the write never blocks.
+            with contextlib.suppress(OSError):
+                self._proc.stdin.write(script)
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
         assert self._proc.stdout is not None
         self._fd = self._proc.stdout.fileno()
         with contextlib.suppress(OSError, AttributeError):
@@ -155,6 +221,11 @@ class FFmpegCapture:
                 raise SourceError(f"unexpected pixel format {f[1:]} from ffmpeg")
         if self._width <= 0 or self._height <= 0:
             raise SourceError(f"ffmpeg reported no frame size for {self.source.display}")
+        if self._width * self._height > self.max_pixels * 1.01:  # the scale filter rounds
+            raise SourceError(
+                f"ffmpeg delivered {self._width}x{self._height} frames for {self.source.display}, "
+                f"above the {self.max_pixels} pixel limit"
+            )
         self._frame = bytearray(self._width * self._height * 3 // 2)
         log.debug("%s: %dx%d", self.source.display, self._width, self._height)
 

@@ -14,7 +14,7 @@ from edge.errors import SourceError
 from edge.redact import redact_text
 from edge.sources.buffer import FrameBuffer
 from edge.sources.capture import Capture, FileCapture, ReadTimeout
-from edge.sources.ffmpeg import FFmpegCapture, find_ffmpeg
+from edge.sources.ffmpeg import DEFAULT_MAX_PIXELS, FFmpegCapture, find_ffmpeg
 from edge.sources.sampling import Backoff, Sampler, resize
 from edge.sources.stats import RateMeter, ReaderStats
 from edge.sources.url import Source, SourceKind, parse_source
@@ -32,12 +32,34 @@ class CameraReader:
     consumer gets recent frames, and the ones it missed are counted in
     ``stats.frames_dropped``. Files with ``realtime=False`` block the reader instead, so
     every sampled frame is delivered. Create it with ``open_camera``.
+
+    ``max_open_attempts`` bounds a live reader: after that many consecutive connection
+    attempts without a frame it gives up (``failure``; iterating raises it if no frame ever
+    came) instead of retrying forever. None (default) retries forever, except for a live
+    source with ``realtime=False``: that is a one-shot replay (``edge replay rtsp://...``),
+    which must end with one clear error, so it gets a single attempt.
     """
 
-    def __init__(self, name: str, cfg: CameraConfig, source: Source, *, start_time: float | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        cfg: CameraConfig,
+        source: Source,
+        *,
+        start_time: float | None = None,
+        max_open_attempts: int | None = None,
+    ) -> None:
         self.name = name
         self.cfg = cfg
         self.source = source
+        if max_open_attempts is None and source.live and not cfg.realtime:
+            max_open_attempts = 1
+        if max_open_attempts is not None and max_open_attempts < 1:
+            raise ValueError("max_open_attempts must be at least 1")
+        self.max_open_attempts = max_open_attempts
+        # Decoded frames above this are downscaled (live) or refused (files): bounded memory.
+        self.max_pixels = int(getattr(cfg, "max_frame_pixels", DEFAULT_MAX_PIXELS))
+        self._failure: SourceError | None = None
         self.stats = ReaderStats()
         self._start_time = start_time
         self._stop = threading.Event()
@@ -57,7 +79,7 @@ class CameraReader:
             raise RuntimeError(f"camera {self.name} already started")
         target: Callable[[], None] = self._run_live
         if not self.source.live:
-            capture = FileCapture(self.source.location, loop=self.cfg.loop)
+            capture = FileCapture(self.source.location, loop=self.cfg.loop, max_pixels=self.max_pixels)
             capture.open()  # a missing or undecodable file fails here, in the caller's thread
             target = functools.partial(self._run_file, capture)
         self._thread = threading.Thread(target=self._guarded, args=(target,), name=f"camera-{self.name}", daemon=True)
@@ -81,13 +103,24 @@ class CameraReader:
         return frame
 
     def __iter__(self) -> Iterator[Frame]:
-        """Sampled frames until ``stop()`` or the end of a non-looping file."""
+        """Sampled frames until ``stop()`` or the end of a non-looping file.
+
+        A bounded live reader (``max_open_attempts``) that gave up before any frame raises
+        its ``failure`` (a SourceError naming the redacted URL) here.
+        """
         while True:
             frame = self.read(0.5)
             if frame is not None:
                 yield frame
             elif self.finished or self._stop.is_set():
+                if self._failure is not None and self._index == 0 and not self._stop.is_set():
+                    raise self._failure
                 return
+
+    @property
+    def failure(self) -> SourceError | None:
+        """Why a bounded live reader gave up (None while it runs, or if it never gave up)."""
+        return self._failure
 
     @property
     def finished(self) -> bool:
@@ -122,12 +155,17 @@ class CameraReader:
         backoff = Backoff(rc.initial_delay, rc.max_delay)
         sampler = Sampler(self.cfg.detect.fps)
         attempt = 0
+        failed = 0  # consecutive attempts without a frame
         while not self._stop.is_set():
             if attempt:
                 self.stats.reconnects += 1
             attempt += 1
             capture = FFmpegCapture(
-                self.source, rtsp_transport=self.cfg.rtsp_transport, ffmpeg=self._ffmpeg, stop=self._stop
+                self.source,
+                rtsp_transport=self.cfg.rtsp_transport,
+                ffmpeg=self._ffmpeg,
+                stop=self._stop,
+                max_pixels=self.max_pixels,
             )
             graceful = True
             try:
@@ -155,6 +193,13 @@ class CameraReader:
                 capture.close(graceful=graceful)
             if got_frames:
                 backoff.reset()  # the connection worked: retry quickly
+                failed = 0
+            elif not self._stop.is_set():
+                failed += 1
+                if self.max_open_attempts is not None and failed >= self.max_open_attempts:
+                    self._failure = SourceError(self.stats.last_error or f"cannot open {self.source.display}")
+                    log.info("camera %s: giving up after %d attempt(s)", self.name, failed)
+                    return
             delay = backoff.next()
             if not self._stop.is_set():
                 log.debug("camera %s: reconnecting in %.2f s", self.name, delay)
@@ -222,6 +267,8 @@ class CameraReader:
         """Record a (redacted) problem; log it loudly once, then quietly while it repeats."""
         message = redact_text(message)
         self.stats.last_error = message
+        if self.max_open_attempts is not None and level < logging.ERROR:
+            level = logging.INFO  # bounded: the caller reports the failure (one line, not two)
         if message != self._last_logged_error:
             log.log(level, "camera %s: %s", self.name, message)
             self._last_logged_error = message
@@ -229,17 +276,21 @@ class CameraReader:
             log.debug("camera %s: %s", self.name, message)
 
 
-def open_camera(name: str, cfg: CameraConfig, *, start_time: float | None = None) -> CameraReader:
+def open_camera(
+    name: str, cfg: CameraConfig, *, start_time: float | None = None, max_open_attempts: int | None = None
+) -> CameraReader:
     """Create (not start) the reader for ``cfg.url``.
 
     Raises SourceError at once for an unsupported URL, a missing file or a missing ffmpeg.
     ``start_time`` (files only) fixes ``capture_time = start_time + pts`` for reproducible replays.
+    ``max_open_attempts`` (live only): give up after that many failed connects in a row
+    instead of retrying forever (see ``CameraReader``; one-shot uses pass 1).
     """
     source = parse_source(cfg.url)
     if source.kind is SourceKind.FILE:
         if not os.path.isfile(source.location):
             raise SourceError(f"video file not found: {source.location}")
-    return CameraReader(name, cfg, source, start_time=start_time)
+    return CameraReader(name, cfg, source, start_time=start_time, max_open_attempts=max_open_attempts)
 
 
 def probe(url: str, timeout: float, *, rtsp_transport: str = "tcp") -> None:
@@ -250,12 +301,12 @@ def probe(url: str, timeout: float, *, rtsp_transport: str = "tcp") -> None:
     """
     source = parse_source(url)
     if source.kind is SourceKind.FILE:
-        capture = FileCapture(source.location)
+        capture = FileCapture(source.location, max_pixels=DEFAULT_MAX_PIXELS)
         capture.open()
         capture.close()
         return
     deadline = time.monotonic() + timeout
-    live = FFmpegCapture(source, rtsp_transport=rtsp_transport)
+    live = FFmpegCapture(source, rtsp_transport=rtsp_transport, max_pixels=DEFAULT_MAX_PIXELS)
     try:
         live.open(timeout)
         try:

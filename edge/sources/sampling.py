@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -55,6 +57,16 @@ def resize(image: np.ndarray, width: int | None, height: int | None) -> np.ndarr
     # INTER_AREA avoids aliasing when shrinking; it is slow and pointless when enlarging.
     interp = cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR
     return cv2.resize(image, size, interpolation=interp)
+
+
+def shrink_to(image: np.ndarray, max_pixels: int) -> np.ndarray:
+    """``image`` scaled down (aspect kept) to at most ``max_pixels`` pixels; as is if within."""
+    h, w = image.shape[:2]
+    if w * h <= max_pixels:
+        return image
+    scale = math.sqrt(max_pixels / (w * h))
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 class Backoff:

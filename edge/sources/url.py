@@ -8,7 +8,7 @@ from enum import Enum
 from urllib.parse import unquote, urlsplit
 
 from edge.errors import SourceError
-from edge.redact import redact_text, redact_url
+from edge.redact import encode_credentials, redact_text, redact_url, register_url, split_userinfo
 
 
 class SourceKind(str, Enum):
@@ -41,10 +41,27 @@ class Source:
         """
         return redact_text(redact_url(self.location))
 
+    @property
+    def has_credentials(self) -> bool:
+        """True when the URL carries a user name or password."""
+        return self.kind in (SourceKind.RTSP, SourceKind.HTTP) and split_userinfo(self.location).user is not None
+
+    @property
+    def url(self) -> str:
+        """The location for ffmpeg: credentials percent-encoded, so passwords with a space,
+        ``?``, ``#``, ``/`` or ``@`` reach the camera intact (see ``edge.redact.encode_credentials``)."""
+        if self.kind in (SourceKind.RTSP, SourceKind.HTTP):
+            return encode_credentials(self.location)
+        return self.location
+
 
 def parse_source(url: str) -> Source:
-    """Parse ``rtsp(s)://``, ``http(s)://``, ``file://``, ``/dev/videoN`` or a plain file path."""
+    """Parse ``rtsp(s)://``, ``http(s)://``, ``file://``, ``/dev/videoN`` or a plain file path.
+
+    A password in the URL is registered with ``edge.redact`` so it is masked in every log line.
+    """
     text = url.strip()
+    register_url(text)
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in {"rtsp", "rtsps"}:
         return Source(SourceKind.RTSP, text)
