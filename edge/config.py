@@ -242,6 +242,12 @@ class CameraConfig(Strict):
     tracker: TrackerConfig = TrackerConfig()
     reconnect: ReconnectConfig = ReconnectConfig()
     plates: PlatesConfig | None = Field(None, description="licence-plate reading on vehicle tracks")
+    max_frame_pixels: int = Field(
+        4096 * 4096,
+        ge=64 * 64,
+        le=8192 * 8192,
+        description="decoded frames above this many pixels: downscaled by ffmpeg (live) or refused (files)",
+    )
 
     @field_validator("url")
     @classmethod
