@@ -1,0 +1,304 @@
+"""Command handling without a broker: validation, errors naming the field, signatures, replay,
+overflow, and feedback into the store. (Over real MQTT: tests/test_commands_mqtt.py.)"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.commands import CommandHandler, sign
+from edge.config import CommandsConfig
+from edge.events.schema import Event, utc_iso
+from edge.events.topics import Topics
+from edge.feedback.store import FeedbackStore
+from tests.fixtures.mqtt import sample_event
+
+NOW = 1_795_000_000.0
+EID = b"0123456789abcdef0123456789abcdef"
+
+
+class StandInEngine:
+    """The ack/resolve/open_counts contract of edge.rules.RuleEngine, with one open anomaly."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, str] = {"a1": "open"}
+        self.calls: list[tuple[str, str, str]] = []
+
+    def _event(self, anomaly_id: str, phase: str) -> Event:
+        return Event(
+            device="d",
+            camera="cam1",
+            type="anomaly",
+            phase=phase,
+            ts=utc_iso(NOW),  # type: ignore[arg-type]
+            attrs={"anomaly": anomaly_id, "rule": "overstay"},
+        )
+
+    def ack(self, anomaly_id: str, by: str = "operator") -> list[Event]:
+        self.calls.append(("ack", anomaly_id, by))
+        if anomaly_id not in self.open:
+            raise KeyError(anomaly_id)
+        if self.open[anomaly_id] == "resolved":
+            raise ValueError("already resolved")
+        self.open[anomaly_id] = "acked"
+        return [self._event(anomaly_id, "update")]
+
+    def resolve(self, anomaly_id: str, by: str = "operator") -> list[Event]:
+        self.calls.append(("resolve", anomaly_id, by))
+        if anomaly_id not in self.open:
+            raise KeyError(anomaly_id)
+        if self.open[anomaly_id] == "resolved":
+            raise ValueError("already resolved")
+        self.open[anomaly_id] = "resolved"
+        return [self._event(anomaly_id, "end")]
+
+    def open_counts(self) -> dict[str, Any]:
+        n = sum(1 for s in self.open.values() if s != "resolved")
+        return {"visits": 0, "anomalies": {("overstay", "warning"): n} if n else {}}
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> Event:
+        self.events.append(event)
+        return event
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, **cfg: Any) -> None:
+        self.replies: list[tuple[str, dict[str, Any]]] = []
+        self.engine, self.bus = StandInEngine(), Bus()
+        self.store = FeedbackStore(tmp_path / "fb.sqlite3")
+        self.now = NOW
+        self.h = CommandHandler(
+            CommandsConfig(**cfg),
+            Topics("edge", "dev1"),
+            lambda t, p: self.replies.append((t, json.loads(p))),
+            self.store,
+            engine=self.engine,
+            bus=self.bus,
+            clock=lambda: self.now,
+        )
+
+    def send(self, cmd: Any) -> dict[str, Any] | None:
+        raw = cmd if isinstance(cmd, bytes) else json.dumps(cmd).encode()
+        return self.h.handle(raw)
+
+
+@pytest.fixture()
+def hx(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+def test_ack_then_resolve_calls_the_engine_emits_its_events_and_replies(hx: Harness) -> None:
+    r1 = hx.send({"id": "c1", "cmd": "ack", "anomaly": "a1", "by": "alice"})
+    r2 = hx.send({"id": "c2", "cmd": "resolve", "anomaly": "a1"})
+    assert r1 == {"id": "c1", "ok": True, "cmd": "ack", "anomaly": "a1", "events": 1}
+    assert r2 is not None and r2["ok"] is True
+    assert hx.engine.calls == [("ack", "a1", "alice"), ("resolve", "a1", "operator")]
+    assert [(e.type, e.phase) for e in hx.bus.events] == [("anomaly", "update"), ("anomaly", "end")]
+    assert [t for t, _ in hx.replies] == ["edge/dev1/cmd/reply"] * 2
+    assert hx.engine.open_counts()["anomalies"] == {}
+    assert hx.h.counts()["ok"] == 2
+
+
+@pytest.mark.parametrize(
+    ("payload", "outcome", "reply_id", "error_part"),
+    [
+        (b'{"id": "t1", "cmd": "ack", "anom', "invalid", "t1", "payload: not JSON"),
+        (b"\xff\xfe\x00garbage", "invalid", None, None),
+        (b"[1, 2, 3]", "invalid", None, None),
+        (b'{"id": "n1", "cmd": "ack", "anomaly": NaN}', "invalid", "n1", "payload: not JSON"),
+        (b'{"id": "m1", "cmd": "ack"}', "invalid", "m1", "anomaly: Field required"),
+        (b'{"id": "w1", "cmd": "ack", "anomaly": 5}', "invalid", "w1", "anomaly: Input should be a valid string"),
+        (b'{"id": 7, "cmd": "ack", "anomaly": "a1"}', "invalid", 7, "id: Input should be a valid string"),
+        (b'{"id": "x1", "cmd": "ack", "anomaly": "a1", "extra": 1}', "invalid", "x1", "extra: Extra inputs"),
+        (b'{"id": "u1", "cmd": "reboot"}', "unknown", "u1", "cmd: unknown command 'reboot'"),
+        (b'{"id": "u2"}', "unknown", "u2", "cmd: unknown command None"),
+        (
+            b'{"id": "f1", "cmd": "feedback", "event": "' + EID + b'", "field": "size", "value": "x"}',
+            "invalid",
+            "f1",
+            "field: Input should be 'type', 'plate' or 'color'",
+        ),
+        (b'{"id": "k1", "cmd": "resolve", "anomaly": "nope"}', "failed", "k1", "anomaly: unknown anomaly 'nope'"),
+        (
+            b'{"id": "e1", "cmd": "feedback", "event": "' + EID + b'", "field": "type", "value": "van"}',
+            "failed",
+            "e1",
+            "event: unknown or too old event",
+        ),
+    ],
+)
+def test_bad_commands_are_answered_with_the_field_at_fault_and_counted(
+    hx: Harness, payload: bytes, outcome: str, reply_id: Any, error_part: str | None
+) -> None:
+    reply = hx.send(payload)
+    assert hx.h.counts()[outcome] == 1 and hx.h.total == 1
+    if reply_id is None:
+        assert reply is None and hx.replies == []  # nothing to correlate a reply with: dropped, counted
+        return
+    assert reply is not None and reply["id"] == reply_id and reply["ok"] is False
+    assert error_part is not None and error_part in reply["error"], reply["error"]
+    assert hx.replies == [("edge/dev1/cmd/reply", reply)]
+
+
+def test_resolving_twice_is_a_clear_failure(hx: Harness) -> None:
+    hx.send({"id": "c1", "cmd": "resolve", "anomaly": "a1"})
+    reply = hx.send({"id": "c2", "cmd": "resolve", "anomaly": "a1"})
+    assert reply == {"id": "c2", "ok": False, "error": "anomaly: already resolved"}
+
+
+def test_engine_crash_is_counted_as_failed_and_the_worker_survives(hx: Harness) -> None:
+    def boom(anomaly_id: str, by: str = "operator") -> list[Event]:
+        raise RuntimeError("disk on fire")
+
+    hx.engine.ack = boom  # type: ignore[method-assign]
+    hx.h.start()
+    hx.h.on_message("edge/dev1/cmd/x", b'{"id": "c1", "cmd": "ack", "anomaly": "a1"}')
+    hx.h.on_message("edge/dev1/cmd/x", b'{"id": "c2", "cmd": "resolve", "anomaly": "a1"}')
+    assert hx.h.wait_idle(5)
+    hx.h.stop()
+    assert [r["ok"] for _, r in hx.replies] == [False, True]
+    assert "internal error" in hx.replies[0][1]["error"] and "disk on fire" not in hx.replies[0][1]["error"]
+    assert hx.h.counts()["failed"] == 1 and hx.h.counts()["ok"] == 1
+
+
+def test_oversized_and_overflow_are_refused_on_the_network_thread(tmp_path: Path) -> None:
+    hx = Harness(tmp_path, max_bytes=100, queue=2)  # worker not started: the queue fills up
+    big = json.dumps({"id": "big1", "cmd": "feedback", "note": "x" * 200}).encode()
+    hx.h.on_message("edge/dev1/cmd/x", big)
+    for i in range(4):
+        hx.h.on_message("edge/dev1/cmd/x", json.dumps({"id": f"q{i}", "cmd": "ack", "anomaly": "a1"}).encode())
+    hx.h.on_message("edge/dev1/cmd/reply", b'{"id": "r", "ok": true}')  # our own reply: ignored
+    assert hx.h.counts() == {
+        "ok": 0,
+        "invalid": 0,
+        "unknown": 0,
+        "oversized": 1,
+        "unauthorized": 0,
+        "failed": 0,
+        "busy": 2,
+    }
+    assert hx.replies[0][1] == {"id": "big1", "ok": False, "error": f"payload: {len(big)} bytes (max 100)"}
+    assert [r["id"] for _, r in hx.replies[1:]] == ["q2", "q3"]
+    assert all(r["error"].startswith("busy:") for _, r in hx.replies[1:])
+    hx.h.start()
+    assert hx.h.wait_idle(5)
+    hx.h.stop()
+    assert hx.h.counts()["ok"] == 2 and hx.h.total == 5  # the two queued ones ran once the worker started
+
+
+def test_signed_commands_unsigned_wrong_old_future_and_replayed_are_refused(tmp_path: Path) -> None:
+    secret = "s3cr3t-key"
+    hx = Harness(tmp_path, secret=secret, max_age_s=60)
+
+    def signed(cmd: dict[str, Any], key: str = secret) -> dict[str, Any]:
+        return {**cmd, "sig": sign(cmd, key)}
+
+    good = signed({"id": "s1", "cmd": "ack", "anomaly": "a1", "ts": int(NOW) - 5})
+    assert hx.send(good) == {"id": "s1", "ok": True, "cmd": "ack", "anomaly": "a1", "events": 1}
+    cases = [
+        ({"id": "s2", "cmd": "ack", "anomaly": "a1", "ts": int(NOW)}, "sig: missing signature"),
+        (
+            signed({"id": "s3", "cmd": "ack", "anomaly": "a1", "ts": int(NOW)}, "wrong-key"),
+            "sig: signature does not match",
+        ),
+        (
+            {**signed({"id": "s4", "cmd": "ack", "anomaly": "a1", "ts": int(NOW)}), "anomaly": "a2"},
+            "sig: signature does not",
+        ),
+        (signed({"id": "s5", "cmd": "ack", "anomaly": "a1"}), "ts: signed commands need ts"),
+        (
+            signed({"id": "s6", "cmd": "ack", "anomaly": "a1", "ts": int(NOW) - 61}),
+            "ts: command is 61 s old (max 60 s)",
+        ),
+        (signed({"id": "s7", "cmd": "ack", "anomaly": "a1", "ts": int(NOW) + 600}), "in the future"),
+        (good, "id: already used (replayed command)"),
+    ]
+    for cmd, error in cases:
+        reply = hx.send(cmd)
+        assert reply is not None and reply["ok"] is False and error in reply["error"], (cmd["id"], reply)
+    assert hx.h.counts()["unauthorized"] == len(cases) and hx.h.counts()["ok"] == 1
+    assert secret not in json.dumps(hx.replies)
+    hx.h.stop()
+    # a restart does not forget the ids within the replay window
+    hx2 = Harness(tmp_path, secret=secret, max_age_s=60)
+    assert hx2.send(good) == {"id": "s1", "ok": False, "error": "id: already used (replayed command)"}
+    hx2.now = NOW + 120  # past the window the old signature is too old anyway
+    assert "ts: command is" in (hx2.send(good) or {})["error"]
+
+
+def test_feedback_is_stored_with_the_event_and_its_crop_then_exported(hx: Harness, tmp_path: Path) -> None:
+    from edge.cli import main
+
+    start = sample_event("cam1", 0, phase="start", attrs={"type": "car", "color": "white"})
+    update = sample_event("cam1", 0, phase="update", attrs={"type": "car", "color": "white"})
+    plate = sample_event("cam1", 1, type="plate", attrs={"plate": "AB123CD"})
+    for e in (start, update, plate):
+        hx.h.process(e)
+    hx.store.put_snapshot(start.id, b"\xff\xd8start-crop")
+    r1 = hx.send(
+        {"id": "f1", "cmd": "feedback", "event": update.id, "field": "type", "value": "van", "note": "side door"}
+    )
+    r2 = hx.send({"id": "f2", "cmd": "feedback", "event": plate.id, "field": "plate", "value": "AB123CE"})
+    r3 = hx.send({"id": "f3", "cmd": "feedback", "event": update.id, "field": "color", "value": "light blue"})
+    assert r1 == {
+        "id": "f1",
+        "ok": True,
+        "cmd": "feedback",
+        "event": update.id,
+        "field": "type",
+        "old": "car",
+        "new": "van",
+    }
+    assert r2 is not None and r2["old"] == "AB123CD" and r3 is not None and r3["ok"]
+    rows = hx.store.feedback()
+    assert [(r.field, r.old, r.new) for r in rows] == [
+        ("type", "car", "van"),
+        ("plate", "AB123CD", "AB123CE"),
+        ("color", "white", "light blue"),
+    ]
+    assert rows[0].jpeg == b"\xff\xd8start-crop"  # the update names the track; its start crop is used
+    assert rows[1].jpeg is None and json.loads(rows[0].event_json or "")["id"] == update.id
+    hx.store.close()
+
+    out = tmp_path / "export"
+    assert main(["feedback", "export", str(out), "--db", str(tmp_path / "fb.sqlite3")]) == 0
+    assert (out / "type" / "van" / f"{update.id}.jpg").read_bytes() == b"\xff\xd8start-crop"
+    assert (out / "color" / "light_blue" / f"{update.id}.jpg").is_file()
+    labels = [json.loads(x) for x in (out / "labels.jsonl").read_text().splitlines()]
+    assert [(x["event"], x["field"], x["old"], x["new"], x["image"]) for x in labels] == [
+        (update.id, "type", "car", "van", f"type/van/{update.id}.jpg"),
+        (plate.id, "plate", "AB123CD", "AB123CE", None),
+        (update.id, "color", "white", "light blue", f"color/light_blue/{update.id}.jpg"),
+    ]
+    assert labels[0]["ts"] == utc_iso(NOW) and labels[0]["note"] == "side door"
+
+
+def test_recent_event_index_is_bounded(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "fb.sqlite3", recent_events=100, snapshots=10)
+    events = [sample_event("cam1", i) for i in range(1000)]
+    t0 = time.perf_counter()
+    for e in events:
+        store.record_event(e)
+        store.put_snapshot(e.id, b"jpg")
+    per_event = (time.perf_counter() - t0) / len(events)
+    assert store.event(events[-1].id) is not None and store.event(events[0].id) is None
+    n_events = store._db.execute("SELECT COUNT(*) FROM recent_events").fetchone()[0]
+    n_snaps = store._db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]
+    assert 100 <= n_events < 100 + 256 and 10 <= n_snaps < 10 + 256
+    assert per_event < 0.01, per_event  # cheap enough to run on every event
+
+
+def test_export_cli_names_a_missing_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    assert main(["feedback", "export", str(tmp_path / "out"), "--db", str(tmp_path / "none.sqlite3")]) == 2
+    assert "feedback database not found" in capsys.readouterr().err
