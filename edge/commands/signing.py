@@ -59,6 +59,7 @@ class ReplayGuard:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL").fetchall()
+        self._db.execute("PRAGMA synchronous=NORMAL").fetchall()  # a crash may forget the last ids, not corrupt
         self._db.execute("CREATE TABLE IF NOT EXISTS seen_commands (id TEXT PRIMARY KEY, seen REAL NOT NULL)")
         self._checks = 0
 
