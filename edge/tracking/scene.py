@@ -39,6 +39,7 @@ class SceneState:
         self.labels = set(labels or [])
         self.current: str | None = None  # None only before the first state holds, and after close
         self._origin: float | None = None  # first classified frame: the first state starts here
+        self._last = 0.0  # last classified frame: the current state held at least until then
         self._since = 0.0
         self._score = 0.0
         self._candidate: str | None = None
@@ -49,6 +50,7 @@ class SceneState:
         """One classified frame. ``label`` below ``min_score`` or outside ``labels`` means :data:`NONE`."""
         if self._origin is None:
             self._origin = now
+        self._last = max(self._last, now)
         held = score >= self.min_score and (not self.labels or label in self.labels)
         seen = label if held else NONE
         score = score if held else 0.0
@@ -64,16 +66,20 @@ class SceneState:
         # the new state holds: it began when first seen, which is when the old one ended; the very
         # first state covers the frames before it settled too, so the timeline has no gap
         began = self._first_seen if self.current is not None else self._origin
-        changes = self.close(began)
+        changes = self._end(began)
         self.current, self._since, self._score = seen, began, score
         self._candidate, self._count = None, 0
         changes.append(SceneChange("start", seen, score, began, began))
         return changes
 
     def close(self, now: float) -> list[SceneChange]:
-        """End the current state (stream end, or a new state took over)."""
+        """End the current state at stream end or shutdown: at ``now``, but never before the last
+        classified frame (the state held until then; a caller may only know an earlier time)."""
+        return self._end(max(now, self._last))
+
+    def _end(self, at: float) -> list[SceneChange]:
         if self.current is None:
             return []
-        change = SceneChange("end", self.current, self._score, self._since, max(now, self._since))
+        change = SceneChange("end", self.current, self._score, self._since, max(at, self._since))
         self.current = None
         return [change]
