@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from edge.errors import ConfigError
+from edge.rules.config import RulesConfig
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -357,6 +358,7 @@ class AppConfig(Strict):
     outputs: OutputsConfig = OutputsConfig()
     metrics: MetricsConfig = MetricsConfig()
     commands: CommandsConfig = CommandsConfig()
+    rules: RulesConfig = Field(default_factory=RulesConfig)
 
     def model_options(self) -> dict[str, Any]:
         """How every model of this appliance is fetched and run: the keyword arguments shared by

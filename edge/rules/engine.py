@@ -1,0 +1,182 @@
+"""The rule engine: events in, visit and anomaly events out (an :class:`edge.events.bus.Processor`).
+
+Data flows one way: an event updates the visits, the visit changes and the event go to every
+rule, the rules raise or clear anomalies, and all resulting events are returned to the bus.
+One lock serialises everything, since cameras emit from several threads. "Now" is the
+triggering event's ``ts`` or tick's ``now``; the clock only times operator actions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge.clock import Clock
+from edge.events.schema import Event
+from edge.rules import kinds
+from edge.rules.anomalies import AnomalyBook
+from edge.rules.config import RulesConfig
+from edge.rules.schedule import epoch
+from edge.rules.store import Store
+from edge.rules.visits import VisitBook, VisitChange
+
+if TYPE_CHECKING:  # edge.config imports edge.rules.config: no run-time import back
+    from edge.config import AppConfig
+    from edge.events.bus import Processor
+
+log = logging.getLogger("edge.rules")
+LOG_EVERY = 60.0  # s between log lines about the same failing rule
+PRUNE_EVERY = 3600.0
+TICK_EVERY = 1.0  # s of event time between tick work: replays tick per frame, rules need seconds
+STORE_NAME = "edge-rules.sqlite3"
+
+
+class RuleEngine:
+    """Visits and anomaly rules over one device's (or many devices') event stream."""
+
+    def __init__(self, cfg: RulesConfig, *, store_path: Path | None, clock: Clock) -> None:
+        self._lock = threading.RLock()
+        self.clock = clock
+        self.store = Store(store_path)
+        self.visits = VisitBook(cfg.visits, self.store)
+        self.anomalies = AnomalyBook(self.store)
+        self.errors: dict[str, int] = {}  # rule id -> run-time failures
+        self._logged: dict[str, float] = {}
+        self._rules: list[kinds.RuleKind[Any]] = []
+        self._last_prune = float("-inf")
+        self._last_tick = float("-inf")
+        self.cfg = cfg
+        self._install(cfg)
+
+    # --- Processor --------------------------------------------------------------------------
+
+    def process(self, event: Event) -> list[Event]:
+        """Visits and anomalies derived from one delivered event (own visit/anomaly events ignored)."""
+        if event.type in ("visit", "anomaly"):
+            return []
+        try:
+            t = epoch(event.ts)
+        except ValueError:
+            t = self.clock.now()
+        with self._lock:
+            ctx = self._context()
+            for change in self._guard("visits", self.visits.handle, event, t) or []:
+                self._visit_changed(change, ctx)
+            for rule in self._rules:
+                if rule.cfg.applies_to(event.camera):
+                    self._guard(rule.cfg.id, rule.on_event, event, t, ctx)
+            return ctx.out
+
+    def tick(self, now: float) -> list[Event]:
+        """Time-based rules: unresolved visits, overstay, loitering, state_held, deadlines, expiry."""
+        with self._lock:
+            if now < self._last_tick + TICK_EVERY:
+                return []
+            self._last_tick = now
+            ctx = self._context()
+            for change in self._guard("visits", self.visits.tick, now) or []:
+                self._visit_changed(change, ctx)
+            for rule in self._rules:
+                self._guard(rule.cfg.id, rule.on_tick, now, ctx)
+            limits = {r.cfg.id: r.cfg.resolve_after for r in self._rules if r.cfg.resolve_after}
+            ctx.out += self.anomalies.expire(now, limits)
+            if now - self._last_prune >= PRUNE_EVERY:
+                self._last_prune = now
+                self.store.prune(now)
+            return ctx.out
+
+    # --- operator and lifecycle ---------------------------------------------------------------
+
+    def ack(self, anomaly_id: str, by: str = "operator") -> list[Event]:
+        """Acknowledge an open anomaly. KeyError: unknown id; ValueError: already resolved."""
+        with self._lock:
+            return self.anomalies.ack(anomaly_id, self.clock.now(), by)
+
+    def resolve(self, anomaly_id: str, by: str = "operator") -> list[Event]:
+        """Resolve an open anomaly. KeyError: unknown id; ValueError: already resolved."""
+        with self._lock:
+            return self.anomalies.resolve(anomaly_id, self.clock.now(), by)
+
+    def reload(self, cfg: RulesConfig) -> None:
+        """Swap the rules (SIGHUP); open visits and anomalies, and rules' timers, are kept."""
+        with self._lock:
+            self.cfg = cfg
+            self.visits.cfg = cfg.visits
+            self._install(cfg)
+
+    def open_counts(self) -> dict[str, Any]:
+        """``{"visits": n, "anomalies": {(rule, severity): n}, "errors": {rule: n}}`` (only
+        pairs with open anomalies; see :meth:`rule_severities` for all configured ones)."""
+        with self._lock:
+            counts: dict[tuple[str, str], int] = {}
+            for a in self.anomalies.open_anomalies():
+                counts[(a.rule, a.severity)] = counts.get((a.rule, a.severity), 0) + 1
+            return {"visits": len(self.visits.open), "anomalies": counts, "errors": dict(self.errors)}
+
+    def rule_severities(self) -> list[tuple[str, str]]:
+        """(rule, severity) of every active rule: metrics show them at 0 too."""
+        with self._lock:
+            return [(r.cfg.id, r.cfg.severity) for r in self._rules]
+
+    def open_anomalies(self) -> list[dict[str, Any]]:
+        """Open anomalies as their event attrs (for operator commands listing them)."""
+        with self._lock:
+            return [a.to_event("update", a.updated).attrs for a in self.anomalies.open_anomalies()]
+
+    def close(self) -> None:
+        """Close the store (everything is already committed)."""
+        with self._lock:
+            self.store.close()
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _context(self) -> kinds.Context:
+        return kinds.Context(self.anomalies, lambda: self.visits.open, self.visits.cfg.enabled)
+
+    def _visit_changed(self, change: VisitChange, ctx: kinds.Context) -> None:
+        """Emit the visit event and show the change to the rules of its camera."""
+        ve = change.to_event()
+        ctx.out.append(ve)
+        v = change.visit
+        for rule in self._rules:
+            if rule.cfg.applies_to(v.entry_camera) or (v.exit_camera and rule.cfg.applies_to(v.exit_camera)):
+                self._guard(rule.cfg.id, rule.on_visit, change, ve, ctx)
+
+    def _install(self, cfg: RulesConfig) -> None:
+        old = {(r.cfg.id, r.kind): r for r in self._rules}
+        rules: list[kinds.RuleKind[Any]] = []
+        for rc in cfg.active():
+            rule = self._guard(rc.id, kinds.build, rc, cfg.tz_for(rc))
+            if rule is None:
+                continue
+            prev = old.get((rc.id, rule.kind))
+            if prev is not None:
+                rule.adopt(prev)
+            rules.append(rule)
+        self._rules = rules
+
+    def _guard(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one rule's step: a failure is counted and logged (once a minute per rule), never raised."""
+        try:
+            return fn(*args)
+        except Exception:
+            self.errors[name] = self.errors.get(name, 0) + 1
+            mono = time.monotonic()
+            if mono - self._logged.get(name, float("-inf")) >= LOG_EVERY:
+                self._logged[name] = mono
+                log.exception("rule %s failed (%d errors so far)", name, self.errors[name])
+            return None
+
+
+def build_processors(app: AppConfig, clock: Clock, state_dir: Path | None) -> list[Processor]:
+    """The processors for an app config: the rule engine, storing beside the outbox (or in
+    ``state_dir`` when given). Empty when ``rules.enabled`` is false."""
+    cfg = app.rules
+    if not cfg.enabled:
+        return []
+    directory = state_dir if state_dir is not None else Path(app.outbox.path).parent
+    return [RuleEngine(cfg, store_path=directory / STORE_NAME, clock=clock)]
