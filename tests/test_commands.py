@@ -10,55 +10,34 @@ from typing import Any
 
 import pytest
 
+from edge.clock import ManualClock
 from edge.commands import CommandHandler, sign
 from edge.config import CommandsConfig
 from edge.events.schema import Event, utc_iso
 from edge.events.topics import Topics
 from edge.feedback.store import FeedbackStore
+from edge.rules import RuleEngine, RulesConfig
 from tests.fixtures.mqtt import sample_event
 
 NOW = 1_795_000_000.0
 EID = b"0123456789abcdef0123456789abcdef"
 
 
-class StandInEngine:
-    """The ack/resolve/open_counts contract of edge.rules.RuleEngine, with one open anomaly."""
+WATCH = {"id": "watch", "kind": "plate_watch"}
 
-    def __init__(self) -> None:
-        self.open: dict[str, str] = {"a1": "open"}
-        self.calls: list[tuple[str, str, str]] = []
 
-    def _event(self, anomaly_id: str, phase: str) -> Event:
-        return Event(
-            device="d",
-            camera="cam1",
-            type="anomaly",
-            phase=phase,
-            ts=utc_iso(NOW),  # type: ignore[arg-type]
-            attrs={"anomaly": anomaly_id, "rule": "overstay"},
-        )
+def rule_engine(store: Path | None = None) -> RuleEngine:
+    """The real rule engine with one rule: a plate on the watch list raises an anomaly."""
+    return RuleEngine(RulesConfig.model_validate({"rules": [WATCH]}), store_path=store, clock=ManualClock(NOW))
 
-    def ack(self, anomaly_id: str, by: str = "operator") -> list[Event]:
-        self.calls.append(("ack", anomaly_id, by))
-        if anomaly_id not in self.open:
-            raise KeyError(anomaly_id)
-        if self.open[anomaly_id] == "resolved":
-            raise ValueError("already resolved")
-        self.open[anomaly_id] = "acked"
-        return [self._event(anomaly_id, "update")]
 
-    def resolve(self, anomaly_id: str, by: str = "operator") -> list[Event]:
-        self.calls.append(("resolve", anomaly_id, by))
-        if anomaly_id not in self.open:
-            raise KeyError(anomaly_id)
-        if self.open[anomaly_id] == "resolved":
-            raise ValueError("already resolved")
-        self.open[anomaly_id] = "resolved"
-        return [self._event(anomaly_id, "end")]
-
-    def open_counts(self) -> dict[str, Any]:
-        n = sum(1 for s in self.open.values() if s != "resolved")
-        return {"visits": 0, "anomalies": {("overstay", "warning"): n} if n else {}}
+def raise_anomaly(engine: RuleEngine) -> str:
+    """Feed a watch-listed plate read; returns the id of the anomaly the engine opens."""
+    out = engine.process(
+        sample_event("cam1", 0, type="plate", phase="start", attrs={"plate": "CA999", "list": "watch"})
+    )
+    (anomaly,) = [e for e in out if e.type == "anomaly"]
+    return str(anomaly.attrs["anomaly"])
 
 
 class Bus:
@@ -73,7 +52,8 @@ class Bus:
 class Harness:
     def __init__(self, tmp_path: Path, **cfg: Any) -> None:
         self.replies: list[tuple[str, dict[str, Any]]] = []
-        self.engine, self.bus = StandInEngine(), Bus()
+        self.engine, self.bus = rule_engine(), Bus()
+        self.aid = raise_anomaly(self.engine)
         self.store = FeedbackStore(tmp_path / "fb.sqlite3")
         self.now = NOW
         self.h = CommandHandler(
@@ -97,14 +77,17 @@ def hx(tmp_path: Path) -> Harness:
 
 
 def test_ack_then_resolve_calls_the_engine_emits_its_events_and_replies(hx: Harness) -> None:
-    r1 = hx.send({"id": "c1", "cmd": "ack", "anomaly": "a1", "by": "alice"})
-    r2 = hx.send({"id": "c2", "cmd": "resolve", "anomaly": "a1"})
-    assert r1 == {"id": "c1", "ok": True, "cmd": "ack", "anomaly": "a1", "events": 1}
+    aid = hx.aid
+    assert hx.engine.open_counts()["anomalies"] == {("watch", "critical"): 1}
+    r1 = hx.send({"id": "c1", "cmd": "ack", "anomaly": aid, "by": "alice"})
+    assert r1 == {"id": "c1", "ok": True, "cmd": "ack", "anomaly": aid, "events": 1}
+    assert hx.engine.open_counts()["anomalies"] == {("watch", "critical"): 1}  # acknowledged, still open
+    r2 = hx.send({"id": "c2", "cmd": "resolve", "anomaly": aid})
     assert r2 is not None and r2["ok"] is True
-    assert hx.engine.calls == [("ack", "a1", "alice"), ("resolve", "a1", "operator")]
-    assert [(e.type, e.phase) for e in hx.bus.events] == [("anomaly", "update"), ("anomaly", "end")]
-    assert [t for t, _ in hx.replies] == ["edge/dev1/cmd/reply"] * 2
     assert hx.engine.open_counts()["anomalies"] == {}
+    got = [(e.type, e.phase, e.attrs["anomaly"], e.attrs["state"], e.attrs["by"]) for e in hx.bus.events]
+    assert got == [("anomaly", "update", aid, "acked", "alice"), ("anomaly", "end", aid, "resolved", "operator")]
+    assert [t for t, _ in hx.replies] == ["edge/dev1/cmd/reply"] * 2
     assert hx.h.counts()["ok"] == 2
 
 
@@ -150,8 +133,8 @@ def test_bad_commands_are_answered_with_the_field_at_fault_and_counted(
 
 
 def test_resolving_twice_is_a_clear_failure(hx: Harness) -> None:
-    hx.send({"id": "c1", "cmd": "resolve", "anomaly": "a1"})
-    reply = hx.send({"id": "c2", "cmd": "resolve", "anomaly": "a1"})
+    hx.send({"id": "c1", "cmd": "resolve", "anomaly": hx.aid})
+    reply = hx.send({"id": "c2", "cmd": "resolve", "anomaly": hx.aid})
     assert reply == {"id": "c2", "ok": False, "error": "anomaly: already resolved"}
 
 
@@ -161,8 +144,8 @@ def test_engine_crash_is_counted_as_failed_and_the_worker_survives(hx: Harness) 
 
     hx.engine.ack = boom  # type: ignore[method-assign]
     hx.h.start()
-    hx.h.on_message("edge/dev1/cmd/x", b'{"id": "c1", "cmd": "ack", "anomaly": "a1"}')
-    hx.h.on_message("edge/dev1/cmd/x", b'{"id": "c2", "cmd": "resolve", "anomaly": "a1"}')
+    hx.h.on_message("edge/dev1/cmd/x", json.dumps({"id": "c1", "cmd": "ack", "anomaly": hx.aid}).encode())
+    hx.h.on_message("edge/dev1/cmd/x", json.dumps({"id": "c2", "cmd": "resolve", "anomaly": hx.aid}).encode())
     assert hx.h.wait_idle(5)
     hx.h.stop()
     assert [r["ok"] for _, r in hx.replies] == [False, True]
@@ -175,7 +158,7 @@ def test_oversized_and_overflow_are_refused_on_the_network_thread(tmp_path: Path
     big = json.dumps({"id": "big1", "cmd": "feedback", "note": "x" * 200}).encode()
     hx.h.on_message("edge/dev1/cmd/x", big)
     for i in range(4):
-        hx.h.on_message("edge/dev1/cmd/x", json.dumps({"id": f"q{i}", "cmd": "ack", "anomaly": "a1"}).encode())
+        hx.h.on_message("edge/dev1/cmd/x", json.dumps({"id": f"q{i}", "cmd": "ack", "anomaly": hx.aid}).encode())
     hx.h.on_message("edge/dev1/cmd/reply", b'{"id": "r", "ok": true}')  # our own reply: ignored
     assert hx.h.counts() == {
         "ok": 0,
@@ -202,24 +185,25 @@ def test_signed_commands_unsigned_wrong_old_future_and_replayed_are_refused(tmp_
     def signed(cmd: dict[str, Any], key: str = secret) -> dict[str, Any]:
         return {**cmd, "sig": sign(cmd, key)}
 
-    good = signed({"id": "s1", "cmd": "ack", "anomaly": "a1", "ts": int(NOW) - 5})
-    assert hx.send(good) == {"id": "s1", "ok": True, "cmd": "ack", "anomaly": "a1", "events": 1}
+    aid = hx.aid
+    good = signed({"id": "s1", "cmd": "ack", "anomaly": aid, "ts": int(NOW) - 5})
+    assert hx.send(good) == {"id": "s1", "ok": True, "cmd": "ack", "anomaly": aid, "events": 1}
     cases = [
-        ({"id": "s2", "cmd": "ack", "anomaly": "a1", "ts": int(NOW)}, "sig: missing signature"),
+        ({"id": "s2", "cmd": "ack", "anomaly": aid, "ts": int(NOW)}, "sig: missing signature"),
         (
-            signed({"id": "s3", "cmd": "ack", "anomaly": "a1", "ts": int(NOW)}, "wrong-key"),
+            signed({"id": "s3", "cmd": "ack", "anomaly": aid, "ts": int(NOW)}, "wrong-key"),
             "sig: signature does not match",
         ),
         (
-            {**signed({"id": "s4", "cmd": "ack", "anomaly": "a1", "ts": int(NOW)}), "anomaly": "a2"},
+            {**signed({"id": "s4", "cmd": "ack", "anomaly": aid, "ts": int(NOW)}), "anomaly": "0" * 32},
             "sig: signature does not",
         ),
-        (signed({"id": "s5", "cmd": "ack", "anomaly": "a1"}), "ts: signed commands need ts"),
+        (signed({"id": "s5", "cmd": "ack", "anomaly": aid}), "ts: signed commands need ts"),
         (
-            signed({"id": "s6", "cmd": "ack", "anomaly": "a1", "ts": int(NOW) - 61}),
+            signed({"id": "s6", "cmd": "ack", "anomaly": aid, "ts": int(NOW) - 61}),
             "ts: command is 61 s old (max 60 s)",
         ),
-        (signed({"id": "s7", "cmd": "ack", "anomaly": "a1", "ts": int(NOW) + 600}), "in the future"),
+        (signed({"id": "s7", "cmd": "ack", "anomaly": aid, "ts": int(NOW) + 600}), "in the future"),
         (good, "id: already used (replayed command)"),
     ]
     for cmd, error in cases:

@@ -24,9 +24,9 @@ from edge.events.outbox import Outbox
 from edge.events.schema import Sequencer
 from edge.events.sinks import FanOut, MqttSink
 from edge.feedback.store import FeedbackStore, default_db_path
-from tests.fixtures.mqtt import Broker, MqttCollector, Received
+from tests.fixtures.mqtt import Broker, MqttCollector, Received, sample_event
 from tests.test_app import FakePipeline, FakeReader, config
-from tests.test_commands import StandInEngine
+from tests.test_commands import rule_engine
 
 REPLY = "edge/dev1/cmd/reply"
 SECRET = "storm-secret"
@@ -81,10 +81,11 @@ def wait_answering(op: Operator, collector: MqttCollector, secret: str | None = 
 def test_ack_and_resolve_over_mqtt_drop_the_open_count(
     tmp_path: Path, broker: Broker, mqtt_collector: MqttCollector
 ) -> None:
-    engine = StandInEngine()
+    """The real rule engine behind the real bus, outbox and publisher; the operator only sees MQTT."""
+    engine = rule_engine(tmp_path / "rules.sqlite3")
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     pub = MqttPublisher(MqttConfig(host=broker.host, port=broker.port), "dev1", outbox)
-    bus = EventBus("dev1", FanOut([MqttSink(pub)]), Sequencer(), processors=[engine])  # type: ignore[list-item]
+    bus = EventBus("dev1", FanOut([MqttSink(pub)]), Sequencer(), processors=[engine])
     store = FeedbackStore(tmp_path / "feedback.sqlite3")
     handler = CommandHandler(
         CommandsConfig(), pub.topics, lambda t, p: pub.publish_direct(t, p, qos=1), store, engine=engine, bus=bus
@@ -95,27 +96,41 @@ def test_ack_and_resolve_over_mqtt_drop_the_open_count(
     op = Operator(broker)
     try:
         probes = wait_answering(op, mqtt_collector)
-        assert engine.open_counts()["anomalies"] == {("overstay", "warning"): 1}
-        op.send({"id": "c1", "cmd": "ack", "anomaly": "a1", "by": "alice"})
-        assert wait_reply(mqtt_collector, "c1") == {"id": "c1", "ok": True, "cmd": "ack", "anomaly": "a1", "events": 1}
-        assert engine.open_counts()["anomalies"] == {("overstay", "warning"): 1}  # acknowledged, still open
-        op.send({"id": "c2", "cmd": "resolve", "anomaly": "a1"})
+        # a watch-listed plate: the engine raises an anomaly, which the operator receives
+        bus.emit(sample_event("cam1", 0, type="plate", phase="start", attrs={"plate": "CA999", "list": "watch"}))
+        got = mqtt_collector.wait_for(lambda ms: any("/events/anomaly" in m.topic for m in ms))
+        raised = json.loads(next(m.payload for m in got if "/events/anomaly" in m.topic))
+        aid = raised["attrs"]["anomaly"]
+        assert raised["phase"] == "start" and engine.open_counts()["anomalies"] == {("watch", "critical"): 1}
+
+        op.send({"id": "c1", "cmd": "ack", "anomaly": aid, "by": "alice"})
+        assert wait_reply(mqtt_collector, "c1") == {"id": "c1", "ok": True, "cmd": "ack", "anomaly": aid, "events": 1}
+        assert engine.open_counts()["anomalies"] == {("watch", "critical"): 1}  # acknowledged, still open
+        op.send({"id": "c2", "cmd": "resolve", "anomaly": aid})
         assert wait_reply(mqtt_collector, "c2")["ok"] is True
         assert engine.open_counts()["anomalies"] == {}
-        op.send({"id": "c3", "cmd": "resolve", "anomaly": "a1"})
+        op.send({"id": "c3", "cmd": "resolve", "anomaly": aid})
         assert wait_reply(mqtt_collector, "c3") == {"id": "c3", "ok": False, "error": "anomaly: already resolved"}
+        op.send({"id": "c4", "cmd": "ack", "anomaly": "f" * 32})
+        assert wait_reply(mqtt_collector, "c4")["error"] == f"anomaly: unknown anomaly '{'f' * 32}'"
         # the engine's events went out through the outbox like any other event
-        got = mqtt_collector.wait_for(lambda ms: len([m for m in ms if "/events/anomaly" in m.topic]) >= 2)
+        got = mqtt_collector.wait_for(lambda ms: len([m for m in ms if "/events/anomaly" in m.topic]) >= 3)
         anomalies = [json.loads(m.payload) for m in got if "/events/anomaly" in m.topic]
-        assert [(a["phase"], a["attrs"]["anomaly"]) for a in anomalies] == [("update", "a1"), ("end", "a1")]
+        assert [(a["phase"], a["attrs"]["anomaly"], a["attrs"]["state"]) for a in anomalies] == [
+            ("start", aid, "raised"),
+            ("update", aid, "acked"),
+            ("end", aid, "resolved"),
+        ]
+        assert anomalies[1]["attrs"]["by"] == "alice"
         assert all(m.retain is False for m in mqtt_collector.matching("/cmd/reply"))
-        assert handler.counts()["ok"] == 2 and handler.counts()["failed"] == 1 + probes
+        assert handler.counts()["ok"] == 2 and handler.counts()["failed"] == 2 + probes
     finally:
         op.close()
         handler.stop()
         bus.close()
         pub.stop()
         store.close()
+        engine.close()
 
 
 def storm_payloads(event_id: str, n: int = 1000, seed: int = 8) -> tuple[list[bytes], set[str]]:
