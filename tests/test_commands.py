@@ -281,6 +281,23 @@ def test_recent_event_index_is_bounded(tmp_path: Path) -> None:
     assert per_event < 0.01, per_event  # cheap enough to run on every event
 
 
+def test_export_cli_finds_the_database_beside_the_outbox(tmp_path: Path) -> None:
+    from edge.cli import main
+
+    cfg = tmp_path / "edge.yaml"
+    cfg.write_text(f"cameras: {{cam1: {{url: a.mp4}}}}\noutbox: {{path: {tmp_path / 'state' / 'outbox.db'}}}\n")
+    store = FeedbackStore(tmp_path / "state" / "outbox.feedback.sqlite3")
+    ev = sample_event("cam1", 0)
+    store.record_event(ev)
+    store.put_snapshot(ev.id, b"\xff\xd8crop")
+    hx = CommandHandler(CommandsConfig(), Topics("edge", "dev1"), lambda t, p: None, store)
+    cmd = {"id": "f", "cmd": "feedback", "event": ev.id, "field": "color", "value": "red"}
+    assert (hx.handle(json.dumps(cmd).encode()) or {}).get("ok") is True
+    store.close()
+    assert main(["feedback", "export", str(tmp_path / "out"), "--config", str(cfg)]) == 0
+    assert (tmp_path / "out" / "color" / "red" / f"{ev.id}.jpg").read_bytes() == b"\xff\xd8crop"
+
+
 def test_export_cli_names_a_missing_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edge.cli import main
 

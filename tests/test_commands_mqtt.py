@@ -133,6 +133,46 @@ def test_ack_and_resolve_over_mqtt_drop_the_open_count(
         engine.close()
 
 
+def test_commands_are_subscribed_again_after_the_broker_forgot_the_session(
+    tmp_path: Path, broker: Broker, mqtt_collector: MqttCollector
+) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    pub = MqttPublisher(
+        MqttConfig(host=broker.host, port=broker.port, reconnect_min_delay=1, reconnect_max_delay=1), "dev1", outbox
+    )
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    handler = CommandHandler(CommandsConfig(), pub.topics, lambda t, p: pub.publish_direct(t, p, qos=1), store).start()
+    pub.subscribe(pub.topics.cmd("#"), handler.on_message)
+    pub.start()
+    op = Operator(broker)
+    try:
+        wait_answering(op, mqtt_collector)
+        op.close()
+        mqtt_collector.close()
+        broker.stop()
+        for f in broker.dir.glob("*.db"):  # a broker that lost its state: no sessions, no subscriptions
+            f.unlink()
+        broker.start()
+        collector = MqttCollector(broker, client_id="collector-2")
+        op = Operator(broker)
+        deadline = time.monotonic() + 20
+        while pub.connects < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pub.connects >= 2, "the publisher did not reconnect"
+        n = 0
+        while not replies(collector) and n < 40:
+            op.send({"id": f"again{n}", "cmd": "feedback", "event": "0" * 32, "field": "type", "value": "van"})
+            collector.wait_for(lambda ms: any(m.topic == REPLY for m in ms), 0.5)
+            n += 1
+        assert replies(collector) and replies(collector)[0]["error"].startswith("event: unknown")
+        collector.close()
+    finally:
+        op.close()
+        handler.stop()
+        pub.stop()
+        store.close()
+
+
 def storm_payloads(event_id: str, n: int = 1000, seed: int = 8) -> tuple[list[bytes], set[str]]:
     """``n`` bad commands of every kind; returns them and the ids a reply can be matched to."""
     rng = random.Random(seed)

@@ -92,6 +92,8 @@ class CommandHandler:
 
     def start(self) -> CommandHandler:
         """Start the worker thread."""
+        if self._secret is None:  # anyone who may publish on the broker may ack and correct
+            log.warning("MQTT commands are accepted unsigned; set commands.secret to require HMAC signatures")
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="edge-commands", daemon=True)
             self._thread.start()
