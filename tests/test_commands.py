@@ -216,3 +216,17 @@ def test_signed_commands_unsigned_wrong_old_future_and_replayed_are_refused(tmp_
     assert hx2.send(good) == {"id": "s1", "ok": False, "error": "id: already used (replayed command)"}
     hx2.now = NOW + 120  # past the window the old signature is too old anyway
     assert "ts: command is" in (hx2.send(good) or {})["error"]
+
+
+def test_outcome_counters_as_prometheus_metrics(hx: Harness) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from edge.commands.metrics import CommandsCollector
+
+    registry = CollectorRegistry()
+    registry.register(CommandsCollector(hx.h))
+    hx.send(b"not json")
+    hx.send({"id": "c1", "cmd": "ack", "anomaly": hx.aid})
+    text = generate_latest(registry).decode()
+    assert 'edge_commands_total{outcome="invalid"} 1.0' in text
+    assert 'edge_commands_total{outcome="ok"} 1.0' in text and 'edge_commands_total{outcome="busy"} 0.0' in text

@@ -107,3 +107,12 @@ def test_export_cli_names_a_missing_database(tmp_path: Path, capsys: pytest.Capt
 
     assert main(["feedback", "export", str(tmp_path / "out"), "--db", str(tmp_path / "none.sqlite3")]) == 2
     assert "feedback database not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("value", "folder"), [("light blue", "light_blue"), ("../../etc", "etc"), ("..", "_"), ("AB-123.cd", "AB-123.cd")]
+)
+def test_class_values_become_safe_folder_names(value: str, folder: str) -> None:
+    from edge.feedback.export import folder_name
+
+    assert folder_name(value) == folder
