@@ -121,6 +121,7 @@ class CameraWorker:
         self.bus, self.metrics, self.stop = bus, metrics, stop
         self.camera_factory, self.pipeline_factory = camera_factory, pipeline_factory
         self.snapshots = publisher if (app_cfg.mqtt is not None and app_cfg.mqtt.snapshots) else None
+        self.snapshot_store: Any = None  # edge.feedback.SnapshotStore: crops kept for feedback export
         self.reader: Any = None
         self.errors = 0
         self.restarts = 0
@@ -219,6 +220,8 @@ class CameraWorker:
                     jpeg = make_snapshot(frame, stamped.box)
                     if jpeg:
                         self.snapshots.publish_direct(self.snapshots.topics.snapshot(self.name, stamped.id), jpeg)
+                        if self.snapshot_store is not None:
+                            self.snapshot_store.put(stamped.id, jpeg)
                 except Exception:
                     log.debug("snapshot failed", exc_info=True)
 
@@ -284,6 +287,21 @@ def run(
     server: MetricsServer | None = None
     old_handlers: dict[int, Any] = {}
     shutting_down = threading.Event()
+    # --- commands (edge.commands): operator commands over MQTT, feedback store ---------------
+    commands, snapshot_store = None, None
+    if publisher is not None and config.commands.enabled:
+        from edge.commands import CommandHandler
+        from edge.feedback.store import FeedbackStore, SnapshotStore, default_db_path
+
+        cc, pub = config.commands, publisher
+        feedback = FeedbackStore(default_db_path(config), cc.recent_events, cc.snapshots)
+        engine: Any = next((p for p in bus.processors if hasattr(p, "ack") and hasattr(p, "resolve")), None)
+        reply = lambda topic, payload: pub.publish_direct(topic, payload, qos=1)  # noqa: E731
+        commands = CommandHandler(cc, pub.topics, reply, feedback, engine=engine, bus=bus).start()
+        bus.processors.append(commands)  # records events for feedback look-ups
+        pub.subscribe(pub.topics.cmd("#"), commands.on_message)
+        snapshot_store = SnapshotStore(feedback)
+    # --- end commands ---------------------------------------------------------------------------
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -314,6 +332,7 @@ def run(
                 continue
             log.info("camera %s: %s", name, redact_url(cam_cfg.url))
             w = CameraWorker(name, cam_cfg, config, bus, metrics, stop, camera_factory, pipeline_factory, publisher)
+            w.snapshot_store = snapshot_store
             workers.append(w)
             w.start()
         stats_every = config.mqtt.stats_interval if config.mqtt else None
@@ -335,7 +354,12 @@ def run(
             w.thread.join(timeout=15)
             if w.thread.is_alive():
                 log.warning("camera %s did not stop in time", w.name)
+        if commands is not None:  # before the bus closes: a running ack still emits its events
+            commands.stop()
+            log.info("commands: %s", " ".join(f"{k}={v}" for k, v in commands.counts().items()))
         bus.close()  # MQTT drains, says offline; sequence numbers saved
+        if commands is not None:
+            commands.store.close()
         if server is not None:
             server.stop()
         for signum, handler in old_handlers.items():

@@ -122,6 +122,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run(load_config(args.config))
 
 
+def _cmd_feedback_export(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.feedback.export import export
+    from edge.feedback.store import FeedbackStore, default_db_path
+
+    db = Path(args.db) if args.db else default_db_path(load_config(args.config))
+    if not db.is_file():
+        raise EdgeError(f"feedback database not found: {db}")
+    store = FeedbackStore(db)
+    try:
+        res = export(store, Path(args.dir))
+    finally:
+        store.close()
+    print(f"{args.dir}: {res.labels} label(s), {res.images} image(s)")
+    return 0
+
+
 def _cmd_plates_bench(args: argparse.Namespace) -> int:
     import runpy
 
@@ -175,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--cache-dir")
     mp.add_argument("--force", action="store_true", help="fetch again even when cached")
     mp.set_defaults(func=_cmd_models_pull)
+
+    fb = sub.add_parser("feedback", help="operator feedback (label corrections)")
+    fbsub = fb.add_subparsers(dest="feedback_command", required=True)
+    fe = fbsub.add_parser("export", help="write corrections as a labelled folder: DIR/<field>/<value>/<event>.jpg")
+    fe.add_argument("dir")
+    fe_src = fe.add_mutually_exclusive_group(required=True)
+    fe_src.add_argument("--config", help="the appliance config (its feedback database is used)")
+    fe_src.add_argument("--db", help="the feedback database file")
+    fe.set_defaults(func=_cmd_feedback_export)
 
     pl = sub.add_parser("plates", help="licence-plate tools")
     psub = pl.add_subparsers(dest="plates_command", required=True)

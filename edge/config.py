@@ -324,6 +324,19 @@ class OutboxConfig(Strict):
     )
 
 
+class CommandsConfig(Strict):
+    """Operator commands over MQTT (``<prefix>/<device>/cmd/...``, see edge.commands)."""
+
+    enabled: bool = True
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key; set it to require signed commands")
+    max_bytes: int = Field(4096, ge=64, le=1024 * 1024, description="larger command payloads are refused")
+    max_age_s: float = Field(300.0, gt=0, description="signed commands older than this are refused (replay guard)")
+    db: Path | None = Field(None, description="feedback/replay SQLite file; default beside the outbox")
+    recent_events: int = Field(5000, ge=100, description="events remembered for feedback look-ups")
+    snapshots: int = Field(2000, ge=0, description="snapshot crops kept for feedback export")
+    queue: int = Field(256, ge=1, description="commands waiting for the worker; more are answered busy")
+
+
 class OutputsConfig(Strict):
     """Sinks other than MQTT."""
 
@@ -350,6 +363,7 @@ class AppConfig(Strict):
     outbox: OutboxConfig = OutboxConfig()
     outputs: OutputsConfig = OutputsConfig()
     metrics: MetricsConfig = MetricsConfig()
+    commands: CommandsConfig = CommandsConfig()
     rules: RulesConfig = Field(default_factory=RulesConfig)
 
     def model_options(self) -> dict[str, Any]:

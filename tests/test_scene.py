@@ -28,12 +28,32 @@ def test_scene_state_hysteresis_and_durations() -> None:
     assert end[0].phase == "end" and end[0].duration == 4.0
 
 
-def test_low_scores_and_unlisted_labels_count_as_nothing() -> None:
+def test_low_scores_and_unlisted_labels_are_the_none_state() -> None:
     s = SceneState(min_score=0.6, min_frames=1, labels=["taxi"])
-    assert s.update("taxi", 0.5, 0.0) == []
-    assert s.update("bus", 0.99, 1.0) == []
-    assert [c.phase for c in s.update("taxi", 0.9, 2.0)] == ["start"]
-    assert [c.phase for c in s.update("bus", 0.9, 3.0)] == ["end"]
+    got = []
+    for i, (label, score) in enumerate([("taxi", 0.5), ("bus", 0.99), ("taxi", 0.9), ("bus", 0.9)]):
+        got += [(c.phase, c.label, c.since, c.at) for c in s.update(label, score, float(i))]
+    got += [(c.phase, c.label, c.since, c.at) for c in s.close(5.0)]
+    assert got == [
+        ("start", "none", 0.0, 0.0),
+        ("end", "none", 0.0, 2.0),
+        ("start", "taxi", 2.0, 2.0),
+        ("end", "taxi", 2.0, 3.0),
+        ("start", "none", 3.0, 3.0),
+        ("end", "none", 3.0, 5.0),
+    ]
+
+
+def test_states_tile_the_timeline_even_when_the_start_flickers() -> None:
+    s = SceneState(min_score=0.5, min_frames=3)
+    labels = ["a", "b", "a", "b", "b", "b", "b", "a", "b", "none?", "c", "c", "c"]
+    changes = [c for i, lab in enumerate(labels) for c in s.update(lab, 0.1 if lab == "none?" else 0.9, float(i))]
+    changes += s.close(20.0)
+    ends = [c for c in changes if c.phase == "end"]
+    assert [c.label for c in ends] == ["b", "c"]
+    assert ends[0].since == 0.0  # the first state covers the unsettled frames before it
+    assert sum(c.duration for c in ends) == 20.0  # no gaps, no overlaps
+    assert all(a.at == b.since for a, b in zip(ends, ends[1:], strict=False))
 
 
 @pytest.mark.usefixtures("model_env")

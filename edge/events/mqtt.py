@@ -68,6 +68,7 @@ class MqttPublisher:
         self._pump_thread: threading.Thread | None = None
         self._last_err_key: str | None = None
         self._last_err_time = 0.0
+        self._subscriptions: list[tuple[str, int]] = []  # (filter, qos), renewed on every connect
         self.client = self._make_client()
 
     # -- setup ---------------------------------------------------------------------------------
@@ -162,6 +163,8 @@ class MqttPublisher:
         client.publish(self.topics.status, ONLINE, qos=1, retain=True)
         for topic, payload in self._retained:
             client.publish(topic, payload, qos=1, retain=True)
+        for topic_filter, qos in self._subscriptions:
+            client.subscribe(topic_filter, qos=qos)
         self._reconnected = True
         self.connected = True
         self._wake.set()
@@ -269,6 +272,21 @@ class MqttPublisher:
             return False
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def subscribe(self, topic_filter: str, callback: Callable[[str, bytes], None], qos: int = 1) -> None:
+        """Call ``callback(topic, payload)`` for messages matching ``topic_filter`` (subscribed again
+        on every connect). It runs on paho's network thread: keep it short; what it raises is logged."""
+
+        def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+            try:
+                callback(msg.topic, bytes(msg.payload))
+            except Exception:  # an exception here would kill paho's network loop
+                log.exception("MQTT message handler for %s failed", topic_filter)
+
+        self.client.message_callback_add(topic_filter, on_message)
+        self._subscriptions.append((topic_filter, qos))
+        if self.connected:
+            self.client.subscribe(topic_filter, qos=qos)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until the outbox is empty and nothing is in flight; True if it got there."""

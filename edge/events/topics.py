@@ -4,6 +4,7 @@
 ``<prefix>/<device>/<camera>/snapshot/<id>``  optional JPEG crop for event ``<id>`` (best effort)
 ``<prefix>/<device>/status``                 retained ``online``/``offline`` (last will)
 ``<prefix>/<device>/stats``                  periodic JSON health summary
+``<prefix>/<device>/cmd/<name>``             operator commands in; answers on ``cmd/reply``
 ``homeassistant/<component>/<object>/config`` optional Home Assistant discovery (retained)
 """
 
@@ -53,3 +54,7 @@ class Topics:
     def discovery(self, component: str, object_id: str) -> str:
         """Home Assistant discovery config topic."""
         return f"{self.discovery_prefix}/{component}/{object_id}/config"
+
+    def cmd(self, name: str = "#") -> str:
+        """Command topics: ``cmd("#")`` is the device's subscription, ``cmd("reply")`` its answers."""
+        return f"{self.base}/cmd/{name}"
