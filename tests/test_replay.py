@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import cv2
 import pytest
 
 from edge.config import config_for_video
+from edge.events.schema import Event
 from edge.replay import replay
 
 # The four cars that cross the lot in car-detection.mp4 (12.5 fps), read off the video frame by
@@ -21,10 +21,11 @@ FPS = 12.5
 
 
 def run(video: Path, **camera: object) -> list[dict]:
+    """The events of a replay as their JSON payloads (what sinks deliver)."""
     app = config_for_video(str(video), **camera)
-    buf = io.StringIO()
-    replay(str(video), app, "camera", events_out=buf, show_progress=False, start_time=0.0)
-    return [json.loads(line) for line in buf.getvalue().splitlines()]
+    events: list[Event] = []
+    replay(str(video), app, "camera", on_event=events.append, show_progress=False, start_time=0.0)
+    return [json.loads(e.to_json()) for e in events]
 
 
 def seconds(iso: str) -> float:
