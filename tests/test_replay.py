@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -172,3 +173,62 @@ def test_coco_detector_labels_map_into_the_configured_type_vocabulary(shared_dat
         objects={"vehicle_types": {"private": ["car"], "goods": ["truck"]}},
     )
     assert {e["attrs"]["type"] for e in renamed} == {"private"}
+
+
+@pytest.mark.usefixtures("model_env")
+def test_replays_with_the_same_start_time_give_the_same_events(car_video: Path, tmp_path: Path) -> None:
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"run{i}.jsonl"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge",
+                "replay",
+                str(car_video),
+                "-q",
+                "--events-out",
+                str(out),
+                "--start-time",
+                "2026-11-22T08:00:00Z",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outs.append([json.loads(line) for line in out.read_text().splitlines()])
+    a, b = outs
+    assert len(a) == 8
+    assert [{k: v for k, v in e.items() if k != "id"} for e in a] == [
+        {k: v for k, v in e.items() if k != "id"} for e in b
+    ]
+    assert {e["id"] for e in a}.isdisjoint({e["id"] for e in b})
+    t0 = datetime(2026, 11, 22, 8, tzinfo=timezone.utc).timestamp()
+    for e in a:
+        # ts is the start time plus the position in the video, which the event carries
+        ts = datetime.fromisoformat(e["ts"].replace("Z", "+00:00")).timestamp()
+        assert 0 <= e["pos"] <= 31 and abs(ts - (t0 + e["pos"])) < 0.002, e
+    first = min(a, key=lambda e: e["pos"])
+    assert abs(first["pos"] - CARS[0][0] / FPS) < 1.5  # car 1 is confirmed about 5 s into the video
+
+
+@pytest.mark.usefixtures("model_env")
+def test_demo_lines_show_video_position_and_first_sight(car_video: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "demo", "--fast", "--video", str(car_video)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 8
+    # "00:05  camera  white car #1 start (first seen at 00:04)": position of the event in the
+    # video, and when the car was first seen (the duration on "end" counts from there)
+    start = next(ln for ln in lines if "#1 start" in ln)
+    end = next(ln for ln in lines if "#1 end after" in ln)
+    assert start[:5] in {"00:04", "00:05", "00:06"} and "(first seen at 00:04)" in start, start
+    assert end[:5] in {"00:07", "00:08", "00:09"} and "(first seen at 00:04)" in end, end
+    assert "position in the video" in proc.stderr
