@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
-from edge.annotate import draw_detections
+from edge.annotate import AnnotatedVideo, snapshot
 from edge.config import AppConfig, CameraConfig
 from edge.errors import SourceError
 from edge.events.bus import EventBus, Processor
@@ -106,7 +105,7 @@ def replay(
         events_out.write_text("", encoding="utf-8")
         sinks.insert(0, JsonlSink(events_out))
     bus = EventBus(app.device_id, FanOut(sinks), Sequencer(), processors=processors)
-    writer: cv2.VideoWriter | None = None
+    video_out = AnnotatedVideo(video, annotate, cam_cfg) if annotate is not None else None
     total = _expected_frames(video, cam_cfg.detect.fps) if "://" not in video else None
     bar = tqdm(total=total, unit="frame", desc="replay", file=sys.stderr, disable=not show_progress, leave=False)
     n_frames = 0
@@ -114,16 +113,18 @@ def replay(
     reader.start()
     try:
         for frame in reader:
+            inferred = pipeline.stats.frames_inferred
             for event in pipeline.process(frame):
                 bus.emit(event)
             bus.tick(frame.capture_time)
             n_frames += 1
             bar.update(1)
-            if annotate is not None:
-                image = draw_detections(frame.image, pipeline.last_detections, pipeline.tracker.active)
-                if writer is None:
-                    writer = _open_writer(annotate, cam_cfg.detect.fps, image)
-                writer.write(image)
+            if video_out is not None:
+                # boxes from the latest inferred frame, on every source frame until the next one
+                fresh = pipeline.stats.frames_inferred > inferred
+                overlay = snapshot(pipeline.last_detections, pipeline.tracker.tracks, _occupancy(pipeline))
+                pts = frame.pts if frame.pts is not None else frame.capture_time - start
+                video_out.until(pts, overlay if fresh else None)
         for event in pipeline.close(_last_time(pipeline, start)):
             bus.emit(event)
         if reader.stats.last_error and n_frames == 0:
@@ -132,8 +133,8 @@ def replay(
         reader.stop()
         bar.close()
         bus.close()
-        if writer is not None:
-            writer.release()
+        if video_out is not None:
+            video_out.close()
     seconds = time.perf_counter() - t0
     return ReplayResult(n_frames, counter.events, len(counter.tracks), seconds, pipeline.stats.frames_inferred)
 
@@ -143,10 +144,5 @@ def _last_time(pipeline: Pipeline, fallback: float) -> float:
     return max(t.last_seen for t in tracks) if tracks else fallback
 
 
-def _open_writer(path: Path, fps: float, image: np.ndarray) -> cv2.VideoWriter:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = image.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        raise SourceError(f"cannot write annotated video {path}")
-    return writer
+def _occupancy(pipeline: Pipeline) -> dict[str, int]:
+    return {name: pipeline.occupancy.count(name) for name in pipeline.cfg.zones}

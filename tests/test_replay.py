@@ -14,6 +14,7 @@ import pytest
 from edge.config import config_for_video
 from edge.events.schema import Event
 from edge.replay import replay
+from tests.conftest import need_exe
 
 # The four cars that cross the lot in car-detection.mp4 (12.5 fps), read off the video frame by
 # frame: (first frame fully or partly visible, last frame visible, direction of travel).
@@ -119,17 +120,44 @@ def test_replay_cli_writes_events_and_annotated_video(car_video: Path, tmp_path:
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(by_track(events)) == len(CARS)
     assert "4 tracks" in proc.stderr
-    cap = cv2.VideoCapture(str(ann))
-    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    assert 140 <= n <= 160  # every sampled frame (5 fps of 30 s) written back
-    cap.set(cv2.CAP_PROP_POS_FRAMES, int(80 / FPS * 5))
-    ok, frame = cap.read()
-    assert ok and frame.shape == (432, 768, 3)
+    assert_annotated_like_source(ann, car_video)
+
+
+@pytest.mark.usefixtures("model_env")
+def test_annotate_alone_needs_no_events_file(car_video: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    ann = work / "only.mp4"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "replay", str(car_video), "-q", "--annotate", str(ann)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=work,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_annotated_like_source(ann, car_video)
+    assert list(work.iterdir()) == [ann]  # no stray events file
+    none = subprocess.run([sys.executable, "-m", "edge", "replay", str(car_video)], capture_output=True, text=True)
+    assert none.returncode == 2 and "--events-out" in none.stderr
+
+
+def assert_annotated_like_source(ann: Path, source: Path) -> None:
+    """Browser-playable H.264 MP4 with every source frame at the source rate, boxes drawn."""
+    probe = subprocess.run(
+        [need_exe("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_name,pix_fmt,r_frame_rate", "-of", "csv=p=0", str(ann)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert probe.split(",") == ["h264", "yuv420p", "25/2"], probe
+    cap, src = cv2.VideoCapture(str(ann)), cv2.VideoCapture(str(source))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == int(src.get(cv2.CAP_PROP_FRAME_COUNT))
+    for cap_ in (cap, src):
+        cap_.set(cv2.CAP_PROP_POS_FRAMES, 80)  # car 1 mid-lot
+    (ok, frame), (ok2, original) = cap.read(), src.read()
+    assert ok and ok2 and frame.shape == original.shape == (432, 768, 3)
     # boxes are drawn: the annotated frame differs from the source frame at the same time
-    src = cv2.VideoCapture(str(car_video))
-    src.set(cv2.CAP_PROP_POS_FRAMES, 80)
-    ok2, original = src.read()
-    assert ok2 and cv2.absdiff(frame, original).max() > 100
+    assert cv2.absdiff(frame, original).max() > 100
 
 
 @pytest.mark.parametrize(

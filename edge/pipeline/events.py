@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.config import LineConfig, ZoneConfig
 from edge.events.schema import Event, utc_iso
 from edge.plates.stage import PlateUpdate
 from edge.tracking import Track
+from edge.tracking.lines import Crossing
 from edge.tracking.scene import SceneChange
+from edge.tracking.zones import ZoneChange
 
 
 class EventBuilder:
@@ -64,6 +67,26 @@ class EventBuilder:
         if update.listed is not None:
             attrs["list"] = update.listed
         return self.new("plate", "start" if update.first else "update", now, t, box=update.box, attrs=attrs)
+
+    def line(self, t: Track, c: Crossing, cfg: LineConfig) -> Event:
+        """A ``line`` event: track ``t`` crossed a counting line (``ts`` is the crossing time)."""
+        attrs: dict[str, Any] = {"line": c.line, "dir": c.dir}
+        if cfg.road is not None:
+            attrs["road"] = cfg.road
+        if cfg.role is not None:
+            attrs["role"] = cfg.role
+        return self.new("line", None, c.at, t, attrs={**attrs, **describe(t)})
+
+    def zone(self, t: Track, c: ZoneChange, cfg: ZoneConfig | None) -> Event:
+        """A ``zone`` event: ``start`` when ``t`` entered, ``end`` (with ``dwell``) when it left."""
+        attrs: dict[str, Any] = {"zone": c.zone}
+        if cfg is not None and cfg.role is not None:
+            attrs["role"] = cfg.role
+        attrs["occupancy"] = c.occupancy
+        if c.dwell is not None:
+            attrs["dwell"] = c.dwell
+        attrs.update({k: v for k, v in describe(t).items() if k != "color"})
+        return self.new("zone", c.phase, c.at, t, box=[float(v) for v in t.last_box], attrs=attrs)
 
     def state(self, c: SceneChange) -> Event:
         """A ``state`` event of the whole-frame classifier."""

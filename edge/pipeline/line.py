@@ -25,11 +25,14 @@ from edge.pipeline.events import EventBuilder
 from edge.plates.stage import PlateStage
 from edge.tracking import Track, Tracker
 from edge.tracking.filters import filter_detections
+from edge.tracking.lines import LineCounter
 from edge.tracking.scene import SceneState
-from edge.tracking.zones import Zones
+from edge.tracking.zones import ZoneOccupancy, Zones
 from edge.types import Detections, Frame
 
 log = logging.getLogger("edge.pipeline")
+
+TRAJECTORY_MAX = 1000  # points kept per track; older ones are judged already (start waits <= 1.5 s)
 
 
 @dataclass
@@ -75,6 +78,8 @@ class Pipeline:
         self.gate = MotionGate(cfg.motion, cfg.masks)
         self.tracker = Tracker(cfg.tracker)
         self.zones = Zones(dict(cfg.zones))
+        self.occupancy = ZoneOccupancy(dict(cfg.zones))
+        self.lines = LineCounter(dict(cfg.lines))
         self.events = EventBuilder(camera, video_origin)
         self.last_detections = Detections()
         self.plates: PlateStage | None = None
@@ -120,6 +125,7 @@ class Pipeline:
         matched = [t for t in self.tracker.tracks if t.last_det >= 0]
         for t in matched:
             self.describer.describe(t, image)
+            _follow(t, now)
         for t in ended:
             events += self._end(t, now)
         for t in matched:
@@ -138,12 +144,20 @@ class Pipeline:
             if self.describer.type_pending(t, now):
                 return []
             st.started, st.zones = True, zones
-            return [self._track_event("start", t, now), *self._read_plate(t, image, now)]
+            events = [self._track_event("start", t, now), *self._geometry(t, zones, now)]
+            return events + self._read_plate(t, image, now)
         events = self._read_plate(t, image, now)
         last = st.last_event if st.last_event is not None else now
         if zones != st.zones or now - last >= self._interval():
             st.zones = zones
             events.append(self._track_event("update", t, now))
+        return events + self._geometry(t, zones, now)
+
+    def _geometry(self, t: Track, zones: list[str], now: float) -> list[Event]:
+        """Zone enter/leave events and line crossings of a started track."""
+        events = [self.events.zone(t, c, self.cfg.zones.get(c.zone)) for c in self.occupancy.update(t, zones, now)]
+        if self.lines:
+            events += [self.events.line(t, c, self.cfg.lines[c.line]) for c in self.lines.crossings(t)]
         return events
 
     def _read_plate(self, t: Track, image: np.ndarray, now: float) -> list[Event]:
@@ -160,10 +174,13 @@ class Pipeline:
         its final plate if that changed)."""
         events = [] if t.state.started else [self._track_event("start", t, now)]
         t.state.started = True
+        if self.lines:  # the last stretch of its path (or all of it, if its start was held)
+            events += [self.events.line(t, c, self.cfg.lines[c.line]) for c in self.lines.crossings(t)]
         if self.plates is not None:
             update = self.plates.finish(t)
             if update is not None:
                 events.append(self.events.plate(t, update, now))
+        events += [self.events.zone(t, c, self.cfg.zones.get(c.zone)) for c in self.occupancy.leave_all(t, t.last_seen)]
         return [*events, self._track_event("end", t, now)]
 
     def _track_event(self, phase: str, t: Track, now: float) -> Event:
@@ -188,6 +205,17 @@ class Pipeline:
     def _count(self, events: list[Event]) -> None:
         for e in events:
             self.stats.events_by_type[e.type] = self.stats.events_by_type.get(e.type, 0) + 1
+
+
+def _follow(t: Track, now: float) -> None:
+    """Add the matched track's bottom centre to its trajectory (kept bounded)."""
+    box = t.last_box
+    st = t.state
+    st.trajectory.append((now, float(box[0] + box[2]) / 2, float(box[3])))
+    excess = len(st.trajectory) - TRAJECTORY_MAX
+    if excess > 0:
+        del st.trajectory[:excess]
+        st.judged = max(0, st.judged - excess)
 
 
 def _load(name: str, app: AppConfig, kind: type[Any], progress: Callable[[str], None] | None) -> Any:

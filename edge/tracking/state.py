@@ -10,6 +10,16 @@ from dataclasses import dataclass, field
 
 
 @dataclass
+class LineProgress:
+    """Where a track stands relative to one counting line."""
+
+    side: int = 0  # side it last settled on, beyond the hysteresis band: +1 in side, -1 out side, 0 not yet
+    last: tuple[float, float, float] | None = None  # previous trajectory point (t, signed distance, along)
+    cross_at: float | None = None  # time the path last went through the line (interpolated)
+    cross_on_line: bool = False  # ... within the line's extent (not past its ends)
+
+
+@dataclass
 class TrackState:
     """Per-track memory of the stages after the tracker."""
 
@@ -25,5 +35,6 @@ class TrackState:
     # bottom-centre points (t, x, y) from the first detection on, confirmed or not: line
     # crossings are judged on the whole path, so a car confirmed after the line still counts
     trajectory: list[tuple[float, float, float]] = field(default_factory=list)
-    line_sides: dict[str, int] = field(default_factory=dict)  # per line: side last settled on (+1/-1)
+    judged: int = 0  # trajectory points already judged against the lines
+    lines: dict[str, LineProgress] = field(default_factory=dict)
     zones_in: dict[str, float] = field(default_factory=dict)  # zone -> time entered (zone events)
