@@ -260,3 +260,45 @@ def test_demo_lines_show_video_position_and_first_sight(car_video: Path) -> None
     assert start[:5] in {"00:04", "00:05", "00:06"} and "(first seen at 00:04)" in start, start
     assert end[:5] in {"00:07", "00:08", "00:09"} and "(first seen at 00:04)" in end, end
     assert "position in the video" in proc.stderr
+
+
+# Ground truth for a horizontal counting line across the middle of the lot (y = 0.5, "in" =
+# moving up the picture), established by looking: the clip was replayed with --annotate (line,
+# paths and boxes drawn), frames around each car's passage were extracted (first/last frames
+# above, e.g. `ffmpeg -ss 16.0 -i car-detection.mp4 -frames:v 1 x.png`) and viewed. Every car
+# crosses the whole lot, so each crosses the line exactly once:
+#   car 1 (white, frames 58-101): enters at the bottom, leaves at the top -> crosses, in
+#   car 2 (silver, 182-226):      enters at the top, leaves at the bottom -> crosses, out
+#   car 3 (red, 190-233):         enters at the bottom, leaves at the top -> crosses, in
+#   car 4 (white, 317-346):       enters at the top, leaves at the bottom -> crosses, out
+#     (car 4 is confirmed only after its bottom edge passed the line: its path from the first
+#     detection still counts)
+CROSSINGS = ["in", "out", "in", "out"]
+
+
+@pytest.mark.usefixtures("model_env")
+def test_one_crossing_per_car_with_its_direction(car_video: Path) -> None:
+    events = run(
+        car_video,
+        lines={"mid": {"points": [[0.0, 0.5], [1.0, 0.5]], "in": "up", "road": "A", "role": "both"}},
+        zones={"top": {"coordinates": [[0, 0], [1, 0], [1, 0.3], [0, 0.3]], "role": "parking"}},
+    )
+    tracks = by_track(events)
+    assert len(tracks) == len(CARS)
+    starts = sorted((seconds(ev[0]["start"]), tid) for tid, ev in tracks.items())
+    for (first, last, _), expected, (_, tid) in zip(CARS, CROSSINGS, starts):
+        lines = [e for e in tracks[tid] if e["type"] == "line"]
+        assert [e["attrs"]["dir"] for e in lines] == [expected], (tid, lines)
+        e = lines[0]
+        assert e["attrs"]["line"] == "mid" and e["attrs"]["road"] == "A" and e["attrs"]["role"] == "both"
+        assert e["attrs"]["type"] == "car" and e["attrs"]["color"]
+        assert first / FPS <= e["pos"] <= last / FPS  # while the car was in view
+    # zones: the two cars heading up end in the top zone; every stay is entered, then left
+    zone = [e for e in events if e["type"] == "zone"]
+    entered = {e["track"] for e in zone if e["phase"] == "start"}
+    assert entered >= {starts[0][1], starts[2][1]}
+    for tid in entered:
+        stay = [e for e in zone if e["track"] == tid]
+        assert [e["phase"] for e in stay] == ["start", "end"]
+        assert stay[0]["attrs"]["occupancy"] >= 1 and stay[0]["attrs"]["role"] == "parking"
+        assert stay[1]["attrs"]["dwell"] == pytest.approx(stay[1]["pos"] - stay[0]["pos"], abs=0.01)
