@@ -62,15 +62,24 @@ def test_one_track_per_vehicle_from_entry_to_exit(car_video: Path) -> None:
     assert len({e["id"] for e in events}) == len(events)
 
 
+# What each car is, by looking at full frames of the clip (e.g. 16.0 s shows cars 2 and 3 side
+# by side): four passenger cars. Colours are those the attributes model can name (white, gray,
+# yellow, red, green, blue, black): car 2 is silver, which is honestly gray or white (the model
+# currently says white; a colour fix is under way elsewhere), so it accepts both.
+CAR_LOOKS = [("car", {"white"}), ("car", {"gray", "white"}), ("car", {"red"}), ("car", {"white"})]
+
+
 @pytest.mark.usefixtures("model_env")
 def test_vehicle_type_and_colour_on_every_track_event(car_video: Path) -> None:
     events = run(car_video)
-    assert events
-    for e in events:
-        assert e["attrs"]["type"] in {"car", "van", "truck", "bus", "motorcycle"}, e
-        assert e["attrs"]["color"]
-    for ev in by_track(events).values():  # one stable type per track
-        assert len({e["attrs"]["type"] for e in ev}) == 1
+    tracks = by_track(events)
+    assert len(tracks) == len(CARS)
+    starts = sorted((seconds(ev[0]["start"]), tid) for tid, ev in tracks.items())
+    for (kind, colours), (_, tid) in zip(CAR_LOOKS, starts):
+        # every event of the car carries the same, right type and a plausible colour
+        assert {e["attrs"]["type"] for e in tracks[tid]} == {kind}, tracks[tid]
+        seen = {e["attrs"]["color"] for e in tracks[tid]}
+        assert seen <= colours, (tid, seen, colours)
 
 
 @pytest.mark.usefixtures("model_env")
