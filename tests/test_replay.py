@@ -311,3 +311,37 @@ def test_one_crossing_per_car_with_its_direction(car_video: Path) -> None:
         assert [e["phase"] for e in stay] == ["start", "end"]
         assert stay[0]["attrs"]["occupancy"] >= 1 and stay[0]["attrs"]["role"] == "parking"
         assert stay[1]["attrs"]["dwell"] == pytest.approx(stay[1]["pos"] - stay[0]["pos"], abs=0.01)
+
+
+class CountCars:
+    """A minimal processor (the rule engine's interface): one anomaly per ended track, and the
+    latest tick time."""
+
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+
+    def process(self, event: Event) -> list[Event]:
+        if event.type != "track" or event.phase != "end":
+            return []
+        return [event.model_copy(update={"type": "anomaly", "phase": "start", "attrs": {"rule": "count"}})]
+
+    def tick(self, now: float) -> list[Event]:
+        self.ticks.append(now)
+        return []
+
+
+@pytest.mark.usefixtures("model_env")
+def test_replay_feeds_processors_through_the_bus(car_video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "e.jsonl"
+    proc = CountCars()
+    app = config_for_video(str(car_video))
+    replay(str(car_video), app, "camera", events_out=out, processors=[proc], show_progress=False, start_time=1000.0)
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    derived = [e for e in events if e["type"] == "anomaly"]
+    assert len(derived) == len(CARS) and all(e["attrs"] == {"rule": "count"} for e in derived)
+    # the bus stamps everything, derived events included: one device, seq 0, 1, 2, ...
+    assert {e["device"] for e in events} == {app.device_id}
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    # ticked once per replayed frame with the frame's time (the video's clock, not the wall's)
+    assert len(proc.ticks) >= 140 and proc.ticks == sorted(proc.ticks)
+    assert 1000.0 <= proc.ticks[0] < 1000.5 and 1029.0 < proc.ticks[-1] < 1031.0
