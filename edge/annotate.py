@@ -138,7 +138,8 @@ def _draw_lines(out: np.ndarray, cfg: CameraConfig) -> None:
 def _legend(out: np.ndarray, pos: float | None) -> None:
     h, w = out.shape[:2]
     x, y = 8, h - 50
-    cv2.rectangle(out, (0, y - 18), (min(w, 330), h), (0, 0, 0), -1)
+    panel = out[max(0, y - 18) :, : min(w, 330)]
+    panel[:] = (panel * 0.4).astype(out.dtype)  # darkened, not hidden: the road stays visible
     cv2.rectangle(out, (x, y - 10), (x + 22, y + 2), (255, 255, 255), 2)
     cv2.putText(out, "track: #id colour type plate", (x + 30, y), _FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     _dashed_rect(out, (x, y + 8), (x + 22, y + 20), _GREY)

@@ -1,5 +1,5 @@
 """One camera's pipeline, top to bottom: frame -> motion gate -> detector -> filters -> tracker
--> per-track description and plates -> events.
+-> per-track description, plates, zones and counting lines -> events.
 
 ``Pipeline.process(frame)`` returns the events that frame caused; it never raises for a bad
 frame (the error is logged and counted), so one broken frame cannot stop a camera. Events
@@ -48,7 +48,7 @@ class PipelineStats:
 
 
 class Pipeline:
-    """Turns one camera's frames into track, plate and state events."""
+    """Turns one camera's frames into track, plate, state, line and zone events."""
 
     def __init__(
         self,
