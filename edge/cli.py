@@ -70,24 +70,52 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from edge.replay import replay
 
     app, camera = _replay_config(args)
-    out = Path(args.events_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as f:
-        res = replay(
-            args.video,
-            app,
-            camera,
-            events_out=f,
-            annotate=Path(args.annotate) if args.annotate else None,
-            show_progress=not args.quiet,
-        )
+    if not args.events_out and not args.annotate:
+        raise EdgeError("nothing to write: pass --events-out FILE and/or --annotate FILE")
+    out = Path(args.events_out) if args.events_out else None
+    res = replay(
+        args.video,
+        app,
+        camera,
+        events_out=out,
+        annotate=Path(args.annotate) if args.annotate else None,
+        show_progress=not args.quiet,
+        start_time=_start_time(args.start_time),
+    )
     fps = res.frames / res.seconds if res.seconds else 0.0
+    where = ", ".join(str(p) for p in (out, args.annotate) if p)
     print(
         f"replayed {res.frames} frames in {res.seconds:.1f} s ({fps:.1f} fps, {res.frames_inferred} inferred): "
-        f"{res.tracks} tracks, {res.events} events -> {out}",
+        f"{res.tracks} tracks, {res.events} events -> {where}",
         file=sys.stderr,
     )
     return 0
+
+
+def _start_time(text: str | None) -> float | None:
+    """``--start-time`` (ISO 8601; UTC unless it names a zone) as epoch seconds; None = now."""
+    if not text:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise EdgeError(f"--start-time {text!r} is not an ISO 8601 time (e.g. 2026-11-22T08:00:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _mmss(seconds: float | None) -> str:
+    s = int(seconds or 0.0)
+    return f"{s // 60:02d}:{s % 60:02d}"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -100,15 +128,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise EdgeError(f"demo video not found: {video} (pass --video FILE)")
     app = config_for_video(video)
     print(f"edge demo: {video} through {app.cameras['camera'].detect.model} (Ctrl-C to stop)", file=sys.stderr)
+    print(
+        "mm:ss = position in the video; a track is announced once confirmed, its duration counts from first sight",
+        file=sys.stderr,
+    )
 
     def show(e: Event) -> None:
         if args.json:
             print(e.to_json(), flush=True)
             return
         what = " ".join(str(e.attrs[k]) for k in ("color", "type") if k in e.attrs) or e.label
-        extra = f" after {e.attrs['duration']} s" if "duration" in e.attrs else ""
+        # track events say only their phase; others name their type (and line/zone/direction)
+        step = (
+            e.phase or ""
+            if e.type == "track"
+            else " ".join(
+                str(x) for x in (e.type, e.attrs.get("line") or e.attrs.get("zone"), e.attrs.get("dir"), e.phase) if x
+            )
+        )
         zones = f" in {', '.join(e.zones)}" if e.zones else ""
-        print(f"{e.ts[11:19]}  {e.camera}  {what} #{e.track} {e.phase}{zones}{extra}  (score {e.score})", flush=True)
+        extra = f" after {e.attrs['duration']} s" if "duration" in e.attrs else ""
+        first = ""
+        if e.start is not None and e.pos is not None and e.type == "track":
+            first = f" (first seen at {_mmss(e.pos - (_epoch(e.ts) - _epoch(e.start)))})"
+        print(f"{_mmss(e.pos)}  {e.camera}  {what} #{e.track} {step}{zones}{extra}{first}", flush=True)
 
     res = replay(video, app, "camera", on_event=show, realtime=not args.fast, show_progress=False)
     print(f"demo done: {res.tracks} vehicles tracked, {res.events} events", file=sys.stderr)
@@ -166,8 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="YAML config; its first camera (or --camera) is used with VIDEO as url")
     r.add_argument("--camera", help="camera of --config to use")
     r.add_argument("--model", help="detector model (without --config)")
-    r.add_argument("--events-out", required=True, help="JSON-lines file for the events")
-    r.add_argument("--annotate", help="write the video back with boxes, labels and track ids")
+    r.add_argument("--events-out", help="JSON-lines file for the events")
+    r.add_argument("--annotate", help="write an annotated MP4 (H.264): boxes, tracks, zones, lines")
+    r.add_argument(
+        "--start-time",
+        help="ISO 8601 time of the video's first frame (default: now); ts = start time + pos",
+    )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_replay)
 

@@ -1,29 +1,32 @@
 """``edge replay``: the whole pipeline on a video file, as fast as possible, with no frame dropped.
 
-video -> sampled frames -> pipeline -> events (JSON lines) and, optionally, an annotated video
-(the sampled frames with boxes, labels and track ids, written at the sampling rate).
+video -> sampled frames -> pipeline -> EventBus -> sinks (a JSON-lines file and/or a callback),
+the same bus ``edge run`` uses, so replayed events are stamped (``device``, ``seq``) and can be
+fed to processors (the rule engine) exactly like live ones. Optionally an annotated video.
+
+Time: ``capture_time = start_time + pts``, so every event has ``ts = start_time + pos`` and two
+replays with the same ``start_time`` produce the same events apart from their ids.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
-from edge.annotate import draw_detections
+from edge.annotate import AnnotatedVideo, snapshot
 from edge.config import AppConfig, CameraConfig
 from edge.errors import SourceError
-from edge.events.schema import Event
+from edge.events.bus import EventBus, Processor
+from edge.events.schema import Event, Sequencer
+from edge.events.sinks import FanOut, JsonlSink, Sink
 from edge.pipeline import Pipeline
 from edge.sources import open_camera
 
@@ -39,6 +42,24 @@ class ReplayResult:
     tracks: int
     seconds: float
     frames_inferred: int
+
+
+@dataclass
+class CallbackSink(Sink):
+    """Hands every stamped event to a function (``edge demo`` printing, tests collecting) and
+    counts events and tracks for the replay summary."""
+
+    callback: Callable[[Event], None] | None = None
+    events: int = 0
+    tracks: set[int] = field(default_factory=set)
+    name = "callback"
+
+    def emit(self, event: Event) -> None:
+        self.events += 1
+        if event.track is not None:
+            self.tracks.add(event.track)
+        if self.callback is not None:
+            self.callback(event)
 
 
 def _expected_frames(path: str, fps: float) -> int | None:
@@ -57,75 +78,71 @@ def replay(
     app: AppConfig,
     camera: str,
     *,
-    events_out: IO[str] | None = None,
+    events_out: Path | None = None,
     annotate: Path | None = None,
     on_event: Callable[[Event], None] | None = None,
+    processors: list[Processor] | None = None,
     realtime: bool = False,
     show_progress: bool = True,
     start_time: float | None = None,
 ) -> ReplayResult:
-    """Run camera ``camera`` of ``app`` on ``video``; write events as JSON lines to ``events_out``."""
+    """Run camera ``camera`` of ``app`` on ``video``.
+
+    Events go through an :class:`EventBus` (with ``processors``, ticked with each frame's time)
+    to ``events_out`` (JSON lines, truncated first) and ``on_event``. ``start_time`` (epoch s,
+    default now) is the time of the video's first frame: ``ts = start_time + pos``.
+    """
     if "://" not in video and not Path(video).is_file():
         raise SourceError(f"video file not found: {video}")
+    start = time.time() if start_time is None else float(start_time)
     cam_cfg: CameraConfig = app.cameras[camera].model_copy(update={"url": video, "realtime": realtime, "loop": False})
-    pipeline = Pipeline(camera, cam_cfg, app)
-    reader = open_camera(camera, cam_cfg, start_time=start_time)
-    writer: cv2.VideoWriter | None = None
+    pipeline = Pipeline(camera, cam_cfg, app, video_origin=start)
+    reader = open_camera(camera, cam_cfg, start_time=start)
+    counter = CallbackSink(on_event)
+    sinks: list[Sink] = [counter]
+    if events_out is not None:
+        events_out.parent.mkdir(parents=True, exist_ok=True)
+        events_out.write_text("", encoding="utf-8")
+        sinks.insert(0, JsonlSink(events_out))
+    bus = EventBus(app.device_id, FanOut(sinks), Sequencer(), processors=processors)
+    video_out = AnnotatedVideo(video, annotate, cam_cfg) if annotate is not None else None
     total = _expected_frames(video, cam_cfg.detect.fps) if "://" not in video else None
     bar = tqdm(total=total, unit="frame", desc="replay", file=sys.stderr, disable=not show_progress, leave=False)
-    n_frames = n_events = 0
-    track_ids: set[int] = set()
+    n_frames = 0
     t0 = time.perf_counter()
-
-    def emit(events: list[Event]) -> None:
-        nonlocal n_events
-        for e in events:
-            n_events += 1
-            if e.track is not None:
-                track_ids.add(e.track)
-            if events_out is not None:
-                events_out.write(e.to_json() + "\n")
-            if on_event is not None:
-                on_event(e)
-
     reader.start()
     try:
         for frame in reader:
-            emit(pipeline.process(frame))
+            inferred = pipeline.stats.frames_inferred
+            for event in pipeline.process(frame):
+                bus.emit(event)
+            bus.tick(frame.capture_time)
             n_frames += 1
             bar.update(1)
-            if annotate is not None:
-                image = draw_detections(frame.image, pipeline.last_detections, pipeline.tracker.active)
-                if writer is None:
-                    writer = _open_writer(annotate, cam_cfg.detect.fps, image)
-                writer.write(image)
-        emit(pipeline.close(_last_time(pipeline, start_time)))
+            if video_out is not None:
+                # boxes from the latest inferred frame, on every source frame until the next one
+                fresh = pipeline.stats.frames_inferred > inferred
+                overlay = snapshot(pipeline.last_detections, pipeline.tracker.tracks, _occupancy(pipeline))
+                pts = frame.pts if frame.pts is not None else frame.capture_time - start
+                video_out.until(pts, overlay if fresh else None)
+        for event in pipeline.close(_last_time(pipeline, start)):
+            bus.emit(event)
         if reader.stats.last_error and n_frames == 0:
             raise SourceError(f"cannot read video {video}: {reader.stats.last_error}")
     finally:
         reader.stop()
         bar.close()
-        if writer is not None:
-            writer.release()
-    return ReplayResult(n_frames, n_events, len(track_ids), time.perf_counter() - t0, pipeline.stats.frames_inferred)
+        bus.close()
+        if video_out is not None:
+            video_out.close()
+    seconds = time.perf_counter() - t0
+    return ReplayResult(n_frames, counter.events, len(counter.tracks), seconds, pipeline.stats.frames_inferred)
 
 
-def _last_time(pipeline: Pipeline, fallback: float | None) -> float:
+def _last_time(pipeline: Pipeline, fallback: float) -> float:
     tracks = pipeline.tracker.tracks
-    if tracks:
-        return max(t.last_seen for t in tracks)
-    return fallback if fallback is not None else time.time()
+    return max(t.last_seen for t in tracks) if tracks else fallback
 
 
-def _open_writer(path: Path, fps: float, image: np.ndarray) -> cv2.VideoWriter:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = image.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        raise SourceError(f"cannot write annotated video {path}")
-    return writer
-
-
-def read_events(path: Path) -> list[dict[str, object]]:
-    """Events from a JSON-lines file (for tests and tools)."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _occupancy(pipeline: Pipeline) -> dict[str, int]:
+    return {name: pipeline.occupancy.count(name) for name in pipeline.cfg.zones}

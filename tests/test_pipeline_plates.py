@@ -3,7 +3,6 @@ vehicle, on the track's events, with lists and hashing applied."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge.config import config_for_video
+from edge.events.schema import Event
 from edge.replay import replay
 
 PLATE = "WA56660"  # openalpr/eu/eu10.jpg
@@ -44,9 +44,9 @@ def run(video: Path, **plates: object) -> list[dict]:
         motion={"enabled": False},
         plates={"regions": ["eu"], **plates},
     )
-    buf = io.StringIO()
-    replay(str(video), app, "camera", events_out=buf, show_progress=False, start_time=0.0)
-    return [json.loads(line) for line in buf.getvalue().splitlines()]
+    events: list[Event] = []
+    replay(str(video), app, "camera", on_event=events.append, show_progress=False, start_time=0.0)
+    return [json.loads(e.to_json()) for e in events]
 
 
 @pytest.mark.usefixtures("model_env")
@@ -78,9 +78,14 @@ def test_hashed_plates_never_publish_the_text(approach_clip: Path) -> None:
 
 
 @pytest.mark.usefixtures("model_env")
-def test_fuzzy_watchlist_match_raises_one_anomaly(approach_clip: Path) -> None:
+def test_fuzzy_watchlist_match_marks_the_plate_events(approach_clip: Path) -> None:
+    # the pipeline only says which list a plate is on; the rule engine's plate_watch rule
+    # raises the anomaly from these events
     events = run(approach_clip, lists={"watch": ["WA5666O"], "max_distance": 1})
-    anomalies = [e for e in events if e["type"] == "anomaly"]
-    assert len(anomalies) == 1
-    assert anomalies[0]["attrs"]["reason"] == "watchlist" and anomalies[0]["attrs"]["plate"] == PLATE
-    assert all(e["attrs"].get("list") == "watch" for e in events if e["type"] == "plate")
+    plates = [e for e in events if e["type"] == "plate"]
+    assert plates and all(e["attrs"]["list"] == "watch" for e in plates)
+    assert plates[-1]["attrs"]["plate"] == PLATE
+    assert not [e for e in events if e["type"] == "anomaly"]
+    unlisted = run(approach_clip, lists={"watch": ["XY12345"], "max_distance": 1})
+    assert [e for e in unlisted if e["type"] == "plate"]
+    assert all("list" not in e["attrs"] for e in unlisted)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
 import pytest
 
 from edge.config import config_for_video
+from edge.events.schema import Event
 from edge.replay import replay
+from tests.conftest import need_exe
 
 # The four cars that cross the lot in car-detection.mp4 (12.5 fps), read off the video frame by
 # frame: (first frame fully or partly visible, last frame visible, direction of travel).
@@ -21,10 +23,11 @@ FPS = 12.5
 
 
 def run(video: Path, **camera: object) -> list[dict]:
+    """The events of a replay as their JSON payloads (what sinks deliver)."""
     app = config_for_video(str(video), **camera)
-    buf = io.StringIO()
-    replay(str(video), app, "camera", events_out=buf, show_progress=False, start_time=0.0)
-    return [json.loads(line) for line in buf.getvalue().splitlines()]
+    events: list[Event] = []
+    replay(str(video), app, "camera", on_event=events.append, show_progress=False, start_time=0.0)
+    return [json.loads(e.to_json()) for e in events]
 
 
 def seconds(iso: str) -> float:
@@ -59,15 +62,24 @@ def test_one_track_per_vehicle_from_entry_to_exit(car_video: Path) -> None:
     assert len({e["id"] for e in events}) == len(events)
 
 
+# What each car is, by looking at full frames of the clip (e.g. 16.0 s shows cars 2 and 3 side
+# by side): four passenger cars. Colours are those the attributes model can name (white, gray,
+# yellow, red, green, blue, black): car 2 is silver, which is honestly gray or white (the model
+# currently says white; a colour fix is under way elsewhere), so it accepts both.
+CAR_LOOKS = [("car", {"white"}), ("car", {"gray", "white"}), ("car", {"red"}), ("car", {"white"})]
+
+
 @pytest.mark.usefixtures("model_env")
 def test_vehicle_type_and_colour_on_every_track_event(car_video: Path) -> None:
     events = run(car_video)
-    assert events
-    for e in events:
-        assert e["attrs"]["type"] in {"car", "van", "truck", "bus", "motorcycle"}, e
-        assert e["attrs"]["color"]
-    for ev in by_track(events).values():  # one stable type per track
-        assert len({e["attrs"]["type"] for e in ev}) == 1
+    tracks = by_track(events)
+    assert len(tracks) == len(CARS)
+    starts = sorted((seconds(ev[0]["start"]), tid) for tid, ev in tracks.items())
+    for (kind, colours), (_, tid) in zip(CAR_LOOKS, starts):
+        # every event of the car carries the same, right type and a plausible colour
+        assert {e["attrs"]["type"] for e in tracks[tid]} == {kind}, tracks[tid]
+        seen = {e["attrs"]["color"] for e in tracks[tid]}
+        assert seen <= colours, (tid, seen, colours)
 
 
 @pytest.mark.usefixtures("model_env")
@@ -117,17 +129,44 @@ def test_replay_cli_writes_events_and_annotated_video(car_video: Path, tmp_path:
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(by_track(events)) == len(CARS)
     assert "4 tracks" in proc.stderr
-    cap = cv2.VideoCapture(str(ann))
-    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    assert 140 <= n <= 160  # every sampled frame (5 fps of 30 s) written back
-    cap.set(cv2.CAP_PROP_POS_FRAMES, int(80 / FPS * 5))
-    ok, frame = cap.read()
-    assert ok and frame.shape == (432, 768, 3)
+    assert_annotated_like_source(ann, car_video)
+
+
+@pytest.mark.usefixtures("model_env")
+def test_annotate_alone_needs_no_events_file(car_video: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    ann = work / "only.mp4"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "replay", str(car_video), "-q", "--annotate", str(ann)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=work,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_annotated_like_source(ann, car_video)
+    assert list(work.iterdir()) == [ann]  # no stray events file
+    none = subprocess.run([sys.executable, "-m", "edge", "replay", str(car_video)], capture_output=True, text=True)
+    assert none.returncode == 2 and "--events-out" in none.stderr
+
+
+def assert_annotated_like_source(ann: Path, source: Path) -> None:
+    """Browser-playable H.264 MP4 with every source frame at the source rate, boxes drawn."""
+    probe = subprocess.run(
+        [need_exe("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_name,pix_fmt,r_frame_rate", "-of", "csv=p=0", str(ann)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert probe.split(",") == ["h264", "yuv420p", "25/2"], probe
+    cap, src = cv2.VideoCapture(str(ann)), cv2.VideoCapture(str(source))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == int(src.get(cv2.CAP_PROP_FRAME_COUNT))
+    for cap_ in (cap, src):
+        cap_.set(cv2.CAP_PROP_POS_FRAMES, 80)  # car 1 mid-lot
+    (ok, frame), (ok2, original) = cap.read(), src.read()
+    assert ok and ok2 and frame.shape == original.shape == (432, 768, 3)
     # boxes are drawn: the annotated frame differs from the source frame at the same time
-    src = cv2.VideoCapture(str(car_video))
-    src.set(cv2.CAP_PROP_POS_FRAMES, 80)
-    ok2, original = src.read()
-    assert ok2 and cv2.absdiff(frame, original).max() > 100
+    assert cv2.absdiff(frame, original).max() > 100
 
 
 @pytest.mark.parametrize(
@@ -171,3 +210,138 @@ def test_coco_detector_labels_map_into_the_configured_type_vocabulary(shared_dat
         objects={"vehicle_types": {"private": ["car"], "goods": ["truck"]}},
     )
     assert {e["attrs"]["type"] for e in renamed} == {"private"}
+
+
+@pytest.mark.usefixtures("model_env")
+def test_replays_with_the_same_start_time_give_the_same_events(car_video: Path, tmp_path: Path) -> None:
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"run{i}.jsonl"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edge",
+                "replay",
+                str(car_video),
+                "-q",
+                "--events-out",
+                str(out),
+                "--start-time",
+                "2026-11-22T08:00:00Z",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outs.append([json.loads(line) for line in out.read_text().splitlines()])
+    a, b = outs
+    assert len(a) == 8
+    assert [{k: v for k, v in e.items() if k != "id"} for e in a] == [
+        {k: v for k, v in e.items() if k != "id"} for e in b
+    ]
+    assert {e["id"] for e in a}.isdisjoint({e["id"] for e in b})
+    t0 = datetime(2026, 11, 22, 8, tzinfo=timezone.utc).timestamp()
+    for e in a:
+        # ts is the start time plus the position in the video, which the event carries
+        ts = datetime.fromisoformat(e["ts"].replace("Z", "+00:00")).timestamp()
+        assert 0 <= e["pos"] <= 31 and abs(ts - (t0 + e["pos"])) < 0.002, e
+    first = min(a, key=lambda e: e["pos"])
+    assert abs(first["pos"] - CARS[0][0] / FPS) < 1.5  # car 1 is confirmed about 5 s into the video
+
+
+@pytest.mark.usefixtures("model_env")
+def test_demo_lines_show_video_position_and_first_sight(car_video: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "demo", "--fast", "--video", str(car_video)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 8
+    # "00:05  camera  white car #1 start (first seen at 00:04)": position of the event in the
+    # video, and when the car was first seen (the duration on "end" counts from there)
+    start = next(ln for ln in lines if "#1 start" in ln)
+    end = next(ln for ln in lines if "#1 end after" in ln)
+    assert start[:5] in {"00:04", "00:05", "00:06"} and "(first seen at 00:04)" in start, start
+    assert end[:5] in {"00:07", "00:08", "00:09"} and "(first seen at 00:04)" in end, end
+    assert "position in the video" in proc.stderr
+
+
+# Ground truth for a horizontal counting line across the middle of the lot (y = 0.5, "in" =
+# moving up the picture), established by looking: the clip was replayed with --annotate (line,
+# paths and boxes drawn), frames around each car's passage were extracted (first/last frames
+# above, e.g. `ffmpeg -ss 16.0 -i car-detection.mp4 -frames:v 1 x.png`) and viewed. Every car
+# crosses the whole lot, so each crosses the line exactly once:
+#   car 1 (white, frames 58-101): enters at the bottom, leaves at the top -> crosses, in
+#   car 2 (silver, 182-226):      enters at the top, leaves at the bottom -> crosses, out
+#   car 3 (red, 190-233):         enters at the bottom, leaves at the top -> crosses, in
+#   car 4 (white, 317-346):       enters at the top, leaves at the bottom -> crosses, out
+#     (car 4 is confirmed only after its bottom edge passed the line: its path from the first
+#     detection still counts)
+CROSSINGS = ["in", "out", "in", "out"]
+
+
+@pytest.mark.usefixtures("model_env")
+def test_one_crossing_per_car_with_its_direction(car_video: Path) -> None:
+    events = run(
+        car_video,
+        lines={"mid": {"points": [[0.0, 0.5], [1.0, 0.5]], "in": "up", "road": "A", "role": "both"}},
+        zones={"top": {"coordinates": [[0, 0], [1, 0], [1, 0.3], [0, 0.3]], "role": "parking"}},
+    )
+    tracks = by_track(events)
+    assert len(tracks) == len(CARS)
+    starts = sorted((seconds(ev[0]["start"]), tid) for tid, ev in tracks.items())
+    for (first, last, _), expected, (_, tid) in zip(CARS, CROSSINGS, starts):
+        lines = [e for e in tracks[tid] if e["type"] == "line"]
+        assert [e["attrs"]["dir"] for e in lines] == [expected], (tid, lines)
+        e = lines[0]
+        assert e["attrs"]["line"] == "mid" and e["attrs"]["road"] == "A" and e["attrs"]["role"] == "both"
+        assert e["attrs"]["type"] == "car" and e["attrs"]["color"]
+        assert first / FPS <= e["pos"] <= last / FPS  # while the car was in view
+    # zones: the two cars heading up end in the top zone; every stay is entered, then left
+    zone = [e for e in events if e["type"] == "zone"]
+    entered = {e["track"] for e in zone if e["phase"] == "start"}
+    assert entered >= {starts[0][1], starts[2][1]}
+    for tid in entered:
+        stay = [e for e in zone if e["track"] == tid]
+        assert [e["phase"] for e in stay] == ["start", "end"]
+        assert stay[0]["attrs"]["occupancy"] >= 1 and stay[0]["attrs"]["role"] == "parking"
+        assert stay[1]["attrs"]["dwell"] == pytest.approx(stay[1]["pos"] - stay[0]["pos"], abs=0.01)
+
+
+class CountCars:
+    """A minimal processor (the rule engine's interface): one anomaly per ended track, and the
+    latest tick time."""
+
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+
+    def process(self, event: Event) -> list[Event]:
+        if event.type != "track" or event.phase != "end":
+            return []
+        return [event.model_copy(update={"type": "anomaly", "phase": "start", "attrs": {"rule": "count"}})]
+
+    def tick(self, now: float) -> list[Event]:
+        self.ticks.append(now)
+        return []
+
+
+@pytest.mark.usefixtures("model_env")
+def test_replay_feeds_processors_through_the_bus(car_video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "e.jsonl"
+    proc = CountCars()
+    app = config_for_video(str(car_video))
+    replay(str(car_video), app, "camera", events_out=out, processors=[proc], show_progress=False, start_time=1000.0)
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    derived = [e for e in events if e["type"] == "anomaly"]
+    assert len(derived) == len(CARS) and all(e["attrs"] == {"rule": "count"} for e in derived)
+    # the bus stamps everything, derived events included: one device, seq 0, 1, 2, ...
+    assert {e["device"] for e in events} == {app.device_id}
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    # ticked once per replayed frame with the frame's time (the video's clock, not the wall's)
+    assert len(proc.ticks) >= 140 and proc.ticks == sorted(proc.ticks)
+    assert 1000.0 <= proc.ticks[0] < 1000.5 and 1029.0 < proc.ticks[-1] < 1031.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edge.config import config_for_video
@@ -70,6 +71,10 @@ def test_pipeline_state_events_from_a_real_classifier(shared_data: Path) -> None
     for i, img in enumerate([cat] * 4 + [hopper] * 4):
         events += p.process(Frame("cam", i, 100.0 + i, img))
     events += p.close(108.0)
+    assert all(e.seq == 0 and e.device == "" for e in events)  # the EventBus stamps them
+    # a broken frame is counted and skipped, never raised
+    assert p.process(Frame("cam", 99, 109.0, np.zeros((2, 2), np.uint8))) == []
+    assert p.stats.frame_errors == 1
     states = [(e.phase, e.label, e.attrs.get("duration")) for e in events if e.type == "state"]
     assert len(states) == 4, states
     assert states[0][0] == "start" and "cat" in (states[0][1] or "")

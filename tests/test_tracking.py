@@ -18,25 +18,28 @@ def dets(*boxes: tuple[float, float, float, float], score: float = 0.9, label: s
 
 def test_track_starts_after_min_hits_and_ends_after_max_age() -> None:
     tr = Tracker(TrackerConfig(min_hits=3, max_age=1.0))
-    phases = []
+    confirmed_at = None
     for i in range(5):  # a car moving right at 0.05 per 0.2 s
         x = 0.1 + 0.05 * i
-        _, ch = tr.update(dets((x, 0.4, x + 0.2, 0.6)), i * 0.2)
-        phases += [(c.phase, c.track.id, i) for c in ch]
-    assert phases == [("start", 1, 2)]
-    t = 1.0
-    while t < 3.0 and len(phases) == 1:  # nothing detected any more
+        _, ended = tr.update(dets((x, 0.4, x + 0.2, 0.6)), i * 0.2)
+        assert ended == []
+        if confirmed_at is None and tr.active:
+            confirmed_at = i
+    assert confirmed_at == 2 and [t.id for t in tr.active] == [1]
+    t, ended = 1.0, []
+    while t < 3.0 and not ended:  # nothing detected any more
         t += 0.2
-        phases += [(c.phase, c.track.id, round(t, 1)) for c in tr.update(dets(), t)[1]]
-    assert phases[1][:2] == ("end", 1)
-    assert 1.8 <= phases[1][2] <= 2.2  # last seen at 0.8 s + max_age 1.0 s
+        ended = tr.update(dets(), t)[1]
+    assert [e.id for e in ended] == [1]
+    assert 1.8 <= round(t, 1) <= 2.2  # last seen at 0.8 s + max_age 1.0 s
 
 
 def test_single_false_positive_never_starts_a_track() -> None:
     tr = Tracker(TrackerConfig(min_hits=2))
-    assert tr.update(dets((0.1, 0.1, 0.2, 0.2)), 0.0)[1] == []
+    tr.update(dets((0.1, 0.1, 0.2, 0.2)), 0.0)
     for i in range(1, 10):
         assert tr.update(dets(), i * 0.2)[1] == []
+        assert tr.active == []  # the tentative track never gets an id
 
 
 def test_two_crossing_objects_keep_their_ids() -> None:
@@ -62,7 +65,8 @@ def test_low_score_detections_extend_but_do_not_start_tracks() -> None:
         assert ch == []
     assert [t.id for t in tr.active] == [1]
     tr2 = Tracker(TrackerConfig(min_hits=1, high_score=0.5, low_score=0.1))
-    assert tr2.update(dets((0.1, 0.1, 0.3, 0.3), score=0.2), 0.0)[1] == []
+    tr2.update(dets((0.1, 0.1, 0.3, 0.3), score=0.2), 0.0)
+    assert tr2.active == []
 
 
 def test_track_label_is_the_majority_vote() -> None:

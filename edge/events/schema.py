@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -132,11 +130,6 @@ class Sequencer:
 
     def close(self) -> None:
         """Nothing to persist."""
-
-
-def boot_sequence_start() -> int:
-    """Sequence numbers start from the boot time in ms so they keep increasing across restarts."""
-    return int(time.time() * 1000) if os.environ.get("EDGE_SEQ_FROM_ZERO") is None else 0
 
 
 if __name__ == "__main__":  # python -m edge.events.schema > docs/event-schema.json

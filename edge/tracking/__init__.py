@@ -1,5 +1,6 @@
-"""Tracking: a ByteTrack-style multi-object tracker, zones and object filters."""
+"""Tracking: a ByteTrack-style multi-object tracker, per-track state, zones, lines and filters."""
 
-from edge.tracking.tracker import Track, TrackChange, Tracker
+from edge.tracking.state import TrackState
+from edge.tracking.tracker import Track, Tracker
 
-__all__ = ["Track", "TrackChange", "Tracker"]
+__all__ = ["Track", "TrackState", "Tracker"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -18,6 +17,7 @@ from scipy.optimize import linear_sum_assignment
 from edge.config import TrackerConfig
 from edge.tracking.geometry import iou_matrix
 from edge.tracking.kalman import BoxKalman
+from edge.tracking.state import TrackState
 from edge.types import Detections
 
 
@@ -34,7 +34,7 @@ class Track:
     id: int = 0
     label_votes: dict[str, float] = field(default_factory=dict)
     attr_votes: dict[str, dict[str, float]] = field(default_factory=dict)  # e.g. type, color
-    data: dict[str, Any] = field(default_factory=dict)
+    state: TrackState = field(default_factory=TrackState)  # what later stages remember
     last_det: int = -1  # index into the latest Detections, -1 when unmatched this frame
     measured: np.ndarray | None = None  # last detected box (``box`` is the Kalman estimate)
 
@@ -73,14 +73,6 @@ class Track:
         return max(votes.items(), key=lambda kv: kv[1])[0] if votes else None
 
 
-@dataclass(frozen=True)
-class TrackChange:
-    """A lifecycle step of a confirmed track."""
-
-    phase: Literal["start", "end"]
-    track: Track
-
-
 class Tracker:
     """Associates per-frame detections into tracks."""
 
@@ -111,8 +103,10 @@ class Tracker:
             t.last_seen = now
         self._last_time = now
 
-    def update(self, dets: Detections, now: float) -> tuple[Detections, list[TrackChange]]:
-        """Match ``dets`` to tracks at time ``now``; returns dets with tracker ids and changes."""
+    def update(self, dets: Detections, now: float) -> tuple[Detections, list[Track]]:
+        """Match ``dets`` to tracks at time ``now``; returns dets with tracker ids and the
+        confirmed tracks that ended (unseen for ``max_age``). A track is confirmed (gets its id)
+        after ``min_hits`` matches; callers see that as ``track.confirmed``."""
         dt = 0.0 if self._last_time is None else max(0.0, now - self._last_time)
         self._last_time = now
         for t in self._tracks:
@@ -136,7 +130,7 @@ class Tracker:
         still_unmatched, _ = self._associate(confirmed_left, low, dets, max(cfg.iou_threshold, 0.5))
         unmatched_set = set(still_unmatched) | {i for i in unmatched_tracks if not self._tracks[i].confirmed}
 
-        changes: list[TrackChange] = []
+        ended: list[Track] = []
         for i, t in enumerate(self._tracks):
             if i in unmatched_set:
                 continue
@@ -144,7 +138,6 @@ class Tracker:
             t.last_seen = now
             if not t.confirmed and t.hits >= cfg.min_hits:
                 t.id = next(self._ids)
-                changes.append(TrackChange("start", t))
             if t.confirmed:
                 dets.tracker_id[t.last_det] = t.id
 
@@ -155,7 +148,7 @@ class Tracker:
                 # tentative tracks get one sample of patience: a lone false positive never starts
                 if (t.confirmed and age > cfg.max_age) or (not t.confirmed and age > min(cfg.max_age, 1.0)):
                     if t.confirmed:
-                        changes.append(TrackChange("end", t))
+                        ended.append(t)
                     continue
             survivors.append(t)
         self._tracks = survivors
@@ -167,15 +160,14 @@ class Tracker:
             if cfg.min_hits <= 1:
                 t.id = next(self._ids)
                 dets.tracker_id[j] = t.id
-                changes.append(TrackChange("start", t))
             self._tracks.append(t)
-        return dets, changes
+        return dets, ended
 
-    def close(self) -> list[TrackChange]:
-        """End every confirmed track (end of stream or shutdown)."""
-        changes = [TrackChange("end", t) for t in self._tracks if t.confirmed]
+    def close(self) -> list[Track]:
+        """End every confirmed track (end of stream or shutdown); returns them."""
+        ended = [t for t in self._tracks if t.confirmed]
         self._tracks = []
-        return changes
+        return ended
 
     def _associate(
         self, track_idx: list[int], det_idx: np.ndarray, dets: Detections, min_iou: float

@@ -1,0 +1,227 @@
+"""One camera's pipeline, top to bottom: frame -> motion gate -> detector -> filters -> tracker
+-> per-track description, plates, zones and counting lines -> events.
+
+``Pipeline.process(frame)`` returns the events that frame caused; it never raises for a bad
+frame (the error is logged and counted), so one broken frame cannot stop a camera. Events
+leave unstamped (``seq`` 0): the EventBus stamps ``device`` and ``seq``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.config import AppConfig, CameraConfig
+from edge.events.schema import Event
+from edge.inference.model import AttributeClassifier, Classifier, Detector, LoadedModel, load_model
+from edge.motion import MotionGate
+from edge.pipeline.describe import VehicleDescriber
+from edge.pipeline.events import EventBuilder
+from edge.plates.stage import PlateStage
+from edge.tracking import Track, Tracker
+from edge.tracking.filters import filter_detections
+from edge.tracking.lines import LineCounter
+from edge.tracking.scene import SceneState
+from edge.tracking.zones import ZoneOccupancy, Zones
+from edge.types import Detections, Frame
+
+log = logging.getLogger("edge.pipeline")
+
+TRAJECTORY_MAX = 1000  # points kept per track; older ones are judged already (start waits <= 1.5 s)
+
+
+@dataclass
+class PipelineStats:
+    """Plain counters, read by the Prometheus collector at scrape time."""
+
+    frames_in: int = 0
+    frames_inferred: int = 0
+    frames_motion_skipped: int = 0
+    frame_errors: int = 0
+    active_tracks: int = 0
+    events_by_type: dict[str, int] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Turns one camera's frames into track, plate, state, line and zone events."""
+
+    def __init__(
+        self,
+        camera: str,
+        cfg: CameraConfig,
+        app: AppConfig,
+        *,
+        detector: Detector | None = None,
+        attributes: AttributeClassifier | None = None,
+        progress: Callable[[str], None] | None = None,
+        video_origin: float | None = None,
+    ) -> None:
+        """``video_origin`` (epoch seconds of the video's first frame, replays only) makes
+        events carry ``pos``, their position in the video."""
+        self.camera = camera
+        self.cfg = cfg
+        self.stats = PipelineStats()
+        self.on_inference: Callable[[str, str, float], None] | None = None
+        self.detector = detector or _load(cfg.detect.model, app, Detector, progress)
+        self.detector.score_threshold = min(cfg.tracker.low_score, cfg.objects.filter.min_score)
+        if attributes is None and cfg.detect.attributes_model:
+            attributes = _load(cfg.detect.attributes_model, app, AttributeClassifier, progress)
+        self.describer = VehicleDescriber(cfg.objects, attributes, self._observe)
+        d = cfg.detect
+        self.classifier = _load(d.classifier_model, app, Classifier, progress) if d.classifier_model else None
+        self.scene = SceneState(d.classifier_min_score, d.classifier_min_frames, d.classifier_labels)
+        self.gate = MotionGate(cfg.motion, cfg.masks)
+        self.tracker = Tracker(cfg.tracker)
+        self.zones = Zones(dict(cfg.zones))
+        self.occupancy = ZoneOccupancy(dict(cfg.zones))
+        self.lines = LineCounter(dict(cfg.lines))
+        self.events = EventBuilder(camera, video_origin)
+        self.last_detections = Detections()
+        self.plates: PlateStage | None = None
+        if cfg.plates is not None and cfg.plates.enabled:
+            self.plates = PlateStage(cfg.plates, app, self.describer.vehicle_labels)
+
+    # -- the straight line -------------------------------------------------------------------
+    def process(self, frame: Frame) -> list[Event]:
+        """Run one sampled frame through the pipeline; returns the events it caused."""
+        self.stats.frames_in += 1
+        try:
+            return self._process(frame)
+        except Exception:  # a bad frame or a model hiccup must not stop the camera
+            self.stats.frame_errors += 1
+            log.exception("camera %s: frame %d failed; skipped", self.camera, frame.index)
+            return []
+
+    def close(self, now: float | None = None) -> list[Event]:
+        """End every open track (end of stream, shutdown)."""
+        now = time.time() if now is None else now
+        events = [e for t in self.tracker.close() for e in self._end(t, now)]
+        events += [self.events.state(c) for c in self.scene.close(now)]
+        self.stats.active_tracks = 0
+        self._count(events)
+        return events
+
+    def _process(self, frame: Frame) -> list[Event]:
+        image, now = frame.image, frame.capture_time
+        if image is None or image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 8:
+            raise ValueError(f"unusable frame shape {getattr(image, 'shape', None)}")
+        if not self.gate.should_infer(image, force=not self.tracker.settled()):
+            self.stats.frames_motion_skipped += 1
+            self.tracker.keep_alive(now)
+            self.last_detections = Detections()
+            return []
+        dets = self.detector.detect(image)
+        self.stats.frames_inferred += 1
+        self._observe(self.detector)
+        events = self._classify_scene(image, now)
+        dets = filter_detections(dets, self.cfg.objects, list(self.cfg.masks), self.cfg.tracker.low_score)
+        dets, ended = self.tracker.update(dets, now)
+        self.last_detections = dets
+        matched = [t for t in self.tracker.tracks if t.last_det >= 0]
+        for t in matched:
+            self.describer.describe(t, image)
+            _follow(t, now)
+        for t in ended:
+            events += self._end(t, now)
+        for t in matched:
+            if t.confirmed:
+                events += self._confirmed_track(t, image, now)
+        self.stats.active_tracks = len(self.tracker.active)
+        self._count(events)
+        return events
+
+    def _confirmed_track(self, t: Track, image: np.ndarray, now: float) -> list[Event]:
+        """Events of one matched, confirmed track: its start (once its type is known), plate
+        reads, and an update when its zones change or every ``update_interval`` seconds."""
+        zones = self.zones.of(t.last_box, t.label)
+        st = t.state
+        if not st.started:
+            if self.describer.type_pending(t, now):
+                return []
+            st.started, st.zones = True, zones
+            events = [self._track_event("start", t, now), *self._geometry(t, zones, now)]
+            return events + self._read_plate(t, image, now)
+        events = self._read_plate(t, image, now)
+        last = st.last_event if st.last_event is not None else now
+        if zones != st.zones or now - last >= self._interval():
+            st.zones = zones
+            events.append(self._track_event("update", t, now))
+        return events + self._geometry(t, zones, now)
+
+    def _geometry(self, t: Track, zones: list[str], now: float) -> list[Event]:
+        """Zone enter/leave events and line crossings of a started track."""
+        events = [self.events.zone(t, c, self.cfg.zones.get(c.zone)) for c in self.occupancy.update(t, zones, now)]
+        if self.lines:
+            events += [self.events.line(t, c, self.cfg.lines[c.line]) for c in self.lines.crossings(t)]
+        return events
+
+    def _read_plate(self, t: Track, image: np.ndarray, now: float) -> list[Event]:
+        """A plate event when the track's plate is new or improved."""
+        if self.plates is None:
+            return []
+        update = self.plates.observe(t, image, now)
+        if self.plates.last_read_seconds is not None and self.on_inference is not None:
+            self.on_inference("plate-reader", self.plates.backend, self.plates.last_read_seconds)
+        return [] if update is None else [self.events.plate(t, update, now)]
+
+    def _end(self, t: Track, now: float) -> list[Event]:
+        """End events for a finished track (with its start first if that was still held, and
+        its final plate if that changed)."""
+        events = [] if t.state.started else [self._track_event("start", t, now)]
+        t.state.started = True
+        if self.lines:  # the last stretch of its path (or all of it, if its start was held)
+            events += [self.events.line(t, c, self.cfg.lines[c.line]) for c in self.lines.crossings(t)]
+        if self.plates is not None:
+            update = self.plates.finish(t)
+            if update is not None:
+                events.append(self.events.plate(t, update, now))
+        events += [self.events.zone(t, c, self.cfg.zones.get(c.zone)) for c in self.occupancy.leave_all(t, t.last_seen)]
+        return [*events, self._track_event("end", t, now)]
+
+    def _track_event(self, phase: str, t: Track, now: float) -> Event:
+        t.state.last_event = now
+        return self.events.track(phase, t, now)
+
+    def _classify_scene(self, image: np.ndarray, now: float) -> list[Event]:
+        """Whole-frame class on frames that were inferred (unchanged frames keep their class)."""
+        if self.classifier is None:
+            return []
+        label, score = self.classifier.classify(image)[0]
+        self._observe(self.classifier)
+        return [self.events.state(c) for c in self.scene.update(label, score, now)]
+
+    def _interval(self) -> float:
+        return self.cfg.tracker.update_interval if self.cfg.tracker.update_interval > 0 else -1.0
+
+    def _observe(self, model: LoadedModel) -> None:
+        if self.on_inference is not None:
+            self.on_inference(model.name, model.backend_key, model.last_seconds)
+
+    def _count(self, events: list[Event]) -> None:
+        for e in events:
+            self.stats.events_by_type[e.type] = self.stats.events_by_type.get(e.type, 0) + 1
+
+
+def _follow(t: Track, now: float) -> None:
+    """Add the matched track's bottom centre to its trajectory (kept bounded)."""
+    box = t.last_box
+    st = t.state
+    st.trajectory.append((now, float(box[0] + box[2]) / 2, float(box[3])))
+    excess = len(st.trajectory) - TRAJECTORY_MAX
+    if excess > 0:
+        del st.trajectory[:excess]
+        st.judged = max(0, st.judged - excess)
+
+
+def _load(name: str, app: AppConfig, kind: type[Any], progress: Callable[[str], None] | None) -> Any:
+    model = load_model(name, progress=progress, **app.model_options())
+    if not isinstance(model, kind):
+        from edge.errors import ModelError
+
+        raise ModelError(f"model {name} is a {model.manifest.task} model, not usable as {kind.__name__}")
+    return model
