@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError
-from edge.inference.backends import Backend, TensorSpec, load_backend, pick_backend
+from edge.inference.backends import Backend, TensorSpec, pick_backend
 from edge.inference.heads import get_head
 from edge.inference.preprocess import prepare
-from edge.registry import Manifest, ensure_model
+from edge.inference.shared import ensure_model_once, shared_backend
+from edge.registry import Manifest
 from edge.types import Detections
 
 
@@ -150,14 +151,19 @@ def load_model(
     mirror: str | None = None,
     progress: Any = None,
 ) -> LoadedModel:
-    """Pull model ``name`` if needed and load it with ``backend`` (default: the manifest's first)."""
-    manifest, folder = ensure_model(name, cache_dir=cache_dir, mirror=mirror, progress=progress)
+    """Pull model ``name`` if needed and load it with ``backend`` (default: the manifest's first).
+
+    The backend is shared with every other caller naming the same file and options; the
+    returned object (and its ``state``) is the caller's own."""
+    manifest, folder = ensure_model_once(name, cache_dir=cache_dir, mirror=mirror, progress=progress)
     kind = pick_backend(list(manifest.backends), backend)
     if kind not in manifest.backends:
         raise ModelError(f"model {name} cannot run on backend {kind!r}; it supports {', '.join(manifest.backends)}")
     cls = _KINDS.get(manifest.task)
     if cls is None:
         raise ModelError(f"model {name} has task {manifest.task!r}, which is not a detector or classifier")
+    # one backend per model file and options for the whole process; this instance (one camera)
+    # keeps its own recurrent state, threshold and timing over it (see edge.inference.shared)
     return cls(
-        manifest, load_backend(kind, folder / manifest.entry, threads, device, precision), manifest.read_labels(folder)
+        manifest, shared_backend(kind, folder / manifest.entry, threads, device, precision), manifest.read_labels(folder)
     )

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ModelError
-from edge.inference.backends import load_backend, pick_backend
+from edge.inference.backends import pick_backend
+from edge.inference.shared import ensure_model_once, shared_backend
 from edge.plates.config import PlatesConfig
 from edge.plates.decode import Candidate, decode_formats, decode_free
 from edge.plates.detect import PlateQuad, YuNetPlateDetector
@@ -25,7 +26,7 @@ from edge.plates.lprnet import LprnetRecognizer, lprnet_core
 from edge.plates.ocr import CtcOutput, PaddleRecognizer
 from edge.plates.rectify import expand_quad, quad_size, warp_quad
 from edge.plates.refine import TextLineRefiner
-from edge.registry import ensure_model
+
 
 log = logging.getLogger("edge.plates")
 
@@ -78,18 +79,18 @@ class PlateReader:
         mirror: str | None = None,
     ):
         self.cfg = cfg or PlatesConfig()
-        det_m, det_dir = ensure_model(self.cfg.detector_model, cache_dir=cache_dir, mirror=mirror)
+        det_m, det_dir = ensure_model_once(self.cfg.detector_model, cache_dir=cache_dir, mirror=mirror)
         if det_m.input is None or det_m.head.get("type") != "yunet_plate":
             raise ModelError(f"{det_m.name} is not a YuNet plate detector")
-        ocr_m, ocr_dir = ensure_model(self.cfg.ocr_model, cache_dir=cache_dir, mirror=mirror)
+        ocr_m, ocr_dir = ensure_model_once(self.cfg.ocr_model, cache_dir=cache_dir, mirror=mirror)
         if ocr_m.head.get("type") not in ("ctc", "lprnet"):
             raise ModelError(f"{ocr_m.name}: not a plate reader (ppocr-v4 or license-plate-recognition-barrier-0001)")
         det_kind = pick_backend(list(det_m.backends), self.cfg.backend)
         ocr_kind = pick_backend(list(ocr_m.backends), self.cfg.backend)
-        det_be = load_backend(det_kind, det_dir / det_m.entry, threads, device, precision)
+        det_be = shared_backend(det_kind, det_dir / det_m.entry, threads, device, precision)
         self.backend = det_kind
         self.detector = YuNetPlateDetector(det_be, det_m.input.size, det_m.head, det_m.input.name)
-        rec_be = load_backend(ocr_kind, ocr_dir / ocr_m.entry, threads, device, precision)
+        rec_be = shared_backend(ocr_kind, ocr_dir / ocr_m.entry, threads, device, precision)
         self.formats = compile_formats(self.cfg.regions)
         self.refiner = None
         self.lprnet: LprnetRecognizer | None = None
@@ -99,13 +100,13 @@ class PlateReader:
         key = ocr_m.head.get("metadata_key", "character")
         chars = rec_be.metadata().get(key, "")
         if not chars and ocr_kind != "onnx":  # OpenVINO does not expose ONNX metadata
-            chars = load_backend("onnx", ocr_dir / ocr_m.entry, 1, "CPU").metadata().get(key, "")
+            chars = shared_backend("onnx", ocr_dir / ocr_m.entry, 1, "CPU").metadata().get(key, "")
         if not chars:
             raise ModelError(f"{ocr_m.name}: character list missing from the model metadata")
         self.recognizer = PaddleRecognizer(rec_be, chars.split("\n"))
         det_file = ocr_m.head.get("det_entry")
         if det_file:  # PP-OCR text detector shipped with the recogniser: refines plate quads
-            self.refiner = TextLineRefiner(load_backend(ocr_kind, ocr_dir / det_file, threads, device, precision))
+            self.refiner = TextLineRefiner(shared_backend(ocr_kind, ocr_dir / det_file, threads, device, precision))
 
     # -- public -------------------------------------------------------------------------------
 

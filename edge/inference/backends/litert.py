@@ -30,12 +30,24 @@ class LiteRTBackend(Backend):
         data = path.read_bytes()
         if len(data) < 8 or data[4:8] != b"TFL3":
             raise ModelError(f"{path} is not a TFLite flatbuffer (corrupt or truncated?)")
+        self._data, self._threads = data, threads
         self._interp = Interpreter(model_content=data, num_threads=threads)
         self._interp.allocate_tensors()
         self._in = self._interp.get_input_details()
         self._out = self._interp.get_output_details()
         self.inputs = [_spec(d) for d in self._in]
         self.outputs = [_spec(d) for d in self._out]
+
+    def clone(self) -> LiteRTBackend:
+        """Another interpreter over the same model bytes: an Interpreter serves one thread at
+        a time, so a shared LiteRT model keeps one per concurrent caller."""
+        twin = object.__new__(LiteRTBackend)
+        twin._data, twin._threads = self._data, self._threads
+        twin._interp = Interpreter(model_content=self._data, num_threads=self._threads)
+        twin._interp.allocate_tensors()
+        twin._in, twin._out = twin._interp.get_input_details(), twin._interp.get_output_details()
+        twin.inputs, twin.outputs = self.inputs, self.outputs
+        return twin
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for d, spec in zip(self._in, self.inputs):

@@ -44,6 +44,10 @@ class OnnxBackend(Backend):
         values = self._session.run(None, feeds)
         return {spec.name: np.asarray(v) for spec, v in zip(self.outputs, values)}
 
+    def infer_threadsafe(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``InferenceSession.run`` is thread-safe: one session serves every camera."""
+        return self.infer(feeds)
+
     def metadata(self) -> dict[str, str]:
         return dict(self._session.get_modelmeta().custom_metadata_map)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ import openvino as ov
 from edge.inference.backends.base import Backend, TensorSpec
 
 _core: ov.Core | None = None
+_POOL_LOCK = threading.Lock()
+_MAX_REQUESTS = 4  # concurrent inferences per compiled model; more callers wait for a free one
 
 
 def _get_core() -> ov.Core:
@@ -41,10 +45,34 @@ class OpenVINOBackend(Backend):
         self._request = self._compiled.create_infer_request()
         self.inputs = [_spec(p) for p in self._compiled.inputs]
         self.outputs = [_spec(p) for p in self._compiled.outputs]
+        # requests for concurrent callers (shared model): created on demand, at most _MAX_REQUESTS
+        self._pool: queue.LifoQueue[ov.InferRequest] = queue.LifoQueue()
+        self._pool.put(self._request)
+        self._made = 1
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = self._request.infer({name: np.ascontiguousarray(v) for name, v in feeds.items()})
         return {spec.name: np.asarray(result[port]) for spec, port in zip(self.outputs, self._compiled.outputs)}
+
+    def infer_threadsafe(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``infer`` for many threads: one InferRequest each from a pool over the one compiled
+        model; outputs are copied (a request reuses its output memory)."""
+        try:
+            request = self._pool.get_nowait()
+        except queue.Empty:
+            request = self._new_request()
+        try:
+            result = request.infer({name: np.ascontiguousarray(v) for name, v in feeds.items()})
+            return {spec.name: np.array(result[port]) for spec, port in zip(self.outputs, self._compiled.outputs)}
+        finally:
+            self._pool.put(request)
+
+    def _new_request(self) -> ov.InferRequest:
+        with _POOL_LOCK:
+            if self._made < _MAX_REQUESTS:
+                self._made += 1
+                return self._compiled.create_infer_request()
+        return self._pool.get()
 
 
 def open_backend(path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto") -> Backend:
