@@ -164,6 +164,5 @@ def load_model(
         raise ModelError(f"model {name} has task {manifest.task!r}, which is not a detector or classifier")
     # one backend per model file and options for the whole process; this instance (one camera)
     # keeps its own recurrent state, threshold and timing over it (see edge.inference.shared)
-    return cls(
-        manifest, shared_backend(kind, folder / manifest.entry, threads, device, precision), manifest.read_labels(folder)
-    )
+    shared = shared_backend(kind, folder / manifest.entry, threads, device, precision)
+    return cls(manifest, shared, manifest.read_labels(folder))

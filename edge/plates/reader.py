@@ -27,7 +27,6 @@ from edge.plates.ocr import CtcOutput, PaddleRecognizer
 from edge.plates.rectify import expand_quad, quad_size, warp_quad
 from edge.plates.refine import TextLineRefiner
 
-
 log = logging.getLogger("edge.plates")
 
 # (horizontal, vertical) margins around the detected quad, as fractions of its size. The
