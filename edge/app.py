@@ -9,12 +9,14 @@ event is in the outbox, the publisher drains for ``mqtt.drain_timeout`` seconds,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from edge.config import AppConfig, CameraConfig
@@ -26,6 +28,7 @@ from edge.events.schema import Event, utc_iso
 from edge.events.sequence import PersistentSequencer
 from edge.events.sinks import FanOut, JsonlSink, MqttSink, Sink, StdoutSink
 from edge.events.topics import Topics
+from edge.inference.scheduler import FairScheduler
 from edge.metrics import Metrics, MetricsServer
 from edge.redact import redact_url
 from edge.types import Frame
@@ -116,10 +119,20 @@ class CameraWorker:
         camera_factory: CameraFactory,
         pipeline_factory: PipelineFactory,
         publisher: MqttPublisher | None = None,
+        scheduler: FairScheduler | None = None,
     ) -> None:
         self.name, self.cam_cfg, self.app_cfg = name, cam_cfg, app_cfg
         self.bus, self.metrics, self.stop = bus, metrics, stop
         self.camera_factory, self.pipeline_factory = camera_factory, pipeline_factory
+        self.scheduler = scheduler
+        if scheduler is not None:
+            scheduler.add(name, float(getattr(cam_cfg, "priority", 1.0)))
+        # progress, read by the watchdog: monotonic start of the frame being processed (None
+        # between frames) and the wall clock then; set once the first start attempt is over
+        self.busy_since: float | None = None
+        self.busy_wall = 0.0
+        self.started = threading.Event()
+        self.cpu_seconds = 0.0  # time.thread_time of this camera's thread in its frame loop
         self.snapshots = publisher if (app_cfg.mqtt is not None and app_cfg.mqtt.snapshots) else None
         self.snapshot_store: Any = None  # edge.feedback.SnapshotStore: crops kept for feedback export
         self.reader: Any = None
@@ -155,6 +168,8 @@ class CameraWorker:
                     log.warning("camera %s: stream ended; restarting", self.name)
                 except Exception:
                     log.exception("camera %s failed; restarting in %.1f s", self.name, backoff)
+                finally:
+                    self.started.set()
                 self.restarts += 1
                 self.metrics.camera_restarts.labels(self.name).inc()
                 if time.monotonic() - started > 60:  # it ran fine for a while: start backoff over
@@ -174,16 +189,27 @@ class CameraWorker:
             if self.stop.is_set():  # shutdown raced with start-up: stop_reader() saw no reader
                 return
             reader.start()
+            self.started.set()
+            latest = bool(getattr(reader, "latest", False))
             for frame in reader:
                 if self.stop.is_set():
                     break
-                try:
-                    events = pipeline.process(frame)
-                except Exception as err:
-                    self._frame_error(err)
-                    continue
+                c0 = time.thread_time()
+                with self._turn():
+                    if latest:  # the wait for a turn must not make the frame older
+                        frame = _newest(reader, frame)
+                    self.busy_since, self.busy_wall = time.monotonic(), time.time()
+                    _observe(self.metrics, "observe_frame_age", self.name, self.busy_wall - frame.capture_time)
+                    try:
+                        events = pipeline.process(frame)
+                    except Exception as err:
+                        self._frame_error(err)
+                        events = None
+                    finally:
+                        self.busy_since = None
                 for event in events or ():
                     self._emit(event, frame)
+                self.cpu_seconds += time.thread_time() - c0
         finally:
             try:
                 reader.stop()
@@ -194,6 +220,10 @@ class CameraWorker:
                     self._emit(event, None)
             except Exception:
                 log.exception("camera %s: closing the pipeline failed", self.name)
+
+    def _turn(self) -> Any:
+        """This camera's fair share of processing (see edge.inference.scheduler)."""
+        return self.scheduler.turn(self.name) if self.scheduler is not None else contextlib.nullcontext()
 
     def _frame_error(self, err: Exception) -> None:
         self.errors += 1
@@ -214,6 +244,8 @@ class CameraWorker:
         except Exception:
             log.exception("camera %s: emitting an event failed", self.name)
             return
+        if frame is not None:  # capture -> outbox (the sinks ran synchronously in emit)
+            _observe(self.metrics, "observe_capture_to_outbox", self.name, time.time() - _epoch(stamped.ts))
         if self.snapshots is not None and frame is not None and stamped.box is not None:
             if stamped.type == "plate" or stamped.phase == "start":
                 try:
@@ -224,6 +256,32 @@ class CameraWorker:
                             self.snapshot_store.put(stamped.id, jpeg)
                 except Exception:
                     log.debug("snapshot failed", exc_info=True)
+
+
+def _newest(reader: Any, frame: Frame) -> Frame:
+    """The newest frame the (latest-frame) reader has, counting the older ones as dropped."""
+    while True:
+        try:
+            newer = reader.read(0)
+        except Exception:  # noqa: BLE001 - a reader without a non-blocking read: keep ours
+            return frame
+        if newer is None:
+            return frame
+        stats = getattr(reader, "stats", None)
+        if stats is not None and hasattr(stats, "frames_dropped"):
+            stats.frames_dropped += 1
+        frame = newer
+
+
+def _observe(metrics: Any, hook: str, camera: str, value: float) -> None:
+    """Call an optional metrics hook (``Metrics`` has it; test doubles may not)."""
+    fn = getattr(metrics, hook, None)
+    if fn is not None:
+        fn(camera, value)
+
+
+def _epoch(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 def stats_payload(workers: list[CameraWorker], bus: EventBus, metrics: Metrics, started: float) -> dict[str, Any]:
@@ -267,6 +325,7 @@ def run(
     *,
     camera_factory: CameraFactory | None = None,
     pipeline_factory: PipelineFactory | None = None,
+    watchdog: bool | None = None,
 ) -> int:
     """Run the appliance until ``stop_event`` is set, SIGTERM/SIGINT arrives, or every (file)
     source has finished. Returns the exit code (0 = clean shutdown).
@@ -274,7 +333,17 @@ def run(
     ``camera_factory``/``pipeline_factory`` default to ``edge.sources.open_camera`` and
     ``edge.pipeline.Pipeline`` (tests inject fakes). Raises :class:`edge.errors.EdgeError` for
     configuration problems found at start (e.g. missing TLS files).
+
+    With the real pipeline every model is loaded once, one at a time, before any camera
+    starts (cameras share them, see edge.inference.shared); cameras take fair turns at
+    processing (edge.inference.scheduler). ``watchdog`` (default: on for a real run, i.e.
+    without ``stop_event`` and factories, when ``config.watchdog.enabled``) ends the process
+    with exit 70 on a hung start-up, a stuck camera thread or a hung shutdown (edge.watchdog).
     """
+    real_pipeline = pipeline_factory is None
+    if watchdog is None:
+        watchdog = stop_event is None and camera_factory is None and real_pipeline and config.watchdog.enabled
+    dog = _start_watchdog(config) if watchdog else None
     stop = stop_event or threading.Event()
     if camera_factory is None or pipeline_factory is None:
         default_cam, default_pipe = _default_factories()
@@ -305,6 +374,8 @@ def run(
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
+        if dog is not None:  # bounded: a hung shutdown ends the process hard
+            dog.shutdown_started()
         stop.set()
 
     def health() -> dict[str, Any]:
@@ -327,17 +398,30 @@ def run(
                 log.error("metrics endpoint %s:%d unavailable: %s", config.metrics.host, config.metrics.port, err)
         if publisher is not None:
             publisher.start()
+        if real_pipeline:
+            _load_models(config, stop)
+        scheduler = FairScheduler(config.runtime.concurrency)
         for name, cam_cfg in config.cameras.items():
-            if not cam_cfg.enabled:
+            if not cam_cfg.enabled or stop.is_set():
                 continue
             log.info("camera %s: %s", name, redact_url(cam_cfg.url))
-            w = CameraWorker(name, cam_cfg, config, bus, metrics, stop, camera_factory, pipeline_factory, publisher)
+            w = CameraWorker(
+                name, cam_cfg, config, bus, metrics, stop, camera_factory, pipeline_factory, publisher, scheduler
+            )
             w.snapshot_store = snapshot_store
             workers.append(w)
             w.start()
+        if dog is not None:
+            dog.add_check(lambda: _stuck_camera(workers, config.watchdog.stuck_timeout))
+        starting = True
         stats_every = config.mqtt.stats_interval if config.mqtt else None
         next_stats = time.monotonic() + (stats_every or 0)
         while not stop.wait(0.2):
+            if starting and all(w.started.is_set() for w in workers):
+                starting = False
+                log.info("started %d camera(s) in %.1f s", len(workers), time.monotonic() - started)
+                if dog is not None:
+                    dog.startup_done()
             if workers and all(w.done.is_set() for w in workers):
                 log.info("all sources finished")
                 break
@@ -346,12 +430,15 @@ def run(
                 payload = json.dumps(stats_payload(workers, bus, metrics, started), separators=(",", ":"))
                 publisher.publish_direct(publisher.topics.stats, payload, qos=0)
     finally:
+        if dog is not None:
+            dog.shutdown_started()
         shutting_down.set()
         stop.set()
         for w in workers:
             w.stop_reader()
+        join_until = time.monotonic() + 15  # for all cameras together
         for w in workers:
-            w.thread.join(timeout=15)
+            w.thread.join(timeout=max(0.0, join_until - time.monotonic()))
             if w.thread.is_alive():
                 log.warning("camera %s did not stop in time", w.name)
         if commands is not None:  # before the bus closes: a running ack still emits its events
@@ -365,4 +452,75 @@ def run(
         for signum, handler in old_handlers.items():
             signal.signal(signum, handler)
     log.info("stopped after %.0f s", time.monotonic() - started)
+    if dog is not None:
+        dog.stop()
     return 0
+
+
+def _start_watchdog(config: AppConfig) -> Any:
+    from edge.watchdog import Watchdog
+
+    wc = config.watchdog
+    return Watchdog(wc.startup_timeout, wc.stuck_timeout, wc.shutdown_timeout).start()
+
+
+def _stuck_camera(workers: list[CameraWorker], limit: float) -> tuple[str, int | None] | None:
+    """A watchdog check: a camera thread on one frame for more than ``limit`` s while its
+    reader keeps delivering frames (a native call that never returns)."""
+    now = time.monotonic()
+    for w in list(workers):
+        since = w.busy_since
+        if since is None or now - since < limit:
+            continue
+        last = float(getattr(getattr(w.reader, "stats", None), "last_frame_time", 0.0) or 0.0)
+        if last > w.busy_wall:
+            why = f"camera {w.name} stuck: one frame for {now - since:.0f} s while its reader has frames"
+            return why, w.thread.ident
+    return None
+
+
+def _model_names(config: AppConfig) -> tuple[list[str], list[Any]]:
+    """Every model the enabled cameras name, and their enabled plates configs."""
+    names: list[str] = []
+    plates: list[Any] = []
+    for cam in config.cameras.values():
+        if not cam.enabled:
+            continue
+        d = cam.detect
+        names += [n for n in (d.model, d.attributes_model, d.classifier_model) if n and n not in names]
+        if cam.plates is not None and cam.plates.enabled:
+            plates.append(cam.plates)
+    return names, plates
+
+
+def _load_models(config: AppConfig, stop: threading.Event) -> None:
+    """Load every model once, one at a time, before any camera starts (cameras share them).
+
+    Loading runs on its own thread so this (main) thread stays responsive to SIGTERM; a
+    model that fails is logged here and fails its cameras again (each retries on its own).
+    """
+    from edge.inference.shared import preload
+
+    names, plates = _model_names(config)
+    opts = config.model_options()
+
+    def load() -> None:
+        t0 = time.monotonic()
+        for name in names:
+            if stop.is_set():
+                return
+            try:
+                preload([name], opts)
+            except Exception as err:  # noqa: BLE001 - the camera reports it again and retries
+                log.error("model %s: %s", name, err)
+        for cfg in plates:
+            try:
+                preload([], opts, [cfg])
+            except Exception as err:  # noqa: BLE001
+                log.error("plate models %s/%s: %s", cfg.detector_model, cfg.ocr_model, err)
+        log.info("models loaded in %.1f s", time.monotonic() - t0)
+
+    loader = threading.Thread(target=load, name="edge-models", daemon=True)
+    loader.start()
+    while loader.is_alive() and not stop.wait(0.1):
+        pass

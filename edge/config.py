@@ -276,6 +276,14 @@ class CameraConfig(Strict):
         le=8192 * 8192,
         description="decoded frames above this many pixels: downscaled by ffmpeg (live) or refused (files)",
     )
+    priority: float = Field(
+        1.0, gt=0, le=100, description="share of inference when cameras compete (2 = twice the share of 1)"
+    )
+    decode: Literal["all", "nonref", "key"] = Field(
+        "all",
+        description="live: frames ffmpeg decodes; nonref skips non-reference frames, key decodes key frames only "
+        "(for detect fps far below the stream's; the sampler then picks from what is decoded)",
+    )
 
     @field_validator("url")
     @classmethod
@@ -303,6 +311,21 @@ class RuntimeConfig(Strict):
     precision: Literal["auto", "f32", "bf16", "f16"] = Field(
         "auto", description="OpenVINO inference precision; auto = the device's fastest (bf16 on recent CPUs)"
     )
+    concurrency: int | None = Field(
+        None, ge=1, le=64, description="camera frames processed at the same time (default: CPU cores); fair shares"
+    )
+
+
+class WatchdogConfig(Strict):
+    """The appliance's own watchdog (``edge run``): a hang ends the process non-zero (exit 70,
+    or 1 from the native fallback) so the service manager restarts it; logs show the stacks."""
+
+    enabled: bool = True
+    startup_timeout: float = Field(300.0, gt=0, description="seconds for models to load and every camera to start")
+    stuck_timeout: float = Field(
+        60.0, gt=0, description="seconds one frame may take in a camera thread while its reader has frames"
+    )
+    shutdown_timeout: float = Field(30.0, gt=0, description="seconds after SIGTERM before the process is ended hard")
 
 
 class ModelsConfig(Strict):
@@ -393,6 +416,7 @@ class AppConfig(Strict):
     metrics: MetricsConfig = MetricsConfig()
     commands: CommandsConfig = CommandsConfig()
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    watchdog: WatchdogConfig = WatchdogConfig()
 
     def model_options(self) -> dict[str, Any]:
         """How every model of this appliance is fetched and run: the keyword arguments shared by

@@ -154,7 +154,7 @@ def ensure_model_once(
         return manifest, folder
 
 
-def preload(names: list[str], options: dict[str, Any], plates: list[Any] = ()) -> float:  # type: ignore[assignment]
+def preload(names: list[str], options: dict[str, Any], plates: list[Any] | None = None) -> float:
     """Load every model in ``names`` (and each plates config's models) once, one at a time.
 
     Returns the seconds it took. Raises ModelError like ``load_model`` does.
@@ -171,7 +171,7 @@ def preload(names: list[str], options: dict[str, Any], plates: list[Any] = ()) -
     from edge.plates.reader import PlateReader
 
     done: set[Any] = set()
-    for cfg in plates:
+    for cfg in plates or ():
         key = (cfg.detector_model, cfg.ocr_model, cfg.backend)
         if key in done:
             continue

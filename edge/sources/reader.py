@@ -64,6 +64,7 @@ class CameraReader:
         self._start_time = start_time
         self._stop = threading.Event()
         latest = source.live or cfg.realtime
+        self.latest = latest  # keeps only the newest frame: a consumer may skip to it (edge.app)
         self._buffer = FrameBuffer(1 if latest else _REPLAY_QUEUE, latest=latest)
         self._thread: threading.Thread | None = None
         self._index = 0  # frames read over the reader's lifetime (across reconnects and loops)
@@ -166,6 +167,7 @@ class CameraReader:
                 ffmpeg=self._ffmpeg,
                 stop=self._stop,
                 max_pixels=self.max_pixels,
+                decode=str(getattr(self.cfg, "decode", "all")),
             )
             graceful = True
             try:
