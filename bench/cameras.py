@@ -14,8 +14,10 @@ camera delivered its first frame:
 * CPU (edge process incl. inference threads, and its ffmpeg readers), resident memory of the
   edge process (and the ffmpeg readers together);
 * start-up: seconds from launch until every camera's pipeline had a frame;
-* frame -> MQTT: a subscriber compares each event's ``ts`` (capture time of its frame) with
-  its arrival time, p50 / p95.
+* frame -> MQTT: a subscriber compares each track start/update and plate event's ``ts`` (the
+  capture time of the frame that caused it) with its arrival time, p50 / p95 (``end`` events
+  are left out: their ``ts`` is the last sighting, ``max_age`` before the frame that ends them).
+  Cameras send a track update every second (``tracker.update_interval: 1``) for more samples.
 
 ``--baseline-max`` also runs the old behaviour (``EDGE_SHARED_MODELS=0``: every camera loads
 its own copy of every model) up to that N. The machine's load (``os.getloadavg``) is printed
@@ -68,6 +70,7 @@ class Row:
     cpu_ffmpeg: float = 0.0
     rss_edge: float = 0.0  # MB
     rss_ffmpeg: float = 0.0
+    pss_ffmpeg: float = 0.0  # MB, proportional set size: shared libraries split between them
     p50: float | None = None  # ms
     p95: float | None = None
     events: int = 0
@@ -106,9 +109,12 @@ class Subscriber:
     def _on_message(self, _c: object, _u: object, msg: object) -> None:
         now = time.time()
         try:
-            ts = self._json.loads(msg.payload)["ts"]  # type: ignore[attr-defined]
+            ev = self._json.loads(msg.payload)  # type: ignore[attr-defined]
+            ts = ev["ts"]
         except (ValueError, KeyError):
             return
+        if ev.get("type") not in ("track", "plate") or ev.get("phase") == "end":
+            return  # an end's ts is the last sighting (max_age earlier), a line's the crossing
         from datetime import datetime
 
         t = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
@@ -156,6 +162,20 @@ def cpu_and_rss(pid: int) -> tuple[float, float, float, float]:
         return 0.0, 0.0, 0.0, 0.0
 
 
+def ffmpeg_pss(pid: int) -> float:
+    """Proportional set size (MB) of the ffmpeg readers together (shared pages split)."""
+    total = 0.0
+    try:
+        for c in psutil.Process(pid).children(recursive=True):
+            try:
+                total += c.memory_full_info().pss / 2**20
+            except (psutil.Error, AttributeError):
+                pass
+    except psutil.Error:
+        pass
+    return total
+
+
 def write_config(path: Path, n: int, url: str, mqtt_port: int, metrics_port: int, args: argparse.Namespace) -> None:
     cams = {
         f"cam{i:02d}": {
@@ -163,6 +183,7 @@ def write_config(path: Path, n: int, url: str, mqtt_port: int, metrics_port: int
             "detect": {"fps": args.fps},
             "decode": args.decode,
             "reconnect": {"open_timeout": 30},
+            "tracker": {"update_interval": 1.0},  # more samples of frame -> MQTT
         }
         for i in range(n)
     }
@@ -173,6 +194,7 @@ def write_config(path: Path, n: int, url: str, mqtt_port: int, metrics_port: int
         "outbox": {"path": str(path.parent / f"outbox-{n}.sqlite3")},
         "metrics": {"port": metrics_port},
         "commands": {"enabled": False},
+        "runtime": {"threads": args.threads},
     }
     path.write_text(yaml.safe_dump(cfg))
 
@@ -213,6 +235,7 @@ def run_one(n: int, shared: bool, url: str, broker: Broker, work: Path, args: ar
             rss.append((re_, rf))
         b, tb, wb = scrape(mport), time.monotonic(), time.time()
         c1 = cpu_and_rss(proc.pid)
+        row.pss_ffmpeg = ffmpeg_pss(proc.pid)
         dt = tb - ta
         row.load = os.getloadavg()[0]
 
@@ -258,7 +281,7 @@ def run_one(n: int, shared: bool, url: str, broker: Broker, work: Path, args: ar
 
 HEADER = (
     "| N | mode | load | start s | read fps/cam | processed fps/cam (worst) | drops % | CPU edge+ffmpeg (cores) "
-    "| RSS edge MB (ffmpeg) | frame->MQTT p50/p95 ms (events) | real time |"
+    "| RSS edge MB (ffmpeg PSS) | frame->MQTT p50/p95 ms (events) | real time |"
 )
 
 
@@ -271,7 +294,7 @@ def fmt(row: Row, fps: float) -> str:
     return (
         f"| {row.n} | {row.mode} | {row.load:.1f} | {st} | {row.read_fps:.1f} "
         f"| {row.proc_fps:.2f} ({row.worst_fps:.2f}) "
-        f"| {row.drop_pct:.2f} | {row.cpu_edge:.2f}+{row.cpu_ffmpeg:.2f} | {row.rss_edge:.0f} ({row.rss_ffmpeg:.0f}) "
+        f"| {row.drop_pct:.2f} | {row.cpu_edge:.2f}+{row.cpu_ffmpeg:.2f} | {row.rss_edge:.0f} ({row.pss_ffmpeg:.0f}) "
         f"| {lat} | {ok} |"
     )
 
@@ -285,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start-timeout", type=float, default=60.0)
     ap.add_argument("--fps", type=float, default=5.0, help="detect fps per camera")
     ap.add_argument("--decode", default="all", choices=["all", "nonref", "key"])
+    ap.add_argument(
+        "--threads", type=int, default=1, help="runtime.threads: inference threads per request (1 for many cameras)"
+    )
     ap.add_argument("--baseline-max", type=int, default=8, help="also run EDGE_SHARED_MODELS=0 up to this N (0: never)")
     ap.add_argument("--keep-going", action="store_true", help="continue past the first N that is not real time")
     ap.add_argument("--out", help="also write the table (markdown) to this file")
@@ -339,9 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(ns) >= 2:
         lo, hi = shared_rows[ns[-2]], shared_rows[ns[-1]]
         per = (hi.rss_edge - lo.rss_edge) / (hi.n - lo.n)
-        per_ff = (hi.rss_ffmpeg - lo.rss_ffmpeg) / (hi.n - lo.n)
+        per_ff = (hi.pss_ffmpeg - lo.pss_ffmpeg) / (hi.n - lo.n)
         summary.append(
-            f"marginal resident memory per added camera ({lo.n}->{hi.n}): edge {per:.1f} MB, ffmpeg {per_ff:.1f} MB"
+            f"marginal memory per added camera ({lo.n}->{hi.n}): edge RSS {per:.1f} MB, ffmpeg PSS {per_ff:.1f} MB"
         )
     held = [r.n for r in rows if r.mode == "shared" and r.realtime(args.fps)]
     summary.append(f"largest N held in real time: {max(held) if held else 0}")
