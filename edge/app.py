@@ -133,6 +133,10 @@ class CameraWorker:
         self.busy_wall = 0.0
         self.started = threading.Event()
         self.cpu_seconds = 0.0  # time.thread_time of this camera's thread in its frame loop
+        self.wait_seconds = 0.0  # waiting for a fair turn
+        add_worker = getattr(metrics, "add_worker", None)
+        if add_worker is not None:
+            add_worker(name, self)
         self.snapshots = publisher if (app_cfg.mqtt is not None and app_cfg.mqtt.snapshots) else None
         self.snapshot_store: Any = None  # edge.feedback.SnapshotStore: crops kept for feedback export
         self.reader: Any = None
@@ -194,8 +198,9 @@ class CameraWorker:
             for frame in reader:
                 if self.stop.is_set():
                     break
-                c0 = time.thread_time()
+                c0, w0 = time.thread_time(), time.monotonic()
                 with self._turn():
+                    self.wait_seconds += time.monotonic() - w0
                     if latest:  # the wait for a turn must not make the frame older
                         frame = _newest(reader, frame)
                     self.busy_since, self.busy_wall = time.monotonic(), time.time()

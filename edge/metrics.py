@@ -36,6 +36,7 @@ THERMAL_DIR = Path("/sys/class/thermal")
 
 INFERENCE_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 PUBLISH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0)
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 # (stats attribute, metric suffix, help) for counters read from reader.stats / pipeline.stats
 _CAMERA_COUNTERS = (
@@ -128,6 +129,24 @@ class _StatsCollector(Collector):
         yield from (up, fps, last)
         yield from pipe_counters.values()
         yield from (gated, tracks)
+        with m._lock:
+            workers = dict(m._workers)
+        if workers:
+            cpu = CounterMetricFamily(
+                "edge_camera_cpu_seconds",
+                "CPU time of the camera's own thread (Python side of its pipeline; inference runtimes "
+                "and ffmpeg use other threads/processes)",
+                labels=["camera"],
+            )
+            wait = CounterMetricFamily(
+                "edge_camera_turn_wait_seconds",
+                "Time the camera waited for its fair turn at processing",
+                labels=["camera"],
+            )
+            for name, w in sorted(workers.items()):
+                cpu.add_metric([name], _num(w, "cpu_seconds"))
+                wait.add_metric([name], _num(w, "wait_seconds"))
+            yield from (cpu, wait)
 
         outbox = m.outbox
         if outbox is not None:
@@ -193,6 +212,22 @@ class Metrics:
         self.camera_restarts = Counter(
             "edge_camera_restarts", "Camera worker restarts after a failure", ["camera"], registry=r
         )
+        # -- many cameras: latency per camera (edge.app CameraWorker) -------------------------
+        self._workers: dict[str, Any] = {}
+        self.frame_age = Histogram(
+            "edge_camera_frame_age_seconds",
+            "Age of a frame when its processing starts (now - capture time): waiting in the reader and for a turn",
+            ["camera"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.capture_to_outbox = Histogram(
+            "edge_event_capture_to_outbox_seconds",
+            "From the capture of the frame that caused an event to the event's outbox insert",
+            ["camera"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         Info("edge_build", "Build information", registry=r).info(
             {"version": __version__, "python": platform.python_version(), "device": device}
         )
@@ -207,6 +242,19 @@ class Metrics:
                 pipeline.on_inference = self.observe_inference
             except AttributeError:  # a pipeline with __slots__ and no hook: just no histogram
                 log.debug("pipeline of %s has no on_inference hook", name)
+
+    def add_worker(self, name: str, worker: Any) -> None:
+        """Expose ``worker.cpu_seconds`` and ``worker.wait_seconds`` of camera ``name``."""
+        with self._lock:
+            self._workers[name] = worker
+
+    def observe_frame_age(self, camera: str, seconds: float) -> None:
+        """A frame of ``camera`` starts processing ``seconds`` after its capture."""
+        self.frame_age.labels(camera).observe(max(0.0, seconds))
+
+    def observe_capture_to_outbox(self, camera: str, seconds: float) -> None:
+        """An event of ``camera`` reached the outbox ``seconds`` after its frame's capture."""
+        self.capture_to_outbox.labels(camera).observe(max(0.0, seconds))
 
     def remove_camera(self, name: str) -> None:
         """Stop exposing camera ``name``."""

@@ -219,3 +219,37 @@ def test_sixteen_cameras_start_twenty_times(tmp_path: Path, car_video: Path, mod
             n_models = shared.loaded_count()
         assert shared.loaded_count() == n_models, "models must be loaded once, not per start or camera"
         print(f"start {attempt}: all 16 cameras processing after {started:.1f} s")
+
+
+def test_latency_histograms_and_cpu_per_camera(tmp_path: Path) -> None:
+    import urllib.request
+
+    from tests.test_app import FakePipeline, FakeReader
+
+    cfg = config(tmp_path, {"a": "rtsp://cam/a", "b": "rtsp://cam/b"})
+    stop = threading.Event()
+    th = threading.Thread(
+        target=run,
+        args=(cfg, stop),
+        kwargs={"camera_factory": lambda n, c: FakeReader(n, None, 0.01), "pipeline_factory": FakePipeline},
+        daemon=True,
+    )
+    th.start()
+    body = ""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{cfg.metrics.port}/metrics", timeout=2) as r:
+                body = r.read().decode()
+            if 'edge_event_capture_to_outbox_seconds_count{camera="b"}' in body:
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    stop.set()
+    th.join(20)
+    for cam in ("a", "b"):
+        assert f'edge_camera_frame_age_seconds_count{{camera="{cam}"}}' in body
+        assert f'edge_event_capture_to_outbox_seconds_count{{camera="{cam}"}}' in body
+        assert f'edge_camera_cpu_seconds_total{{camera="{cam}"}}' in body
+        assert f'edge_camera_turn_wait_seconds_total{{camera="{cam}"}}' in body
