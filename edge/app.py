@@ -125,6 +125,7 @@ class CameraWorker:
         self.bus, self.metrics, self.stop = bus, metrics, stop
         self.camera_factory, self.pipeline_factory = camera_factory, pipeline_factory
         self.scheduler = scheduler
+        self.models_ready: threading.Event | None = None  # set once start-up loaded the models
         if scheduler is not None:
             scheduler.add(name, float(getattr(cam_cfg, "priority", 1.0)))
         # progress, read by the watchdog: monotonic start of the frame being processed (None
@@ -185,14 +186,19 @@ class CameraWorker:
             self.done.set()
 
     def _run_once(self) -> None:
-        pipeline = self.pipeline_factory(self.name, self.cam_cfg, self.app_cfg)
         reader = self.camera_factory(self.name, self.cam_cfg)
         self.reader = reader
-        self.metrics.add_camera(self.name, reader, pipeline)
+        pipeline: Any = None
         try:
             if self.stop.is_set():  # shutdown raced with start-up: stop_reader() saw no reader
                 return
+            # the camera connects while the models load (start-up); it keeps the newest frame
             reader.start()
+            while self.models_ready is not None and not self.models_ready.wait(0.2):
+                if self.stop.is_set():
+                    return
+            pipeline = self.pipeline_factory(self.name, self.cam_cfg, self.app_cfg)
+            self.metrics.add_camera(self.name, reader, pipeline)
             self.started.set()
             latest = bool(getattr(reader, "latest", False))
             for frame in reader:
@@ -221,7 +227,7 @@ class CameraWorker:
             except Exception:
                 log.exception("camera %s: stopping the reader failed", self.name)
             try:
-                for event in pipeline.close(time.time()) or ():
+                for event in (pipeline.close(time.time()) if pipeline is not None else None) or ():
                     self._emit(event, None)
             except Exception:
                 log.exception("camera %s: closing the pipeline failed", self.name)
@@ -403,8 +409,7 @@ def run(
                 log.error("metrics endpoint %s:%d unavailable: %s", config.metrics.host, config.metrics.port, err)
         if publisher is not None:
             publisher.start()
-        if real_pipeline:
-            _load_models(config, stop)
+        models_ready = _load_models(config, stop) if real_pipeline else None
         scheduler = FairScheduler(config.runtime.concurrency)
         for name, cam_cfg in config.cameras.items():
             if not cam_cfg.enabled or stop.is_set():
@@ -414,6 +419,7 @@ def run(
                 name, cam_cfg, config, bus, metrics, stop, camera_factory, pipeline_factory, publisher, scheduler
             )
             w.snapshot_store = snapshot_store
+            w.models_ready = models_ready
             workers.append(w)
             w.start()
         if dog is not None:
@@ -498,18 +504,27 @@ def _model_names(config: AppConfig) -> tuple[list[str], list[Any]]:
     return names, plates
 
 
-def _load_models(config: AppConfig, stop: threading.Event) -> None:
-    """Load every model once, one at a time, before any camera starts (cameras share them).
+def _load_models(config: AppConfig, stop: threading.Event) -> threading.Event:
+    """Load every model once, one at a time, before any camera builds its pipeline (cameras
+    share them); the returned event is set when done. Cameras connect meanwhile.
 
-    Loading runs on its own thread so this (main) thread stays responsive to SIGTERM; a
-    model that fails is logged here and fails its cameras again (each retries on its own).
+    Loading runs on its own thread so the main thread stays responsive to SIGTERM; a model
+    that fails is logged here and fails its cameras again (each retries on its own).
     """
     from edge.inference.shared import preload
 
     names, plates = _model_names(config)
     opts = config.model_options()
 
+    ready = threading.Event()
+
     def load() -> None:
+        try:
+            _load_all()
+        finally:
+            ready.set()
+
+    def _load_all() -> None:
         t0 = time.monotonic()
         for name in names:
             if stop.is_set():
@@ -525,7 +540,5 @@ def _load_models(config: AppConfig, stop: threading.Event) -> None:
                 log.error("plate models %s/%s: %s", cfg.detector_model, cfg.ocr_model, err)
         log.info("models loaded in %.1f s", time.monotonic() - t0)
 
-    loader = threading.Thread(target=load, name="edge-models", daemon=True)
-    loader.start()
-    while loader.is_alive() and not stop.wait(0.1):
-        pass
+    threading.Thread(target=load, name="edge-models", daemon=True).start()
+    return ready
