@@ -409,8 +409,12 @@ def run(
                 log.error("metrics endpoint %s:%d unavailable: %s", config.metrics.host, config.metrics.port, err)
         if publisher is not None:
             publisher.start()
-        models_ready = _load_models(config, stop) if real_pipeline else None
         scheduler = FairScheduler(config.runtime.concurrency)
+        if real_pipeline:
+            from edge.inference import shared
+
+            shared.configure(scheduler.slots)  # a shared model serves that many cameras at once
+        models_ready = _load_models(config, stop) if real_pipeline else None
         for name, cam_cfg in config.cameras.items():
             if not cam_cfg.enabled or stop.is_set():
                 continue

@@ -33,10 +33,18 @@ from edge.inference.backends import Backend, load_backend
 
 log = logging.getLogger("edge.inference.shared")
 
-Key = tuple[str, str, int, str, str]
+Key = tuple[str, str, int, str, str, int]
 
 _LOAD_LOCK = threading.RLock()  # one load/compile at a time in the whole process
 _BACKENDS: dict[Key, Backend] = {}
+_STREAMS = 1  # inferences one shared model runs in parallel (edge run: its concurrency)
+
+
+def configure(parallel: int) -> None:
+    """How many inferences one shared model should run at the same time (OpenVINO streams);
+    ``edge run`` sets its camera concurrency before loading. Affects models loaded later."""
+    global _STREAMS
+    _STREAMS = max(1, int(parallel))
 
 
 def sharing_enabled() -> bool:
@@ -50,7 +58,8 @@ def shared_backend(kind: str, path: Path, threads: int = 2, device: str = "CPU",
     Same arguments and errors as :func:`edge.inference.backends.load_backend`; the result is
     safe to call from many threads at once.
     """
-    key: Key = (kind, str(Path(path).resolve()), int(threads), device.upper(), precision)
+    streams = _STREAMS if sharing_enabled() else 1
+    key: Key = (kind, str(Path(path).resolve()), int(threads), device.upper(), precision, streams)
     backend = _BACKENDS.get(key)
     if backend is not None and sharing_enabled():
         return backend
@@ -60,7 +69,7 @@ def shared_backend(kind: str, path: Path, threads: int = 2, device: str = "CPU",
             if backend is not None:
                 return backend
         t0 = time.monotonic()
-        loaded = load_backend(kind, Path(path), threads, device, precision)
+        loaded = load_backend(kind, Path(path), threads, device, precision, streams)
         backend = loaded if isinstance(loaded, _ThreadSafe) else _ThreadSafe(loaded)
         log.info("model %s loaded with %s in %.2f s", Path(path).name, kind, time.monotonic() - t0)
         if sharing_enabled():

@@ -44,11 +44,14 @@ def pick_backend(supported: list[str], requested: str | None = None) -> str:
     return supported[0]  # load_backend then names the extra to install
 
 
-def load_backend(kind: str, path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto") -> Backend:
+def load_backend(
+    kind: str, path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto", streams: int = 1
+) -> Backend:
     """Open the model file at ``path`` with backend ``kind`` (litert, openvino or onnx).
 
     ``precision`` (OpenVINO): ``auto`` lets the device pick its fastest (bf16 on CPUs that have
     it, about 2x faster here); ``f32`` gives results that match the other backends exactly.
+    ``streams`` (OpenVINO): requests that may run in parallel (a model shared by cameras).
     Raises ModelError with the file name for a missing, corrupt or unsupported model.
     """
     if kind not in BACKENDS:
@@ -62,7 +65,8 @@ def load_backend(kind: str, path: Path, threads: int = 2, device: str = "CPU", p
             f"backend {kind!r} is not installed ({err.name}); pip install 'edge-appliance[{_EXTRA[kind]}]'"
         ) from None
     try:
-        backend: Backend = module.open_backend(Path(path), threads=threads, device=device, precision=precision)
+        extra = {"streams": streams} if kind == "openvino" and streams > 1 else {}
+        backend: Backend = module.open_backend(Path(path), threads=threads, device=device, precision=precision, **extra)
     except ModelError:
         raise
     except Exception as err:  # runtimes raise their own types for corrupt files

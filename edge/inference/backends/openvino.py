@@ -33,12 +33,19 @@ class OpenVINOBackend(Backend):
 
     key = "openvino"
 
-    def __init__(self, path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto") -> None:
+    def __init__(
+        self, path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto", streams: int = 1
+    ) -> None:
+        """``streams`` > 1 (a model shared by cameras processed in parallel): that many
+        requests run at the same time, each with ``threads`` threads (one stream runs its
+        requests one after the other)."""
         core = _get_core()
         model = core.read_model(str(path))
         config: dict[str, object] = {}
         if device.upper().startswith("CPU"):
-            config = {"INFERENCE_NUM_THREADS": threads}
+            config = {"INFERENCE_NUM_THREADS": threads * max(1, streams)}
+            if streams > 1:
+                config["NUM_STREAMS"] = streams
         if precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = precision
         self._compiled = core.compile_model(model, device, config)
@@ -49,6 +56,7 @@ class OpenVINOBackend(Backend):
         self._pool: queue.LifoQueue[ov.InferRequest] = queue.LifoQueue()
         self._pool.put(self._request)
         self._made = 1
+        self._max_requests = max(_MAX_REQUESTS, streams)
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = self._request.infer({name: np.ascontiguousarray(v) for name, v in feeds.items()})
@@ -69,12 +77,14 @@ class OpenVINOBackend(Backend):
 
     def _new_request(self) -> ov.InferRequest:
         with _POOL_LOCK:
-            if self._made < _MAX_REQUESTS:
+            if self._made < self._max_requests:
                 self._made += 1
                 return self._compiled.create_infer_request()
         return self._pool.get()
 
 
-def open_backend(path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto") -> Backend:
+def open_backend(
+    path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto", streams: int = 1
+) -> Backend:
     """Plugin entry point."""
-    return OpenVINOBackend(path, threads, device, precision)
+    return OpenVINOBackend(path, threads, device, precision, streams)
