@@ -414,7 +414,8 @@ def run(
             from edge.inference import shared
 
             shared.configure(scheduler.slots)  # a shared model serves that many cameras at once
-        models_ready = _load_models(config, stop) if real_pipeline else None
+        progress = dog.startup_progress if dog is not None else None
+        models_ready = _load_models(config, stop, progress) if real_pipeline else None
         for name, cam_cfg in config.cameras.items():
             if not cam_cfg.enabled or stop.is_set():
                 continue
@@ -508,7 +509,9 @@ def _model_names(config: AppConfig) -> tuple[list[str], list[Any]]:
     return names, plates
 
 
-def _load_models(config: AppConfig, stop: threading.Event) -> threading.Event:
+def _load_models(
+    config: AppConfig, stop: threading.Event, progress: Callable[[], None] | None = None
+) -> threading.Event:
     """Load every model once, one at a time, before any camera builds its pipeline (cameras
     share them); the returned event is set when done. Cameras connect meanwhile.
 
@@ -518,7 +521,10 @@ def _load_models(config: AppConfig, stop: threading.Event) -> threading.Event:
     from edge.inference.shared import preload
 
     names, plates = _model_names(config)
-    opts = config.model_options()
+    opts: dict[str, Any] = config.model_options()
+    if progress is not None:  # each file pulled and each model loaded restarts the start-up clock
+        tick = progress
+        opts["progress"] = lambda _msg: tick()
 
     ready = threading.Event()
 
@@ -537,6 +543,8 @@ def _load_models(config: AppConfig, stop: threading.Event) -> threading.Event:
                 preload([name], opts)
             except Exception as err:  # noqa: BLE001 - the camera reports it again and retries
                 log.error("model %s: %s", name, err)
+            if progress is not None:
+                progress()
         for cfg in plates:
             try:
                 preload([], opts, [cfg])

@@ -4,7 +4,8 @@ Three things end the process with :data:`EXIT_WATCHDOG` (70) after logging why, 
 stack of every thread (``faulthandler.dump_traceback`` to stderr, and the stuck thread's stack
 in the log):
 
-* start-up (models loaded, every camera started) not finished within ``startup_timeout``;
+* start-up (models loaded, every camera started) not finished, and no progress (a model
+  loaded or pulled) for ``startup_timeout``;
 * a check reporting a stuck thread - ``edge.app`` checks that no camera thread spends more
   than ``stuck_timeout`` on one frame while its reader still delivers frames;
 * a graceful shutdown (after SIGTERM, or when every source finished) still running
@@ -79,6 +80,12 @@ class Watchdog:
         self._arm()
         self._thread.start()
         return self
+
+    def startup_progress(self) -> None:
+        """Start-up made progress (a model loaded, a model file pulled): its clock starts over,
+        so a slow first download is not a hang, a load that never returns is."""
+        if self._startup_deadline is not None:
+            self._startup_deadline = time.monotonic() + self.startup_timeout
 
     def startup_done(self) -> None:
         """Start-up finished in time."""

@@ -253,3 +253,27 @@ def test_latency_histograms_and_cpu_per_camera(tmp_path: Path) -> None:
         assert f'edge_event_capture_to_outbox_seconds_count{{camera="{cam}"}}' in body
         assert f'edge_camera_cpu_seconds_total{{camera="{cam}"}}' in body
         assert f'edge_camera_turn_wait_seconds_total{{camera="{cam}"}}' in body
+
+
+def test_startup_loads_each_model_once_with_progress(tmp_path: Path, car_video: Path, model_env: Path) -> None:
+    """Start-up preloads detector, attributes and plate models once for all cameras; every
+    model loaded (and file pulled) restarts the watchdog's start-up clock."""
+    from edge.app import _load_models
+
+    shared.clear()
+    from edge.config import parse_config
+
+    cam = {"url": str(car_video), "plates": {"enabled": True}}
+    cfg = parse_config({"cameras": {"a": cam, "b": cam}, "outbox": {"path": str(tmp_path / "o.db")}})
+    ticks: list[int] = []
+    ready = _load_models(cfg, threading.Event(), lambda: ticks.append(1))
+    assert ready.wait(180)
+    # detector + attributes + plate detector + recogniser + its text-line detector (+ metadata copy)
+    assert 4 <= shared.loaded_count() <= 6
+    assert len(ticks) >= 2
+    n = shared.loaded_count()
+    from edge.pipeline import Pipeline
+
+    Pipeline("a", cfg.cameras["a"], cfg)
+    Pipeline("b", cfg.cameras["b"], cfg)
+    assert shared.loaded_count() == n  # the cameras' pipelines found every model loaded

@@ -185,5 +185,5 @@ def preload(names: list[str], options: dict[str, Any], plates: list[Any] | None 
         if key in done:
             continue
         done.add(key)
-        PlateReader(cfg, **options)
+        PlateReader(cfg, **{k: v for k, v in options.items() if k != "progress"})
     return time.monotonic() - t0
