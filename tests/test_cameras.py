@@ -123,7 +123,7 @@ def test_fair_turns_and_priority() -> None:
         t.join(5)
     st = sched.stats()
     busy, quiet, vip = (st[n]["busy_seconds"] for n in ("busy", "quiet", "vip"))
-    assert st["quiet"]["turns"] > 2 * st["busy"]["turns"]  # the quiet camera is not starved
+    assert st["quiet"]["turns"] > 1.3 * st["busy"]["turns"]  # the quiet camera is not starved
     assert 0.6 < busy / quiet < 1.6, st
     assert 1.4 < vip / quiet < 2.8, st
 
