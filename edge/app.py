@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edge.clock import SystemClock
 from edge.config import AppConfig, CameraConfig
 from edge.events.bus import EventBus
 from edge.events.homeassistant import discovery_messages
@@ -28,6 +29,8 @@ from edge.events.sinks import FanOut, JsonlSink, MqttSink, Sink, StdoutSink
 from edge.events.topics import Topics
 from edge.metrics import Metrics, MetricsServer
 from edge.redact import redact_url
+from edge.rules import RuleEngine, build_processors
+from edge.rules.metrics import RulesCollector
 from edge.types import Frame
 
 log = logging.getLogger("edge.app")
@@ -76,8 +79,35 @@ def build_delivery(config: AppConfig, metrics: Metrics | None = None) -> tuple[E
         FanOut(sinks),
         PersistentSequencer(config.outbox.path),
         on_event=metrics.count_event if metrics else None,
+        processors=build_processors(config, SystemClock(), None),
     )
+    if metrics is not None:
+        for proc in bus.processors:
+            if isinstance(proc, RuleEngine):
+                metrics.registry.register(RulesCollector(proc))
     return bus, publisher
+
+
+def rule_engine(bus: EventBus) -> RuleEngine | None:
+    """The bus's rule engine, if rules are on."""
+    return next((p for p in bus.processors if isinstance(p, RuleEngine)), None)
+
+
+def reload_rules(config_path: str | None, bus: EventBus) -> None:
+    """SIGHUP: validate the config file again and swap in its rules; open visits and anomalies
+    are kept. A config that does not validate is logged and the running rules stay."""
+    engine = rule_engine(bus)
+    if config_path is None or engine is None:
+        log.warning("SIGHUP: no config file or no rule engine to reload")
+        return
+    from edge.config import load_config
+
+    try:
+        engine.reload(load_config(config_path).rules)
+    except Exception as err:
+        log.error("SIGHUP: rules not reloaded, the running rules stay: %s", err)
+        return
+    log.info("SIGHUP: rules reloaded from %s (%d rules)", config_path, len(engine.cfg.rules))
 
 
 def _is_live(url: str) -> bool:
@@ -248,6 +278,10 @@ def stats_payload(workers: list[CameraWorker], bus: EventBus, metrics: Metrics, 
         "cameras": cams,
         "events": events,
     }
+    engine = rule_engine(bus)
+    if engine is not None:
+        counts = engine.open_counts()
+        out["open"] = {"visits": counts["visits"], "anomalies": sum(counts["anomalies"].values())}
     if metrics.outbox is not None:
         st = metrics.outbox.stats()
         out["outbox"] = {"depth": st.depth, "oldest_age": round(st.oldest_age(), 1), "dropped": st.dropped}
@@ -267,13 +301,15 @@ def run(
     *,
     camera_factory: CameraFactory | None = None,
     pipeline_factory: PipelineFactory | None = None,
+    config_path: str | None = None,
 ) -> int:
     """Run the appliance until ``stop_event`` is set, SIGTERM/SIGINT arrives, or every (file)
     source has finished. Returns the exit code (0 = clean shutdown).
 
     ``camera_factory``/``pipeline_factory`` default to ``edge.sources.open_camera`` and
     ``edge.pipeline.Pipeline`` (tests inject fakes). Raises :class:`edge.errors.EdgeError` for
-    configuration problems found at start (e.g. missing TLS files).
+    configuration problems found at start (e.g. missing TLS files). SIGHUP reloads the rules
+    from ``config_path``.
     """
     stop = stop_event or threading.Event()
     if camera_factory is None or pipeline_factory is None:
@@ -303,7 +339,12 @@ def run(
         snapshot_store = SnapshotStore(feedback)
     # --- end commands ---------------------------------------------------------------------------
 
+    reload_requested = threading.Event()
+
     def on_signal(signum: int, _frame: Any) -> None:
+        if signum == getattr(signal, "SIGHUP", None):
+            reload_requested.set()  # handled by the main loop, not inside the signal handler
+            return
         log.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
 
@@ -318,7 +359,7 @@ def run(
 
     try:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 old_handlers[sig] = signal.signal(sig, on_signal)
         if config.metrics.enabled:
             try:
@@ -338,6 +379,10 @@ def run(
         stats_every = config.mqtt.stats_interval if config.mqtt else None
         next_stats = time.monotonic() + (stats_every or 0)
         while not stop.wait(0.2):
+            bus.tick(time.time())  # time-based rules (overstay, unresolved visits, screen time)
+            if reload_requested.is_set():
+                reload_requested.clear()
+                reload_rules(config_path, bus)
             if workers and all(w.done.is_set() for w in workers):
                 log.info("all sources finished")
                 break

@@ -78,6 +78,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         app,
         camera,
         events_out=out,
+        processors=_replay_processors(app),
         annotate=Path(args.annotate) if args.annotate else None,
         show_progress=not args.quiet,
         start_time=_start_time(args.start_time),
@@ -90,6 +91,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _replay_processors(app):  # type: ignore[no-untyped-def]
+    """The rule engine and screen time of ``app``, in memory: a replay never touches a device's state."""
+    from edge.clock import ManualClock
+    from edge.rules import build_processors
+
+    return build_processors(app, ManualClock(), None, persist=False)
 
 
 def _start_time(text: str | None) -> float | None:
@@ -126,7 +135,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     video = args.video or str(DEMO_VIDEO)
     if not Path(video).is_file():
         raise EdgeError(f"demo video not found: {video} (pass --video FILE)")
-    app = config_for_video(video)
+    # a counting line across the middle of the lot: crossings open visits in the rule engine
+    line = {"points": [[0.0, 0.5], [1.0, 0.5]], "in": "up", "road": "lot", "role": "both"}
+    app = config_for_video(video, lines={"middle": line})
     print(f"edge demo: {video} through {app.cameras['camera'].detect.model} (Ctrl-C to stop)", file=sys.stderr)
     print(
         "mm:ss = position in the video; a track is announced once confirmed, its duration counts from first sight",
@@ -136,6 +147,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     def show(e: Event) -> None:
         if args.json:
             print(e.to_json(), flush=True)
+            return
+        if e.type in ("visit", "anomaly"):
+            a = e.attrs
+            detail = a.get("reason") or " ".join(
+                str(x) for x in (a.get("status"), a.get("type"), a.get("road_in") and f"in via {a['road_in']}") if x
+            )
+            ident = str(a.get("visit") or a.get("anomaly"))[:8]
+            print(f"{_mmss(e.pos)}  {e.camera}  {e.type} {ident}: {detail}", flush=True)
             return
         what = " ".join(str(e.attrs[k]) for k in ("color", "type") if k in e.attrs) or e.label
         # track events say only their phase; others name their type (and line/zone/direction)
@@ -153,7 +172,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             first = f" (first seen at {_mmss(e.pos - (_epoch(e.ts) - _epoch(e.start)))})"
         print(f"{_mmss(e.pos)}  {e.camera}  {what} #{e.track} {step}{zones}{extra}{first}", flush=True)
 
-    res = replay(video, app, "camera", on_event=show, realtime=not args.fast, show_progress=False)
+    res = replay(
+        video,
+        app,
+        "camera",
+        on_event=show,
+        processors=_replay_processors(app),
+        realtime=not args.fast,
+        show_progress=False,
+    )
     print(f"demo done: {res.tracks} vehicles tracked, {res.events} events", file=sys.stderr)
     return 0
 
@@ -162,7 +189,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edge.app import run
     from edge.config import load_config
 
-    return run(load_config(args.config))
+    return run(load_config(args.config), config_path=args.config)
 
 
 def _cmd_feedback_export(args: argparse.Namespace) -> int:

@@ -261,7 +261,12 @@ def test_demo_lines_show_video_position_and_first_sight(car_video: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 8
+    # the demo draws a line across the middle: 4 cars x (start, end), their 4 crossings, and a
+    # visit opened by each of the 2 cars that drive in (the ones driving out match no visit)
+    assert len([ln for ln in lines if " start (" in ln or " end after" in ln]) == 8, lines
+    assert [ln.split()[-1] for ln in lines if " line middle " in ln] == ["in", "out", "in", "out"], lines
+    assert len([ln for ln in lines if "  visit " in ln and ": open car in via lot" in ln]) == 2, lines
+    assert len(lines) == 14, lines
     # "00:05  camera  white car #1 start (first seen at 00:04)": position of the event in the
     # video, and when the car was first seen (the duration on "end" counts from there)
     start = next(ln for ln in lines if "#1 start" in ln)

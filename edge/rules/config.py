@@ -275,6 +275,9 @@ class RulesConfig(_Strict):
     visits: VisitsConfig = Field(default_factory=VisitsConfig)
     rules: dict[RuleId, Rule] = Field(default_factory=dict, description="a list of rules (keyed by id when validated)")
     rules_file: Path | None = Field(None, description="YAML file whose rules (list or {rules: [...]}) are appended")
+    screentime_period: float = Field(
+        3600.0, gt=0, le=7 * 86400, description="seconds per screentime event of a frame classifier (clock-aligned)"
+    )
 
     @field_validator("timezone")
     @classmethod
