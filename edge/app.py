@@ -335,6 +335,9 @@ def run(
         reply = lambda topic, payload: pub.publish_direct(topic, payload, qos=1)  # noqa: E731
         commands = CommandHandler(cc, pub.topics, reply, feedback, engine=engine, bus=bus).start()
         bus.processors.append(commands)  # records events for feedback look-ups
+        from edge.commands.metrics import CommandsCollector
+
+        metrics.registry.register(CommandsCollector(commands))
         pub.subscribe(pub.topics.cmd("#"), commands.on_message)
         snapshot_store = SnapshotStore(feedback)
     # --- end commands ---------------------------------------------------------------------------
