@@ -6,10 +6,20 @@ SQLite in WAL mode, one row per message, ordered by an autoincrement id (= publi
 returns); a power cut may lose the last few commits but never corrupts the file. ``FULL`` trades
 an fsync per event for power-cut safety (slow on SD cards).
 
-Disk budget: the sum of stored topic + payload bytes plus a per-row overhead is kept under
-``max_bytes``. When a new message does not fit, ``drop_oldest`` (default: fresh events matter
-more than a backlog nobody has read for days) deletes the oldest rows, ``drop_newest`` refuses
-the new one. Either way the drop is counted, logged (rate-limited) and never raises.
+Disk budget: ``max_bytes`` bounds the files on disk, ``<db>`` + ``<db>-wal`` + ``<db>-shm``,
+within a slack of :data:`DISK_SLACK` bytes (the pages one insert may add before the check below
+trims the table again, and one transaction's WAL frames). Two checks keep it:
+
+- the sum of stored topic + payload bytes plus a per-row overhead stays under ``max_bytes``
+  (cheap, checked before each insert);
+- the pages the database file really uses (SQLite's b-tree fill, the sequence table) stay under
+  ``max_bytes`` minus the fixed ``-shm`` index (32 KiB) and the WAL allowance (``max_bytes / 16``:
+  the WAL is checkpointed and truncated at that size). Checked after each insert; the file never
+  shrinks, but pages freed by deletes are reused, so its size stops growing at that bound.
+
+When a new message does not fit, ``drop_oldest`` (default: fresh events matter more than a
+backlog nobody has read for days) deletes the oldest rows, ``drop_newest`` refuses the new one.
+Either way the drop is counted, logged (rate-limited) and never raises.
 """
 
 from __future__ import annotations
@@ -26,6 +36,10 @@ from typing import Literal
 log = logging.getLogger("edge.events.outbox")
 
 ROW_OVERHEAD = 64  # rough per-row cost of the SQLite record, rowid and page slack
+WAL_FRACTION = 16  # the WAL is checkpointed (and truncated) at max_bytes / WAL_FRACTION
+SHM_BYTES = 32 * 1024  # SQLite's WAL index file: 32 KiB for any WAL under ~4000 pages
+SMALL_PAGE_BUDGET = 16 * 1024 * 1024  # below this budget a new file uses 1 KiB pages (finer bound)
+DISK_SLACK = 16 * 1024  # bytes the files may exceed max_bytes by (see the module docstring)
 _LOG_EVERY = 60.0  # seconds between "outbox full" warnings
 
 
@@ -76,10 +90,18 @@ class Outbox:
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30, isolation_level=None)
         # Every statement is read to the end: an unfinished one keeps its transaction, and after
         # a write SQLite's write lock, open and blocks the sequencer's connection to this file.
+        if max_bytes < SMALL_PAGE_BUDGET:  # only takes effect on a new file (before WAL mode)
+            self._db.execute("PRAGMA page_size=1024").fetchall()
         self._db.execute("PRAGMA journal_mode=WAL").fetchall()
         self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}").fetchall()
-        # Keep the WAL file from growing past a few MB after a big backlog is drained.
-        self._db.execute("PRAGMA journal_size_limit=4194304").fetchall()
+        self._page = int(self._one("PRAGMA page_size")[0])
+        wal_pages = max(1, min(1000, max_bytes // WAL_FRACTION // self._page))
+        # SQLite's default (checkpoint at 1000 pages = 4 MB, WAL kept at that size) would dwarf
+        # a small budget: checkpoint at wal_pages and truncate the WAL back to that afterwards.
+        self._db.execute(f"PRAGMA wal_autocheckpoint={wal_pages}").fetchall()
+        self._db.execute(f"PRAGMA journal_size_limit={wal_pages * self._page}").fetchall()
+        # Pages the database file may hold: the budget minus the -shm index and the WAL allowance.
+        self._max_pages = max(8, (max_bytes - SHM_BYTES - wal_pages * self._page) // self._page)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outbox ("
             " id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,"
@@ -122,17 +144,43 @@ class Outbox:
                 "INSERT INTO outbox (topic, payload, qos, retain, created, size) VALUES (?, ?, ?, ?, ?, ?)",
                 (topic, payload, qos, int(retain), now, size),
             )
+            row_id = int(cur.lastrowid or 0)
             self._depth += 1
             self._bytes += size
             if self._oldest is None:
                 self._oldest = now
-            return int(cur.lastrowid or 0)
+            if not self._fit_pages_locked(row_id, now):
+                return None
+            return row_id
 
-    def _drop_oldest_locked(self, need: int, now: float) -> None:
+    def _used_pages(self) -> int:
+        """Pages of the database file holding data (free pages are reused before it grows)."""
+        return int(self._one("PRAGMA page_count")[0]) - int(self._one("PRAGMA freelist_count")[0])
+
+    def _fit_pages_locked(self, new_id: int, now: float) -> bool:
+        """After an insert: keep the file's used pages within the disk budget; False if the new
+        row itself had to go (``drop_newest``)."""
+        excess = self._used_pages() - self._max_pages
+        if excess <= 0:
+            return True
+        if self.when_full == "drop_newest" or self._depth <= 1:
+            self._delete_locked([new_id])
+            self._count_drop(1, now)
+            return False
+        while excess > 0:
+            # SQLite stores rows less densely than the byte accounting assumes: free at least
+            # the excess pages' worth of accounted bytes, then look again.
+            if not self._drop_oldest_locked(excess * self._page, now, before=new_id):
+                break
+            excess = self._used_pages() - self._max_pages
+        return True
+
+    def _drop_oldest_locked(self, need: int, now: float, before: int = 2**63 - 1) -> int:
+        """Delete the oldest rows (ids below ``before``) until ``need`` accounted bytes are freed."""
         freed, ids, after = 0, [], 0
         while freed < need:
             rows = self._db.execute(
-                "SELECT id, size FROM outbox WHERE id > ? ORDER BY id LIMIT 256", (after,)
+                "SELECT id, size FROM outbox WHERE id > ? AND id < ? ORDER BY id LIMIT 256", (after, before)
             ).fetchall()
             if not rows:
                 break
@@ -144,6 +192,7 @@ class Outbox:
                     break
         self._delete_locked(ids)
         self._count_drop(len(ids), now)
+        return len(ids)
 
     def _count_drop(self, n: int, now: float) -> None:
         self.dropped += n
