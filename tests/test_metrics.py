@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -131,3 +134,61 @@ def test_healthz_503_when_unhealthy() -> None:
 
 def test_temperatures_absent_is_empty(tmp_path: Path) -> None:
     assert read_temperatures(tmp_path / "none") == []
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """True if the server closed ``sock`` (EOF or reset); False if it is still open."""
+    sock.settimeout(0.2)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+
+
+def test_idle_connections_hold_no_threads_and_time_out() -> None:
+    """300 idle sockets (a port scan, stuck scrapers): the thread count stays bounded, /metrics
+    still answers at once, and every idle socket is closed (the oldest to make room, the rest
+    after the timeout)."""
+    timeout, workers = 1.5, 4
+    srv = MetricsServer(Metrics(), "127.0.0.1", 0, timeout=timeout, workers=workers, max_idle=64).start()
+    before = threading.active_count()
+    socks = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(300)]
+    try:
+        time.sleep(0.3)
+        idle_threads = threading.active_count() - before
+        t0 = time.monotonic()
+        code, body, _ = get(srv, "/metrics")
+        took = time.monotonic() - t0
+        busy_threads = threading.active_count() - before
+        print(f"\n300 idle sockets: +{idle_threads} threads idle, +{busy_threads} scraping; /metrics {took:.3f} s")
+        assert code == 200 and b"edge_build_info" in body
+        assert took < 1.0
+        assert idle_threads <= workers and busy_threads <= workers
+        assert not _closed_by_server(socks[-1])  # the newest waits for its request, up to the timeout
+        time.sleep(timeout + 0.5)
+        still_open = [i for i, s in enumerate(socks) if not _closed_by_server(s)]
+        assert still_open == []
+        assert get(srv, "/healthz")[0] == 200
+    finally:
+        for s in socks:
+            s.close()
+        srv.stop()
+
+
+def test_stalled_request_frees_its_worker() -> None:
+    """A client that sends half a request holds a worker for at most the timeout."""
+    srv = MetricsServer(Metrics(), "127.0.0.1", 0, timeout=1.0, workers=1).start()
+    stalled = socket.create_connection(("127.0.0.1", srv.port))
+    try:
+        stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # no final blank line
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        assert get(srv, "/metrics")[0] == 200  # queued behind the stalled one, then served
+        assert time.monotonic() - t0 < 3.0
+        time.sleep(0.2)
+        assert _closed_by_server(stalled)
+    finally:
+        stalled.close()
+        srv.stop()
