@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -228,6 +228,82 @@ class Metrics:
     def render(self) -> bytes:
         """The exposition text."""
         return generate_latest(self.registry)
+
+
+class HealthCheck:
+    """The ``/healthz`` rule: is the appliance doing its job (see events -> broker)?
+
+    Unhealthy (HTTP 503), with each reason listed in ``problems``, when any of:
+
+    1. the app is shutting down;
+    2. at least one camera is enabled and **no** camera has been up (delivering frames) for
+       more than ``camera_grace`` seconds, counted from start or from the last check that saw
+       one up;
+    3. MQTT is configured, the broker is **disconnected**, and the oldest message waiting in the
+       outbox is older than ``backlog_max_age`` seconds (events pile up undelivered).
+
+    Healthy (HTTP 200) otherwise: some cameras down while another works (listed per camera), a
+    disconnected broker with an empty or young backlog (a broker restart), a connected broker
+    draining an old backlog, and the first ``camera_grace`` seconds after start. The body always
+    reports cameras (name -> up), ``cameras_up``, ``mqtt`` (connected, last_error) and ``outbox``
+    (depth, oldest_age, dropped). Call it from one thread at a time (the HTTP server does).
+    """
+
+    CAMERA_GRACE = 60.0
+    BACKLOG_MAX_AGE = 300.0
+
+    def __init__(
+        self,
+        camera_grace: float = CAMERA_GRACE,
+        backlog_max_age: float = BACKLOG_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.camera_grace = camera_grace
+        self.backlog_max_age = backlog_max_age
+        self._clock = clock
+        self._camera_seen_up = clock()
+
+    def __call__(
+        self,
+        cameras: Mapping[str, bool],
+        publisher: Any = None,
+        outbox: Any = None,
+        shutting_down: bool = False,
+    ) -> dict[str, Any]:
+        """The ``/healthz`` body for cameras (name -> up), the MQTT publisher (duck-typed:
+        ``connected``, ``last_error``; None without MQTT) and the outbox (``stats()``)."""
+        now = self._clock()
+        problems: list[str] = []
+        if shutting_down:
+            problems.append("shutting down")
+        up = sum(1 for v in cameras.values() if v)
+        if up or not cameras:
+            self._camera_seen_up = now
+        down_for = now - self._camera_seen_up
+        if cameras and not up and down_for > self.camera_grace:
+            problems.append(f"no camera up for {down_for:.0f} s (grace {self.camera_grace:g} s)")
+        mqtt: dict[str, Any] | None = None
+        if publisher is not None:
+            mqtt = {"connected": bool(publisher.connected), "last_error": getattr(publisher, "last_error", None)}
+        box: dict[str, Any] | None = None
+        if outbox is not None:
+            st = outbox.stats()
+            box = {"depth": st.depth, "oldest_age": round(st.oldest_age(), 1), "dropped": st.dropped}
+            if mqtt is not None and not mqtt["connected"] and st.depth and st.oldest_age() > self.backlog_max_age:
+                cause = f": {mqtt['last_error']}" if mqtt["last_error"] else ""
+                problems.append(
+                    f"MQTT broker disconnected and {st.depth} event(s) waiting, oldest {st.oldest_age():.0f} s "
+                    f"(limit {self.backlog_max_age:g} s){cause}"
+                )
+        return {
+            "ok": not problems,
+            "problems": problems,
+            "cameras": dict(cameras),
+            "cameras_up": up,
+            "no_camera_up_for": round(down_for, 1) if cameras and not up else 0.0,
+            "mqtt": mqtt,
+            "outbox": box,
+        }
 
 
 class _PooledHTTPServer(HTTPServer):
