@@ -140,6 +140,7 @@ class _StatsCollector(Collector):
             yield _gauge("edge_outbox_depth", "Messages waiting in the outbox for a broker ack", st.depth)
             yield _gauge("edge_outbox_bytes", "Bytes used by the outbox (budget accounting)", st.bytes)
             yield _gauge("edge_outbox_budget_bytes", "Outbox disk budget", st.max_bytes)
+            yield _gauge("edge_outbox_disk_bytes", "Outbox files on disk (db + WAL + shm)", st.disk_bytes)
             yield _gauge("edge_outbox_oldest_age_seconds", "Age of the oldest waiting message", st.oldest_age())
             c = CounterMetricFamily("edge_outbox_dropped", "Messages dropped because the outbox was full")
             c.add_metric([], st.dropped)

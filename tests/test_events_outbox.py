@@ -91,6 +91,7 @@ def test_outbox_disk_files_stay_within_budget(tmp_path: Path, budget: int) -> No
     assert peak <= budget + DISK_SLACK
     assert st.dropped > 0 and st.depth > 0.2 * budget / len(payload)  # the bound is not met by storing nothing
     assert ob.fetch_after(0, n)[-1].payload.endswith(str(n - 1).encode())
+    assert st.disk_bytes == disk_bytes(db)  # what /metrics shows as edge_outbox_disk_bytes
     seq.close()
     ob.close()
     assert disk_bytes(db) <= budget + DISK_SLACK

@@ -112,6 +112,7 @@ def test_live_metrics_pass_promtool(live: tuple[Metrics, MetricsServer]) -> None
         'edge_events_total{camera="cam1",type="track"} 1.0',
         "edge_outbox_depth 1.0",
         "edge_outbox_oldest_age_seconds",
+        "edge_outbox_disk_bytes ",
         "edge_outbox_dropped_total 0.0",
         "edge_mqtt_connected 1.0",
         "edge_mqtt_publish_seconds_count 1.0",

@@ -64,6 +64,7 @@ class OutboxStats:
     max_bytes: int
     oldest_created: float | None
     dropped: int
+    disk_bytes: int = 0  # what the files occupy: db + -wal + -shm (the budget bounds this)
 
     def oldest_age(self, now: float | None = None) -> float:
         """Seconds the oldest message has waited (0 when empty)."""
@@ -255,9 +256,19 @@ class Outbox:
         return self._depth
 
     def stats(self) -> OutboxStats:
-        """Depth, bytes, oldest message time and drops so far."""
+        """Depth, bytes, oldest message time, drops so far and the size of the files."""
         with self._lock:
-            return OutboxStats(self._depth, self._bytes, self.max_bytes, self._oldest, self.dropped)
+            return OutboxStats(self._depth, self._bytes, self.max_bytes, self._oldest, self.dropped, self.disk_bytes())
+
+    def disk_bytes(self) -> int:
+        """Bytes the outbox occupies on disk: the database, its WAL and its WAL index."""
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                total += Path(f"{self.path}{suffix}").stat().st_size
+            except OSError:  # no WAL yet, or already checkpointed away
+                pass
+        return total
 
     def close(self) -> None:
         """Checkpoint the WAL and close the file."""
