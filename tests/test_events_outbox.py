@@ -78,7 +78,7 @@ def test_outbox_disk_files_stay_within_budget(tmp_path: Path, budget: int) -> No
     ob = Outbox(db, max_bytes=budget)
     seq = PersistentSequencer(db)
     payload = sample_event().to_bytes()
-    n = 4000 if budget < 1024 * 1024 else 8000
+    n = 2000 if budget < 1024 * 1024 else 5000  # both fill the budget several times over
     peak = 0
     for i in range(n):
         seq.next("cam1")
@@ -89,7 +89,7 @@ def test_outbox_disk_files_stay_within_budget(tmp_path: Path, budget: int) -> No
     st = ob.stats()
     print(f"\noutbox budget {budget} B: peak on disk {peak} B (slack {peak - budget:+d} B), depth {st.depth}")
     assert peak <= budget + DISK_SLACK
-    assert st.dropped > 0 and st.depth > 0.2 * budget / len(payload)  # the bound is not met by storing nothing
+    assert st.dropped > 0 and st.depth * len(payload) > budget / 8  # not met by storing (almost) nothing
     assert ob.fetch_after(0, n)[-1].payload.endswith(str(n - 1).encode())
     assert st.disk_bytes == disk_bytes(db)  # what /metrics shows as edge_outbox_disk_bytes
     seq.close()
