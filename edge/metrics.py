@@ -345,6 +345,8 @@ class _PooledHTTPServer(HTTPServer):
         self._waiting: OrderedDict[socket.socket, tuple[Any, float]] = OrderedDict()  # sock -> (addr, deadline)
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
+        self._active: set[socket.socket] = set()  # sockets a worker is handling
+        self._active_lock = threading.Lock()
         self._stopping = False
 
     def serve(self) -> None:
@@ -400,11 +402,15 @@ class _PooledHTTPServer(HTTPServer):
         self._pool.submit(self._work, sock, addr)
 
     def _work(self, sock: socket.socket, addr: Any) -> None:
+        with self._active_lock:
+            self._active.add(sock)
         try:
             self.finish_request(sock, addr)
         except Exception:
             log.debug("metrics request from %s failed", addr, exc_info=True)
         finally:
+            with self._active_lock:
+                self._active.discard(sock)
             self.shutdown_request(sock)
             self._slots.release()
 
@@ -418,6 +424,12 @@ class _PooledHTTPServer(HTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
+        with self._active_lock:  # unblock workers reading from slow clients (exit needs them)
+            for sock in self._active:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._sel.close()
         self._wake_r.close()

@@ -201,6 +201,28 @@ def test_stalled_request_frees_its_worker() -> None:
         srv.stop()
 
 
+def test_stop_does_not_wait_for_a_stalled_client() -> None:
+    """Stopping the endpoint frees a worker stuck on a silent client at once."""
+    srv = MetricsServer(Metrics(), "127.0.0.1", 0, timeout=30.0, workers=1).start()
+    stalled = socket.create_connection(("127.0.0.1", srv.port))
+    try:
+        stalled.sendall(b"GET /metrics HTTP/1.1\r\n")
+        time.sleep(0.3)
+
+        def workers() -> list[threading.Thread]:
+            return [t for t in threading.enumerate() if t.name.startswith("edge-metrics-http")]
+
+        assert len(workers()) == 1  # busy with the stalled client
+        t0 = time.monotonic()
+        srv.stop()
+        for t in workers():
+            t.join(5)
+        assert workers() == [] and time.monotonic() - t0 < 5
+        assert _closed_by_server(stalled)
+    finally:
+        stalled.close()
+
+
 def _wait_health(port: int, want: int, until: Callable[[dict], bool] = lambda b: True, timeout: float = 20.0) -> dict:
     """Poll /healthz until it answers ``want`` with a body that satisfies ``until``; returns that
     body (fails with the last one)."""
