@@ -27,7 +27,7 @@ from edge.events.schema import Event, utc_iso
 from edge.events.sequence import PersistentSequencer
 from edge.events.sinks import FanOut, JsonlSink, MqttSink, Sink, StdoutSink
 from edge.events.topics import Topics
-from edge.metrics import Metrics, MetricsServer
+from edge.metrics import HealthCheck, Metrics, MetricsServer
 from edge.redact import redact_url
 from edge.rules import RuleEngine, build_processors
 from edge.rules.metrics import RulesCollector
@@ -351,14 +351,15 @@ def run(
         log.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
 
+    check = HealthCheck(  # the rule is documented on HealthCheck; both limits in seconds
+        camera_grace=getattr(config.metrics, "health_camera_grace", HealthCheck.CAMERA_GRACE),
+        backlog_max_age=getattr(config.metrics, "health_backlog_max_age", HealthCheck.BACKLOG_MAX_AGE),
+    )
+
     def health() -> dict[str, Any]:
-        return {
-            "ok": not shutting_down.is_set(),
-            "device": config.device_id,
-            "cameras": {w.name: bool(getattr(getattr(w.reader, "stats", None), "connected", False)) for w in workers},
-            "mqtt": None if publisher is None else publisher.connected,
-            "outbox": None if metrics.outbox is None else metrics.outbox.depth,
-        }
+        cameras = {w.name: bool(getattr(getattr(w.reader, "stats", None), "connected", False)) for w in workers}
+        body = check(cameras, publisher, metrics.outbox, shutting_down=shutting_down.is_set())
+        return {"device": config.device_id, **body}
 
     try:
         if threading.current_thread() is threading.main_thread():
