@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,36 @@ def test_plates_bench_prints_a_table_per_folder(tmp_path: Path, shared_data: Pat
     assert all(r[2] == "3" for r in rows.values())  # three images scored in every mode
     # all three read right with EU formats (eu5 is labelled OYO9FEU; the UK plate says OY09FEU)
     assert rows["eu"][5] == "100.0%"
+
+
+@pytest.mark.usefixtures("model_env")
+def test_run_exits_non_zero_when_a_camera_worker_dies(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 7: `reconnect.initial_delay: .inf` killed the camera thread (OverflowError in a wait)
+    and `edge run` then exited 0, "all sources finished", so systemd did not restart it. The config
+    now refuses it; here it is forced past validation to stand for any bug in the camera thread."""
+    from edge.app import EXIT_CAMERA_CRASHED, run
+    from edge.config import parse_config
+    from tests.fixtures.mqtt import free_port
+
+    app = parse_config(
+        {
+            "cameras": {
+                "gate": {
+                    "url": f"rtsp://127.0.0.1:{free_port()}/nothing-listens",  # real reader, refused at once
+                    "detect": {"attributes_model": None},
+                    "reconnect": {"open_timeout": 2},
+                }
+            },
+            "outbox": {"path": str(tmp_path / "state.db")},
+            "outputs": {"jsonl": str(tmp_path / "events.jsonl")},
+            "metrics": {"enabled": False},
+        }
+    )
+    cam = app.cameras["gate"]
+    bad = cam.reconnect.model_copy(update={"initial_delay": float("inf"), "max_delay": float("inf")})
+    app = app.model_copy(update={"cameras": {"gate": cam.model_copy(update={"reconnect": bad})}})
+    t0 = time.monotonic()
+    assert run(app) == EXIT_CAMERA_CRASHED != 0
+    assert time.monotonic() - t0 < 60
+    assert "camera gate: supervisor crashed" in caplog.text
+    assert "all sources finished" not in caplog.text
