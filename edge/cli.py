@@ -48,7 +48,7 @@ def _cmd_models_pull(args: argparse.Namespace) -> int:
 
     cache = Path(args.cache_dir) if args.cache_dir else None
     for name in args.names:
-        folder = pull(name, cache_dir=cache, mirror=args.mirror, force=args.force, progress=print)
+        folder = pull(name, cache_dir=cache, mirror=args.mirror, force=args.force)  # reports on stderr
         print(f"{name}: ready in {folder}")
     return 0
 
