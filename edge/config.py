@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from edge.errors import ConfigError
+from edge.redact import redact_text
 
 # Bounds for every number: anything past them is a typo, and unbounded values crash at run
 # time (threading waits above threading.TIMEOUT_MAX, int(inf) in the MQTT backoff).
@@ -249,7 +254,9 @@ class PlatesConfig(Strict):
             if len(item) > _MAX_REGEX:
                 raise ValueError(f"a custom plate regex is limited to {_MAX_REGEX} characters, got {len(item)}")
             try:
-                re.compile(item)
+                with warnings.catch_warnings():  # "possible nested set" etc. would break the one-line output
+                    warnings.simplefilter("ignore")
+                    re.compile(item)
             except (re.error, RecursionError, OverflowError) as err:  # nesting too deep for sre: not re.error
                 why = err if isinstance(err, re.error) else "too deeply nested"
                 raise ValueError(f"{item!r} is neither a region code nor a valid regex: {why}") from None
@@ -468,8 +475,25 @@ def _check_expansion(root: Node) -> None:
                 stack.append((kid, False))
 
 
-class ConfigLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` for untrusted configs: duplicate keys, nesting deeper than
+try:
+    from yaml._yaml import CParser  # libyaml: scanning a large file in C is ~30x faster
+
+    class _SafeBase(Composer, CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+        """libyaml's event parser under PyYAML's Python composer (where the limits are checked)
+        and safe constructor: ``CSafeLoader`` composes in C, out of reach of those checks."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+except ImportError:  # PyYAML built without libyaml
+    _SafeBase = yaml.SafeLoader  # type: ignore[misc,assignment]
+
+
+class ConfigLoader(_SafeBase):
+    """A safe YAML loader for untrusted configs: duplicate keys, nesting deeper than
     :data:`MAX_DEPTH`, recursive aliases, alias expansion past :data:`MAX_NODES` and integers
     too long for Python are errors with a line number, never a hang, a crash or a silent pick."""
 
@@ -481,9 +505,8 @@ class ConfigLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise LimitError(
-                    problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=self.peek_event().start_mark
-                )
+                event: Any = self.peek_event()
+                raise LimitError(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=event.start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -515,7 +538,7 @@ class ConfigLoader(yaml.SafeLoader):
             raise LimitError(problem="integer too long", problem_mark=node.start_mark) from None
 
 
-ConfigLoader.add_constructor("tag:yaml.org,2002:int", ConfigLoader.construct_yaml_int)
+ConfigLoader.add_constructor("tag:yaml.org,2002:int", ConfigLoader.construct_yaml_int)  # type: ignore[type-var]
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -528,45 +551,61 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def _path_part(key: Any) -> str:
-    # Keys come from the file: keep them one short line in messages.
-    text = key if isinstance(key, str) else repr(key)
+    # Keys come from the file: keep them one short line in messages, without credentials (a
+    # misplaced colon can turn "rtsp://user:pass@host" into a key).
+    text = redact_text(key if isinstance(key, str) else repr(key))
     if not re.fullmatch(r"[A-Za-z0-9_-]+", text):
         text = repr(_short(text))
     return _short(text)
 
 
-def _expand_env(
-    value: Any, path: str, problems: list[str], env: Mapping[str, str] | None, unresolved: set[str]
-) -> Any:
-    """``${VAR}`` -> ``env[VAR]`` in every string. The field path of a variable that is not set
-    and has no default lands in ``unresolved``; without ``env`` (``--no-env``) it stays as written,
-    otherwise it is a problem."""
-    if isinstance(value, str):
+MAX_ENV_REFS = 1_000  # ${VAR} references in one file; a real config has a handful
 
-        def sub(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if env is not None and name in env:
-                return env[name]
-            if default is not None:
-                return default
-            unresolved.add(path)  # its validation errors would only repeat this one
-            if env is None:
-                return m.group(0)
-            problems.append(
+
+class _EnvExpander:
+    """``${VAR}`` -> ``env[VAR]`` in every string of the loaded data.
+
+    The field path of a variable that is not set and has no default lands in ``unresolved``;
+    without ``env`` (``--no-env``) the reference stays as written, otherwise it is a problem.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None) -> None:
+        self.env = dict(env) if env is not None else None  # a dict: os.environ lookups are slow
+        self.problems: list[str] = []
+        self.unresolved: set[str] = set()
+        self.refs = 0
+
+    def expand(self, value: Any, path: str = "") -> Any:
+        """``value`` with every reference replaced; ConfigError past :data:`MAX_ENV_REFS`."""
+        if isinstance(value, str):
+            if "${" not in value:
+                return value
+            self.refs += value.count("${")
+            if self.refs > MAX_ENV_REFS:
+                raise ConfigError(f"more than {MAX_ENV_REFS} ${{VAR}} references")
+            return _ENV.sub(lambda m: self._one(m, path), value)
+        if isinstance(value, dict):
+            return {k: self.expand(v, f"{path}.{_path_part(k)}" if path else _path_part(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.expand(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def _one(self, m: re.Match[str], path: str) -> str:
+        name, default = m.group(1), m.group(2)
+        if self.env is not None and name in self.env:
+            return self.env[name]
+        if default is not None:
+            return default
+        if self.env is None:
+            self.unresolved.add(path)
+            return m.group(0)
+        if path not in self.unresolved:  # once per field, however often the field repeats it
+            self.problems.append(
                 f"{path or '<root>'}: environment variable ${{{name}}} is not set "
                 f"(export {name}=... or write ${{{name}:-default}} in the file)"
             )
-            return ""
-
-        return _ENV.sub(sub, value)
-    if isinstance(value, dict):
-        return {
-            k: _expand_env(v, f"{path}.{_path_part(k)}" if path else _path_part(k), problems, env, unresolved)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_expand_env(v, f"{path}[{i}]", problems, env, unresolved) for i, v in enumerate(value)]
-    return value
+        self.unresolved.add(path)  # its validation errors would only repeat this one
+        return ""
 
 
 def env_variables(path: str | Path) -> list[str]:
@@ -587,16 +626,22 @@ def format_validation_error(err: ValidationError) -> list[str]:
     return [f"{_loc(e['loc'])}: {e['msg']}" for e in err.errors(include_input=False, include_url=False)]
 
 
+_MAX_LISTED = 50  # problems printed; a broken generated file can have thousands
+
+
 def _validate(data: Any, source: str, env: Mapping[str, str] | None) -> tuple[AppConfig | None, Any]:
     """Expand variables and validate; ConfigError listing every problem. Returns (config, expanded
     data); the config is None when ``env`` is None and only fields left as ``${VAR}`` failed."""
-    problems: list[str] = []
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
-    unresolved: set[str] = set()
-    data = _expand_env(data, "", problems, env, unresolved)
+    expander = _EnvExpander(env)
+    try:
+        data = expander.expand(data)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    problems, unresolved = expander.problems, expander.unresolved
     cfg: AppConfig | None = None
     try:
         cfg = AppConfig.model_validate(data)
@@ -606,7 +651,10 @@ def _validate(data: Any, source: str, env: Mapping[str, str] | None) -> tuple[Ap
             if not any(field == u or field.startswith((u + ".", u + "[")) for u in unresolved):
                 problems.append(line)
     if problems:
-        raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+        shown = problems[:_MAX_LISTED]
+        if len(problems) > len(shown):
+            shown.append(f"... and {len(problems) - len(shown)} more")
+        raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(shown))
     return cfg, data
 
 
