@@ -573,6 +573,7 @@ class _EnvExpander:
         self.env = dict(env) if env is not None else None  # a dict: os.environ lookups are slow
         self.problems: list[str] = []
         self.unresolved: set[str] = set()
+        self.unset: set[str] = set()  # names of the variables behind ``unresolved``
         self.refs = 0
 
     def expand(self, value: Any, path: str = "") -> Any:
@@ -596,6 +597,7 @@ class _EnvExpander:
             return self.env[name]
         if default is not None:
             return default
+        self.unset.add(name)
         if self.env is None:
             self.unresolved.add(path)
             return m.group(0)
@@ -606,12 +608,6 @@ class _EnvExpander:
             )
         self.unresolved.add(path)  # its validation errors would only repeat this one
         return ""
-
-
-def env_variables(path: str | Path) -> list[str]:
-    """Names of the ``${VAR}`` references without a default in config file ``path``, sorted."""
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
-    return sorted({m.group(1) for m in _ENV.finditer(text) if m.group(2) is None})
 
 
 def _loc(parts: tuple[int | str, ...]) -> str:
@@ -629,9 +625,10 @@ def format_validation_error(err: ValidationError) -> list[str]:
 _MAX_LISTED = 50  # problems printed; a broken generated file can have thousands
 
 
-def _validate(data: Any, source: str, env: Mapping[str, str] | None) -> tuple[AppConfig | None, Any]:
+def _validate(data: Any, source: str, env: Mapping[str, str] | None) -> tuple[AppConfig | None, Any, set[str]]:
     """Expand variables and validate; ConfigError listing every problem. Returns (config, expanded
-    data); the config is None when ``env`` is None and only fields left as ``${VAR}`` failed."""
+    data, names of unset variables); the config is None when ``env`` is None and only fields left
+    as ``${VAR}`` failed."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -655,12 +652,12 @@ def _validate(data: Any, source: str, env: Mapping[str, str] | None) -> tuple[Ap
         if len(problems) > len(shown):
             shown.append(f"... and {len(problems) - len(shown)} more")
         raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(shown))
-    return cfg, data
+    return cfg, data, expander.unset
 
 
 def parse_config(data: Any, source: str = "<config>") -> AppConfig:
     """Validate already-loaded YAML data. Raises ConfigError listing every problem."""
-    cfg, _ = _validate(data, source, os.environ)
+    cfg, _, _ = _validate(data, source, os.environ)
     assert cfg is not None  # with an environment every failure is a problem
     return cfg
 
@@ -715,8 +712,8 @@ def check_config(path: str | Path, *, no_env: bool = False) -> CheckResult:
     read: ``${VAR:-default}`` takes its default and fields holding a ``${VAR}`` without one are
     not checked, so a config repository can be checked in CI without its secrets."""
     p = Path(path)
-    cfg, data = _validate(_read(p), str(p), None if no_env else os.environ)
-    unchecked = env_variables(p) if no_env else []
+    cfg, data, unset = _validate(_read(p), str(p), None if no_env else os.environ)
+    unchecked = sorted(unset)
     if cfg is not None:
         return CheckResult(cfg.device_id, {n: c.enabled for n, c in cfg.cameras.items()}, unchecked)
     # Only ${VAR} fields failed: describe the file from its data (valid everywhere else).

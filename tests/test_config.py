@@ -244,6 +244,7 @@ def test_env_default_syntax(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_no_env_checks_everything_but_unset_variables(tmp_path: Path) -> None:
     f = tmp_path / "site.yaml"
     f.write_text(
+        "# ${IN_A_COMMENT} is not a reference\n"
         "cameras:\n  gate: {url: 'rtsp://u:${CAM_PASS}@h/s', detect: {fps: '${FPS:-5}'}}\n"
         "mqtt: {host: '${MQTT_HOST}', port: '${MQTT_PORT}', password: '${MQTT_PASSWORD}'}\n"
     )
