@@ -220,3 +220,13 @@ class RegexMatch:
 
     def __repr__(self) -> str:
         return f"RegexMatch({self.pattern.pattern!r})"
+
+
+def test_pull_removes_temp_files_of_a_killed_pull(model_env: Path) -> None:
+    folder = model_env / "yolox-nano-coco"
+    folder.mkdir(parents=True)
+    stale = folder / ".yolox_nano.onnx.k1ll3d.part"
+    stale.write_bytes(b"half a model")
+    pull("yolox-nano-coco")
+    assert not stale.exists()
+    assert sha256_of(folder / "yolox_nano.onnx") == find_manifest("yolox-nano-coco").files[0].sha256

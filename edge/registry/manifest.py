@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edge.config import format_validation_error
+from edge.config import format_validation_error, load_yaml
 from edge.errors import ModelError
 
 MODELS_DIR = Path(os.environ.get("EDGE_MODELS_DIR", Path(__file__).resolve().parents[2] / "models"))
@@ -98,7 +98,7 @@ def _all(models_dir: str) -> dict[str, Manifest]:
     found: dict[str, Manifest] = {}
     for p in sorted(Path(models_dir).glob("*.yaml")):
         try:
-            m = Manifest.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
+            m = Manifest.model_validate(load_yaml(p.read_text(encoding="utf-8")))  # duplicate keys are errors
         except ValidationError as err:
             raise ModelError(f"{p}: invalid manifest: {'; '.join(format_validation_error(err))}") from None
         except yaml.YAMLError as err:

@@ -225,6 +225,8 @@ def pull(
     mirror = mirror if mirror is not None else default_mirror()
     report = _Report(progress)
     with _pull_lock(folder, name, report):
+        for stale in folder.rglob(".*.part"):  # left by a pull that was killed; nobody else writes now
+            stale.unlink(missing_ok=True)
         for f in manifest.files:
             dest = folder / f.path
             if dest.is_file() and not force:
