@@ -39,6 +39,7 @@ CameraFactory = Callable[[str, CameraConfig], Any]
 PipelineFactory = Callable[[str, CameraConfig, AppConfig], Any]
 
 _MAX_BACKOFF = 30.0
+EXIT_CAMERA_CRASHED = 3  # run()'s exit code when a camera worker died of an unexpected exception
 _ERROR_LOG_EVERY = 60.0
 _SNAPSHOT_SIDE = 160  # px: enough to recognise a car, ~5 kB as JPEG
 
@@ -156,6 +157,7 @@ class CameraWorker:
         self.errors = 0
         self.restarts = 0
         self.done = threading.Event()
+        self.crashed: BaseException | None = None  # set when the supervisor itself died of a bug
         self._last_error_log = -1e9
         self.thread = threading.Thread(target=self._supervise, name=f"edge-camera-{name}", daemon=True)
 
@@ -192,6 +194,9 @@ class CameraWorker:
                 if self.stop.wait(backoff):
                     return
                 backoff = min(backoff * 2, self.cam_cfg.reconnect.max_delay, _MAX_BACKOFF)
+        except BaseException as err:  # a bug in supervision: the camera is dead, the process must say so
+            self.crashed = err
+            log.critical("camera %s: supervisor crashed; exiting so the service restarts", self.name, exc_info=err)
         finally:
             self.done.set()
 
@@ -304,7 +309,9 @@ def run(
     config_path: str | None = None,
 ) -> int:
     """Run the appliance until ``stop_event`` is set, SIGTERM/SIGINT arrives, or every (file)
-    source has finished. Returns the exit code (0 = clean shutdown).
+    source has finished. Returns the exit code: 0 = clean shutdown, :data:`EXIT_CAMERA_CRASHED`
+    when a camera worker died of a bug (every camera is stopped then, so a service manager restarts
+    the whole appliance rather than leaving one camera dead).
 
     ``camera_factory``/``pipeline_factory`` default to ``edge.sources.open_camera`` and
     ``edge.pipeline.Pipeline`` (tests inject fakes). Raises :class:`edge.errors.EdgeError` for
@@ -383,6 +390,8 @@ def run(
         stats_every = config.mqtt.stats_interval if config.mqtt else None
         next_stats = time.monotonic() + (stats_every or 0)
         while not stop.wait(0.2):
+            if any(w.crashed is not None for w in workers):
+                break  # a dead camera must not run on unnoticed: exit non-zero, the service manager restarts
             bus.tick(time.time())  # time-based rules (overstay, unresolved visits, screen time)
             if reload_requested.is_set():
                 reload_requested.clear()
@@ -413,5 +422,9 @@ def run(
             server.stop()
         for signum, handler in old_handlers.items():
             signal.signal(signum, handler)
+    crashed = [w.name for w in workers if w.crashed is not None]
+    if crashed:
+        log.error("stopped after %.0f s: camera worker(s) %s crashed", time.monotonic() - started, ", ".join(crashed))
+        return EXIT_CAMERA_CRASHED
     log.info("stopped after %.0f s", time.monotonic() - started)
     return 0

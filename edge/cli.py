@@ -20,11 +20,13 @@ DEMO_VIDEO = SHARED / "data" / "videos" / "car-detection.mp4"
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from edge.config import load_config
+    from edge.config import check_config
 
-    cfg = load_config(args.file)
-    cams = ", ".join(f"{name} ({'on' if c.enabled else 'off'})" for name, c in cfg.cameras.items())
-    print(f"{args.file}: OK — device {cfg.device_id}, cameras: {cams}")
+    res = check_config(args.file, no_env=args.no_env)
+    cams = ", ".join(f"{name} ({'on' if on else 'off'})" for name, on in res.cameras.items())
+    print(f"{args.file}: OK — device {res.device_id}, cameras: {cams}")
+    if res.unchecked:  # names only: the values are what --no-env keeps out
+        print(f"  not checked (--no-env): fields using {', '.join('${' + n + '}' for n in res.unchecked)}")
     return 0
 
 
@@ -46,7 +48,7 @@ def _cmd_models_pull(args: argparse.Namespace) -> int:
 
     cache = Path(args.cache_dir) if args.cache_dir else None
     for name in args.names:
-        folder = pull(name, cache_dir=cache, mirror=args.mirror, force=args.force, progress=print)
+        folder = pull(name, cache_dir=cache, mirror=args.mirror, force=args.force)  # reports on stderr
         print(f"{name}: ready in {folder}")
     return 0
 
@@ -253,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     csub = c.add_subparsers(dest="config_command", required=True)
     cc = csub.add_parser("check", help="validate a config file and print every problem")
     cc.add_argument("file")
+    cc.add_argument(
+        "--no-env",
+        action="store_true",
+        help="do not read the environment: ${VAR:-default} takes its default, fields using an unset ${VAR} "
+        "are not checked (for CI of config repositories)",
+    )
     cc.set_defaults(func=_cmd_config_check)
 
     m = sub.add_parser("models", help="model registry")
