@@ -28,7 +28,7 @@ from edge.events.sequence import PersistentSequencer
 from edge.events.sinks import FanOut, JsonlSink, MqttSink, Sink, StdoutSink
 from edge.events.topics import Topics
 from edge.metrics import HealthCheck, Metrics, MetricsServer
-from edge.redact import redact_url
+from edge.redact import redact_text, redact_url
 from edge.rules import RuleEngine, build_processors
 from edge.rules.metrics import RulesCollector
 from edge.types import Frame
@@ -39,7 +39,7 @@ CameraFactory = Callable[[str, CameraConfig], Any]
 PipelineFactory = Callable[[str, CameraConfig, AppConfig], Any]
 
 _MAX_BACKOFF = 30.0
-EXIT_CAMERA_CRASHED = 3  # run()'s exit code when a camera worker died of an unexpected exception
+EXIT_CAMERA_CRASHED = 3  # run()'s exit code when a camera worker died of a bug or its models fail every frame
 _ERROR_LOG_EVERY = 60.0
 _SNAPSHOT_SIDE = 160  # px: enough to recognise a car, ~5 kB as JPEG
 
@@ -133,6 +133,22 @@ def make_snapshot(frame: Frame, box: list[float], side: int = _SNAPSHOT_SIDE) ->
     return buf.tobytes() if ok else None
 
 
+BROKEN_AFTER = 50  # frames failing in a row, with none ever through the models: the pipeline is broken
+
+
+class PipelineBroken(Exception):
+    """Every frame a camera sent to its models failed: a broken model or head, not a bad frame."""
+
+
+def _check_pipeline(camera: str, pipeline: Any, at_least: int) -> None:
+    """Raise PipelineBroken when ``at_least`` frames failed and not one went through the models."""
+    st = getattr(pipeline, "stats", None)
+    errors = int(getattr(st, "frame_errors", 0) or 0)
+    if errors >= at_least and not getattr(st, "frames_inferred", 0):
+        last = redact_text(str(getattr(st, "last_error", "")))
+        raise PipelineBroken(f"camera {camera}: all {errors} frames that reached the models failed: {last}")
+
+
 class CameraWorker:
     """One camera's thread: read, process, emit; restarts itself after a failure."""
 
@@ -185,6 +201,10 @@ class CameraWorker:
                         log.info("camera %s: source finished", self.name)
                         return
                     log.warning("camera %s: stream ended; restarting", self.name)
+                except PipelineBroken as err:  # restarting cannot help: the same models fail again
+                    self.crashed = err
+                    log.critical("%s; exiting so the problem is seen", err)
+                    return
                 except Exception:
                     log.exception("camera %s failed; restarting in %.1f s", self.name, backoff)
                 self.restarts += 1
@@ -219,6 +239,8 @@ class CameraWorker:
                     continue
                 for event in events or ():
                     self._emit(event, frame)
+                _check_pipeline(self.name, pipeline, BROKEN_AFTER)
+            _check_pipeline(self.name, pipeline, 1)  # a short file whose every frame failed
         finally:
             try:
                 reader.stop()
@@ -359,8 +381,8 @@ def run(
         stop.set()
 
     check = HealthCheck(  # the rule is documented on HealthCheck; both limits in seconds
-        camera_grace=getattr(config.metrics, "health_camera_grace", HealthCheck.CAMERA_GRACE),
-        backlog_max_age=getattr(config.metrics, "health_backlog_max_age", HealthCheck.BACKLOG_MAX_AGE),
+        camera_grace=config.metrics.health_camera_grace,
+        backlog_max_age=config.metrics.health_backlog_max_age,
     )
 
     def health() -> dict[str, Any]:

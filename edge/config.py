@@ -432,6 +432,15 @@ class MetricsConfig(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(9108, ge=1, le=65535)
+    health_camera_grace: float = Field(
+        60.0, gt=0, le=MAX_SECONDS, description="/healthz is 503 when no camera has been up for this many seconds"
+    )
+    health_backlog_max_age: float = Field(
+        300.0,
+        gt=0,
+        le=MAX_SECONDS,
+        description="/healthz is 503 when the broker is disconnected and the oldest waiting event is older (s)",
+    )
 
 
 class AppConfig(Strict):
@@ -604,7 +613,7 @@ def _path_part(key: Any) -> str:
     # Keys come from the file: keep them one short line in messages, without credentials (a
     # misplaced colon can turn "rtsp://user:pass@host" into a key).
     text = redact_text(key if isinstance(key, str) else repr(key))
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", text):
+    if not re.fullmatch(r"#?[A-Za-z0-9_-]+", text):  # "#3": a list item without a name (rules)
         text = repr(_short(text))
     return _short(text)
 

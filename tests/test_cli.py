@@ -32,10 +32,14 @@ def test_demo_prints_events_for_every_vehicle(car_video: Path) -> None:
     proc = edge("demo", "--fast", "--json", "--video", str(car_video))
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert {e["phase"] for e in events} == {"start", "end"}
-    assert len({e["track"] for e in events}) == 4
+    tracks = [e for e in events if e["type"] == "track"]
+    assert {e["phase"] for e in tracks} == {"start", "end"}
+    assert len({e["track"] for e in tracks}) == 4
+    # the demo's counting line: every car crosses it once; the two driving in open visits
+    assert len([e for e in events if e["type"] == "line"]) == 4
+    assert len([e for e in events if e["type"] == "visit" and e["phase"] == "start"]) == 2
     human = edge("demo", "--fast", "--video", str(car_video))
-    assert human.stdout.count(" start") == 4 and "car #1 end after" in human.stdout
+    assert human.stdout.count(" start (") == 4 and "car #1 end after" in human.stdout
 
 
 def _manifest_dir(
