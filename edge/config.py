@@ -412,11 +412,13 @@ class CommandsConfig(Strict):
     enabled: bool = True
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key; set it to require signed commands")
     max_bytes: int = Field(4096, ge=64, le=1024 * 1024, description="larger command payloads are refused")
-    max_age_s: float = Field(300.0, gt=0, description="signed commands older than this are refused (replay guard)")
+    max_age_s: float = Field(
+        300.0, gt=0, le=MAX_SECONDS, description="signed commands older than this are refused (replay guard)"
+    )
     db: Path | None = Field(None, description="feedback/replay SQLite file; default beside the outbox")
-    recent_events: int = Field(5000, ge=100, description="events remembered for feedback look-ups")
-    snapshots: int = Field(2000, ge=0, description="snapshot crops kept for feedback export")
-    queue: int = Field(256, ge=1, description="commands waiting for the worker; more are answered busy")
+    recent_events: int = Field(5000, ge=100, le=1_000_000, description="events remembered for feedback look-ups")
+    snapshots: int = Field(2000, ge=0, le=MAX_COUNT, description="snapshot crops kept for feedback export")
+    queue: int = Field(256, ge=1, le=MAX_COUNT, description="commands waiting for the worker; more are answered busy")
 
 
 class OutputsConfig(Strict):
