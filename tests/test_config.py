@@ -20,10 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATE_CAM_PASSWORD", "x")
+    monkeypatch.setenv("RANK_CAM_PASSWORD", "x")
     cfg = load_config(ROOT / "deploy" / "edge.example.yaml")
-    assert cfg.cameras
+    assert set(cfg.cameras) == {"rank-entry", "rank-exit"}
     assert all(c.detect.fps > 0 for c in cfg.cameras.values())
+    # the taxi-rank example: entry and exit lines on named roads, and its rules
+    roles = {line.role for c in cfg.cameras.values() for line in c.lines.values()}
+    assert roles == {"entry", "exit"}
+    kinds = {r.kind for r in cfg.rules.rules.values()}
+    assert {"after_hours", "wrong_road", "overstay", "state_held", "plate_watch"} <= kinds
 
 
 def test_every_problem_is_listed_with_its_path() -> None:
@@ -217,10 +222,10 @@ def test_delay_order_is_checked() -> None:
 
 
 def test_example_config_checks_clean_as_shipped() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "GATE_CAM_PASSWORD"}
+    env = {k: v for k, v in os.environ.items() if k != "RANK_CAM_PASSWORD"}
     proc = check_cli(ROOT / "deploy" / "edge.example.yaml", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "OK — device depot-gate-1, cameras: gate (on), yard (on)" in proc.stdout
+    assert "OK — device taxi-rank-1, cameras: rank-entry (on), rank-exit (on)" in proc.stdout
 
 
 def test_missing_variable_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -> None:
