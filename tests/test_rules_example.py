@@ -23,7 +23,9 @@ def test_example_rank_after_hours_wrong_road_visit(monkeypatch) -> None:  # type
     out += engine.process(line(t_in, "in", role="entry", road="Bypass Street", camera="rank-entry", type="truck"))
     out += engine.process(plate(t_in + 2, "CF207358", camera="rank-entry", list="watch"))
     out += engine.process(
-        line(t_out, "out", role="exit", road="Station Road", camera="rank-exit", track=7, type="truck", plate="CF207358")
+        line(
+            t_out, "out", role="exit", road="Station Road", camera="rank-exit", track=7, type="truck", plate="CF207358"
+        )
     )
     ended = of(out, "visit", "end")
     assert len(ended) == 1
