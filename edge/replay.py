@@ -108,7 +108,15 @@ def replay(
     bus = EventBus(app.device_id, FanOut(sinks), Sequencer(), processors=processors)
     video_out = AnnotatedVideo(video, annotate, cam_cfg) if annotate is not None else None
     total = _expected_frames(video, cam_cfg.detect.fps) if "://" not in video else None
-    bar = tqdm(total=total, unit="frame", desc="replay", file=sys.stderr, disable=not show_progress, leave=False)
+    # a bar only on a terminal: its \r updates would land in a log file as hundreds of lines
+    bar = tqdm(
+        total=total,
+        unit="frame",
+        desc="replay",
+        file=sys.stderr,
+        disable=not show_progress or not sys.stderr.isatty(),
+        leave=False,
+    )
     n_frames = 0
     last_capture: float | None = None
     t0 = time.perf_counter()
