@@ -1,9 +1,11 @@
 """Licence-plate benchmark on OpenALPR-format folders (``NAME.jpg`` + ``NAME.txt``).
 
-Usage: ``python bench/plates.py DIR [DIR ...] [--regions br,eu] [--failures]``
+Usage: ``python bench/plates.py DIR [DIR ...] [--regions br,eu] [--ocr A,B] [--failures]``
 
-Per folder and per region setting (always "none", plus ``--regions`` if given, applied
-identically to every folder) it prints:
+Per folder, per reader (``--ocr``: the default slot reader and the current PP-OCRv4 one, both
+measured in the same run so latency ratios are meaningful on a loaded machine) and per region
+setting (always "none", plus ``--regions`` if given, applied identically to every folder) it
+prints:
 
 - recall: share of images where a returned plate's axis-aligned box (around its quad) has
   IoU >= 0.3 with the labelled box;
@@ -12,7 +14,10 @@ identically to every folder) it prints:
 - CER: character error rate, total edit distance / total label length (no read = all wrong);
 - the same for the untuned baseline (top YuNet box + PP-OCRv4 greedy), measured in the same run;
 - median and p95 latency of ``PlateReader.read`` on the whole image (detect + rectify + read),
-  one image at a time, after a warm-up.
+  one image at a time, after a warm-up;
+- the wrong reads grouped by cause: no plate found, wrong region chosen (the top plate is not
+  the labelled one), O/0 only (the label and the read differ only in O vs 0, which several
+  labels use for a digit zero), character confusion (same length), missing/extra character.
 
 Labels are only used for scoring, never by the pipeline.
 """
@@ -26,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -87,7 +93,8 @@ def pipeline_reads(reader: PlateReader) -> Callable[[np.ndarray], list[Read]]:
 
 def baseline_reads(reader: PlateReader) -> Callable[[np.ndarray], list[Read]]:
     """The untuned baseline from the model mirror's README, measured in the same run: the
-    top LPD-YuNet box, warped, read by PP-OCRv4 with greedy CTC; no refinement or formats."""
+    top LPD-YuNet box, warped, read by PP-OCRv4 with greedy CTC; no refinement or formats.
+    ``reader`` must be a PP-OCRv4 one."""
 
     def read(img: np.ndarray) -> list[Read]:
         quads = reader.detector.detect(img, 0.02, tiles=False, max_plates=1)
@@ -100,12 +107,28 @@ def baseline_reads(reader: PlateReader) -> Callable[[np.ndarray], list[Read]]:
     return read
 
 
-def run(read: Callable[[np.ndarray], list[Read]], samples: list[Sample], desc: str, failures: bool) -> dict[str, float]:
+CAUSES = ("no plate found", "wrong region chosen", "O/0 only", "character confusion", "missing/extra character")
+
+
+def failure_cause(reads: list[Read], sample: Sample) -> str:
+    """Why the top read is not the label (one of ``CAUSES``)."""
+    if not reads:
+        return CAUSES[0]
+    top = reads[0]
+    if box_iou(quad_to_box(top.corners), sample.box) < IOU_MIN:
+        return CAUSES[1]
+    if top.text.replace("O", "0") == sample.text.replace("O", "0"):
+        return CAUSES[2]
+    return CAUSES[3] if len(top.text) == len(sample.text) else CAUSES[4]
+
+
+def run(read: Callable[[np.ndarray], list[Read]], samples: list[Sample], desc: str, failures: bool) -> dict[str, Any]:
     """Score one folder with one reader."""
     for s in samples[:3]:  # warm-up: first calls allocate
         read(_imread(s.image))
     hits = exact = exact_o0 = dist = chars = 0
     times = []
+    causes: dict[str, list[str]] = {c: [] for c in CAUSES}
     for s in tqdm(samples, desc=desc, leave=False, file=sys.stderr):
         img = _imread(s.image)
         t0 = time.perf_counter()
@@ -118,6 +141,8 @@ def run(read: Callable[[np.ndarray], list[Read]], samples: list[Sample], desc: s
         exact_o0 += text.replace("O", "0") == s.text.replace("O", "0")
         dist += edit_distance(text, s.text)
         chars += len(s.text)
+        if text != s.text:
+            causes[failure_cause(reads, s)].append(f"{s.image.stem}:{s.text}>{text or '-'}")
         if failures and text != s.text:
             cands = reads[0].cands if reads else []
             print(
@@ -134,6 +159,7 @@ def run(read: Callable[[np.ndarray], list[Read]], samples: list[Sample], desc: s
         "cer": dist / max(chars, 1),
         "median_ms": float(np.median(ms)),
         "p95_ms": float(np.percentile(ms, 95)),
+        "causes": causes,
     }
 
 
@@ -146,19 +172,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", choices=["onnx", "openvino"], default=None)
     ap.add_argument("--precision", default="auto", help="OpenVINO precision: auto (device's fastest) or f32")
     ap.add_argument("--limit", type=int, default=0, help="first N images per folder (0 = all)")
-    ap.add_argument("--failures", action="store_true", help="print every wrong read")
+    ap.add_argument("--failures", action="store_true", help="print every wrong read with its candidates")
+    ap.add_argument("--causes", action="store_true", help="list the wrong reads under each cause")
+    ap.add_argument(
+        "--ocr",
+        default=f"{PlatesConfig().ocr_model},ppocr-v4",
+        help="comma-separated reader models to compare in the same run (first = the one under test)",
+    )
+    ap.add_argument("--no-baseline", action="store_true", help="skip the untuned baseline")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     settings: list[list[str]] = [[]]
     if args.regions:
         settings.append([r for r in args.regions.split(",") if r])
+    models = list(dict.fromkeys(m for m in args.ocr.split(",") if m))
     rows = []
     for regions in settings:
-        cfg = PlatesConfig(regions=regions, backend=args.backend)
-        reader = PlateReader(cfg, threads=args.threads, precision=args.precision)
-        modes = [("baseline", baseline_reads(reader))] if not regions else []
-        modes.append((",".join(regions) or "none", pipeline_reads(reader)))
+        readers = {
+            m: PlateReader(
+                PlatesConfig(regions=regions, backend=args.backend, ocr_model=m),
+                threads=args.threads,
+                precision=args.precision,
+            )
+            for m in models
+        }
+        modes = []
+        paddle = next((r for r in readers.values() if r.slots is None and r.lprnet is None), None)
+        if not regions and paddle is not None and not args.no_baseline:
+            modes.append(("baseline", baseline_reads(paddle)))
+        for m, reader in readers.items():
+            modes.append((f"{_short(m)} {','.join(regions) or 'none'}", pipeline_reads(reader)))
         for d in args.dirs:
             samples = load_folder(d)
             if args.limit:
@@ -167,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = run(read, samples, f"{d.name} [{name}]", args.failures and name != "baseline")
                 rows.append((d.name, name, res))
     print(
-        f"\n{'folder':<10} {'regions':<24} {'n':>4} {'recall':>7} {'exact':>7} {'exactO=0':>9} {'CER':>6} "
+        f"\n{'folder':<10} {'reader regions':<24} {'n':>4} {'recall':>7} {'exact':>7} {'exactO=0':>9} {'CER':>6} "
         f"{'med ms':>7} {'p95 ms':>7}"
     )
     base = {folder: r for folder, name, r in rows if name == "baseline"}
@@ -182,7 +226,33 @@ def main(argv: list[str] | None = None) -> int:
         f"(recall: returned plate box IoU >= {IOU_MIN} with the label; exact: top-1 text of the most "
         "confident plate; latency: whole read() per image, single image, after warm-up)"
     )
+    if len(models) > 1:  # latency ratios, meaningful even on a loaded machine
+        first = _short(models[0])
+        print("\nlatency ratio (median, same run):")
+        for folder, name, r in rows:
+            if name.startswith(first + " "):
+                for f2, n2, r2 in rows:
+                    if f2 == folder and n2 != name and n2.split(" ")[-1] == name.split(" ")[-1]:
+                        print(f"  {folder} {name}: {r['median_ms'] / r2['median_ms']:.2f}x of {n2}")
+    print("\nwrong reads by cause:")
+    for folder, name, r in rows:
+        if name == "baseline":
+            continue
+        counts = ", ".join(f"{c} {len(v)}" for c, v in r["causes"].items() if v)
+        print(f"  {folder} [{name}]: {counts or 'none'}")
+        if args.causes:
+            for c, v in r["causes"].items():
+                if v:
+                    print(f"    {c}: {' '.join(v)}")
     return 0
+
+
+def _short(model: str) -> str:
+    return {
+        "cct-xs-v1-global-plate-ocr": "cct",
+        "ppocr-v4": "ppocr",
+        "license-plate-recognition-barrier-0001": "lprnet",
+    }.get(model, model)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ from edge.plates.formats import compile_formats
 from edge.plates.geometry import box_iou
 from edge.plates.lprnet import LprnetRecognizer, lprnet_core
 from edge.plates.ocr import CtcOutput, PaddleRecognizer
+from edge.plates.plateness import plate_score, position_factor
 from edge.plates.rectify import expand_quad, quad_size, warp_quad
 from edge.plates.refine import TextLineRefiner
+from edge.plates.slots import SlotOutput, SlotRecognizer, decode_slot_formats, decode_slots
 from edge.registry import ensure_model
 
 log = logging.getLogger("edge.plates")
@@ -32,6 +34,10 @@ log = logging.getLogger("edge.plates")
 # (horizontal, vertical) margins around the detected quad, as fractions of its size. The
 # tight one suits good detections; the loose one recovers characters a partial quad cut off.
 CROP_MARGINS = ((0.04, 0.10), (0.15, 0.20))
+# Slot reader crops of a quad: the margins the model reads best with (on ground-truth boxes BR
+# rises from 101 to 107/114), and a horizontally wider one for quads that cut off an end
+# character (LPD-YuNet, trained on Chinese plates, often misses the first or last one).
+SLOT_MARGINS = ((0.10, 0.20), (0.30, 0.20))
 TWO_LINE_ASPECT = 2.2  # plates narrower than this (w/h) are read as two lines
 CONFIDENT = 0.6  # a plate read above this ends the search (weaker quads, tiles)
 FREE_READ_PENALTY = 0.5  # a read that fits no configured format counts half
@@ -48,6 +54,11 @@ class PlateRead:
     box: np.ndarray
     detector_score: float
     candidates: list[Candidate] = field(default_factory=list)
+    score: float = -1.0  # plate-ness weighed confidence that ranks plates (-1: the confidence)
+
+    def __post_init__(self) -> None:
+        if self.score < 0:
+            self.score = self.confidence
 
     @property
     def text(self) -> str:
@@ -82,8 +93,11 @@ class PlateReader:
         if det_m.input is None or det_m.head.get("type") != "yunet_plate":
             raise ModelError(f"{det_m.name} is not a YuNet plate detector")
         ocr_m, ocr_dir = ensure_model(self.cfg.ocr_model, cache_dir=cache_dir, mirror=mirror)
-        if ocr_m.head.get("type") not in ("ctc", "lprnet"):
-            raise ModelError(f"{ocr_m.name}: not a plate reader (ppocr-v4 or license-plate-recognition-barrier-0001)")
+        if ocr_m.head.get("type") not in ("ctc", "lprnet", "plate_slots"):
+            raise ModelError(
+                f"{ocr_m.name}: not a plate reader "
+                "(cct-xs-v1-global-plate-ocr, ppocr-v4 or license-plate-recognition-barrier-0001)"
+            )
         det_kind = pick_backend(list(det_m.backends), self.cfg.backend)
         ocr_kind = pick_backend(list(ocr_m.backends), self.cfg.backend)
         det_be = load_backend(det_kind, det_dir / det_m.entry, threads, device, precision)
@@ -93,6 +107,12 @@ class PlateReader:
         self.formats = compile_formats(self.cfg.regions)
         self.refiner = None
         self.lprnet: LprnetRecognizer | None = None
+        self.slots: SlotRecognizer | None = None
+        if ocr_m.head.get("type") == "plate_slots":  # plate-specific slot reader (the default)
+            size = ocr_m.input.size if ocr_m.input is not None else (128, 64)
+            pad = str(ocr_m.head.get("pad_char", "_"))
+            self.slots = SlotRecognizer(rec_be, ocr_m.read_labels(ocr_dir), size, pad)
+            return
         if ocr_m.head.get("type") == "lprnet":  # Chinese plates: its own symbols, no CTC formats
             self.lprnet = LprnetRecognizer(rec_be, ocr_m.read_labels(ocr_dir))
             return
@@ -127,7 +147,7 @@ class PlateReader:
             if x1 - x0 < 8 or y1 - y0 < 8:
                 return []
             img = img[y0:y1, x0:x1]
-        reads = self._read_region(img)
+        reads = self._read_region_slots(img, box is not None) if self.slots else self._read_region(img)
         for r in reads:  # back to full-image coordinates
             r.corners = r.corners + np.array([x0, y0], dtype=np.float32)
             r.box = (r.box * np.array([img.shape[1], img.shape[0]] * 2) + [x0, y0, x0, y0]) / [w, h, w, h]
@@ -158,6 +178,66 @@ class PlateReader:
         reads = [r for r in reads if r.candidates]
         reads.sort(key=lambda r: -r.confidence)
         return reads
+
+    def _read_region_slots(self, img: np.ndarray, in_vehicle: bool) -> list[PlateRead]:
+        """Slot reader: every detected quad is read (one batched call, ~2 ms a crop) and the
+        plates are ranked by plate-ness; tiles only when no quad scored confidently."""
+        cfg = self.cfg
+        quads = self.detector.detect(img, cfg.detect_threshold, tiles=False, max_plates=cfg.max_plates)
+        reads = self._read_quads_slots(img, quads, in_vehicle)
+        if cfg.tiles and max((r.score for r in reads), default=0.0) < CONFIDENT and self.detector.is_large(img):
+            seen = [q.box for q in quads]
+            more = self.detector.detect(
+                img, cfg.detect_threshold, tiles=True, only_tiles=True, max_plates=cfg.max_plates
+            )
+            new = [q for q in more if all(box_iou(q.box, b) < 0.5 for b in seen)]
+            reads += self._read_quads_slots(img, new, in_vehicle)
+        reads = [r for r in reads if r.candidates]
+        reads.sort(key=lambda r: -r.score)
+        return reads
+
+    def _slot_views(self, img: np.ndarray, corners: np.ndarray) -> list[list[np.ndarray]]:
+        """Crops of one quad to read: the padded plate, plus its two halves (upper and lower
+        line) when the quad is squarish enough to be a two-line plate."""
+        w, h = quad_size(corners)
+        views = []
+        for m in SLOT_MARGINS:
+            crop = warp_quad(img, expand_quad(corners, *m))
+            views.append([crop])
+            if h > 0 and w / h < TWO_LINE_ASPECT:
+                ch = crop.shape[0]
+                views.append([crop[: int(ch * 0.55)], crop[int(ch * 0.45) :]])
+        return views
+
+    def _read_quads_slots(self, img: np.ndarray, quads: list[PlateQuad], in_vehicle: bool) -> list[PlateRead]:
+        if self.slots is None or not quads:
+            return []
+        ih, iw = img.shape[:2]
+        views = [self._slot_views(img, q.corners) for q in quads]
+        outs = iter(self.slots.recognize([c for vs in views for v in vs for c in v]))
+        reads = []
+        for q, vs in zip(quads, views):
+            cands: list[Candidate] = []
+            for v in vs:
+                lines = [next(outs) for _ in v]
+                cands += self._decode_slots(lines[0] if len(lines) == 1 else SlotOutput.join(lines))
+            ranked = self._rank(cands)
+            w, h = quad_size(q.corners)
+            pos = position_factor(q.box, (iw, ih)) if in_vehicle else 1.0
+            top = ranked[0] if ranked else None
+            score = plate_score(top.confidence, len(top.text), q.score, w / max(h, 1e-6), pos) if top else 0.0
+            box = q.box / np.array([iw, ih, iw, ih], dtype=np.float32)
+            reads.append(PlateRead(q.corners, box, q.score, ranked, score))
+        return reads
+
+    def _decode_slots(self, out: SlotOutput) -> list[Candidate]:
+        cands = decode_slots(out, self.cfg.top_n)
+        if self.formats:  # as with CTC: format readings from the masked decoder, free ones at a penalty
+            cands = [c for c in cands if not any(f.match(c.text) for f in self.formats)]
+            for c in cands:
+                c.confidence *= FREE_READ_PENALTY
+            cands += decode_slot_formats(out, self.formats, self.cfg.top_n)
+        return cands
 
     def _lines(self, img: np.ndarray, corners: np.ndarray, mx: float, my: float) -> list[list[np.ndarray]]:
         """The rectified crop as one line, plus split in two lines when the plate is squarish
