@@ -1,10 +1,11 @@
 """Licence-plate benchmark on OpenALPR-format folders (``NAME.jpg`` + ``NAME.txt``).
 
-Usage: ``python bench/plates.py DIR [DIR ...] [--regions br,eu] [--ocr A,B] [--failures]``
+Usage: ``python bench/plates.py DIR [DIR ...] [--regions br,eu] [--own-region] [--ocr A,B] [--failures]``
 
 Per folder, per reader (``--ocr``: the default slot reader and the current PP-OCRv4 one, both
 measured in the same run so latency ratios are meaningful on a loaded machine) and per region
-setting (always "none", plus ``--regions`` if given, applied identically to every folder) it
+setting (always "none"; ``--regions`` if given, applied identically to every folder;
+``--own-region``: each folder with its own name as region code, e.g. ``eu`` and ``br``) it
 prints:
 
 - recall: share of images where a returned plate's axis-aligned box (around its quad) has
@@ -40,7 +41,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.plates.config import PlatesConfig  # noqa: E402
-from edge.plates.formats import normalize_plate  # noqa: E402
+from edge.plates.formats import REGION_FORMATS, REGION_GROUPS, normalize_plate  # noqa: E402
 from edge.plates.geometry import box_iou, quad_to_box  # noqa: E402
 from edge.plates.lists import edit_distance  # noqa: E402
 from edge.plates.reader import PlateReader  # noqa: E402
@@ -179,31 +180,42 @@ def main(argv: list[str] | None = None) -> int:
         default=f"{PlatesConfig().ocr_model},ppocr-v4",
         help="comma-separated reader models to compare in the same run (first = the one under test)",
     )
+    ap.add_argument(
+        "--own-region", action="store_true", help="also run each folder with its own name as region (eu, br, us ...)"
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip the untuned baseline")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    settings: list[list[str]] = [[]]
+    # each setting: folder -> regions ("own": the folder's name, when it is a region code)
+    settings: list[Callable[[Path], list[str]]] = [lambda d: []]
     if args.regions:
-        settings.append([r for r in args.regions.split(",") if r])
+        fixed = [r for r in args.regions.split(",") if r]
+        settings.append(lambda d: fixed)
+    if args.own_region:
+        settings.append(lambda d: [d.name] if d.name in REGION_FORMATS or d.name in REGION_GROUPS else [])
     models = list(dict.fromkeys(m for m in args.ocr.split(",") if m))
+    readers: dict[tuple[str, tuple[str, ...]], PlateReader] = {}
+
+    def reader_for(model: str, regions: list[str]) -> PlateReader:
+        key = (model, tuple(regions))
+        if key not in readers:
+            cfg = PlatesConfig(regions=regions, backend=args.backend, ocr_model=model)
+            readers[key] = PlateReader(cfg, threads=args.threads, precision=args.precision)
+        return readers[key]
+
     rows = []
-    for regions in settings:
-        readers = {
-            m: PlateReader(
-                PlatesConfig(regions=regions, backend=args.backend, ocr_model=m),
-                threads=args.threads,
-                precision=args.precision,
-            )
-            for m in models
-        }
-        modes = []
-        paddle = next((r for r in readers.values() if r.slots is None and r.lprnet is None), None)
-        if not regions and paddle is not None and not args.no_baseline:
-            modes.append(("baseline", baseline_reads(paddle)))
-        for m, reader in readers.items():
-            modes.append((f"{_short(m)} {','.join(regions) or 'none'}", pipeline_reads(reader)))
+    for si, setting in enumerate(settings):
         for d in args.dirs:
+            regions = setting(d)
+            if si and not regions:
+                continue
+            modes = []
+            paddle = next((reader_for(m, []) for m in models if m == "ppocr-v4"), None)
+            if si == 0 and paddle is not None and not args.no_baseline:
+                modes.append(("baseline", baseline_reads(paddle)))
+            for m in models:
+                modes.append((f"{_short(m)} {','.join(regions) or 'none'}", pipeline_reads(reader_for(m, regions))))
             samples = load_folder(d)
             if args.limit:
                 samples = samples[: args.limit]
