@@ -194,6 +194,9 @@ class PlatesConfig(Strict):
         10, ge=1, le=1000, description="plate reads per vehicle track: bounds the cost of a parked car"
     )
     top_n: int = Field(3, ge=1, le=20, description="text candidates per plate")
+    confirm_below: Fraction = Field(
+        0.0, description="slot reader: reads less confident than this get a PP-OCRv4 second opinion (0 = never)"
+    )
     lists: PlateListsConfig = Field(default_factory=PlateListsConfig)
     consensus: PlateConsensusConfig = Field(default_factory=PlateConsensusConfig)
     publish: Literal["text", "hash", "both"] = Field(

@@ -36,11 +36,14 @@ log = logging.getLogger("edge.plates")
 CROP_MARGINS = ((0.04, 0.10), (0.15, 0.20))
 # Slot reader crops of a quad: the margins the model reads best with (on ground-truth boxes BR
 # rises from 101 to 107/114), and a horizontally wider one for quads that cut off an end
-# character (LPD-YuNet, trained on Chinese plates, often misses the first or last one).
-SLOT_MARGINS = ((0.10, 0.20), (0.30, 0.20))
+# character (LPD-YuNet, trained on Chinese plates, often misses the first or last one) and a
+# taller one for quads that cut off the top or bottom of the characters.
+SLOT_MARGINS = ((0.10, 0.20), (0.30, 0.20), (0.10, 0.40))
+EXTRA_VIEW_PLATES = 1  # plates (best first) read from all SLOT_MARGINS, the others from the first
 TWO_LINE_ASPECT = 2.2  # plates narrower than this (w/h) are read as two lines
 CONFIDENT = 0.6  # a plate read above this ends the search (weaker quads, tiles)
 FREE_READ_PENALTY = 0.5  # a read that fits no configured format counts half
+SLOT_FREE_PENALTY = 0.85  # the slot reader: formats are a mild boost (vanity and unlisted plates exist)
 COMPLETE_RATIO = 0.85  # see _prefer_complete
 SUPPORT_BONUS, MAX_SUPPORT = 0.01, 5  # see _rank
 
@@ -73,6 +76,20 @@ class PlateRead:
     def texts(self) -> list[tuple[str, float]]:
         """Candidates as (text, confidence) pairs."""
         return [(c.text, c.confidence) for c in self.candidates]
+
+
+def _paddle(model: tuple, backend: str | None, threads: int, device: str, precision: str) -> PaddleRecognizer:
+    """PP-OCRv4 recogniser of a pulled ppocr-v4 model (its character list is ONNX metadata)."""
+    ocr_m, ocr_dir = model
+    kind = pick_backend(list(ocr_m.backends), backend)
+    be = load_backend(kind, ocr_dir / ocr_m.entry, threads, device, precision)
+    key = ocr_m.head.get("metadata_key", "character")
+    chars = be.metadata().get(key, "")
+    if not chars and kind != "onnx":  # OpenVINO does not expose ONNX metadata
+        chars = load_backend("onnx", ocr_dir / ocr_m.entry, 1, "CPU").metadata().get(key, "")
+    if not chars:
+        raise ModelError(f"{ocr_m.name}: character list missing from the model metadata")
+    return PaddleRecognizer(be, chars.split("\n"))
 
 
 class PlateReader:
@@ -112,6 +129,15 @@ class PlateReader:
             size = ocr_m.input.size if ocr_m.input is not None else (128, 64)
             pad = str(ocr_m.head.get("pad_char", "_"))
             self.slots = SlotRecognizer(rec_be, ocr_m.read_labels(ocr_dir), size, pad)
+            self.confirm: PaddleRecognizer | None = None
+            if self.cfg.confirm_below > 0:  # opt-in second opinion on doubtful reads
+                self.confirm = _paddle(
+                    ensure_model("ppocr-v4", cache_dir=cache_dir, mirror=mirror),
+                    self.cfg.backend,
+                    threads,
+                    device,
+                    precision,
+                )
             return
         if ocr_m.head.get("type") == "lprnet":  # Chinese plates: its own symbols, no CTC formats
             self.lprnet = LprnetRecognizer(rec_be, ocr_m.read_labels(ocr_dir))
@@ -194,14 +220,42 @@ class PlateReader:
             reads += self._read_quads_slots(img, new, in_vehicle)
         reads = [r for r in reads if r.candidates]
         reads.sort(key=lambda r: -r.score)
+        # the best plates are read again from the other crops (a quad that cut off a character
+        # or a line); the rest only had the cheap first look
+        top = reads[:EXTRA_VIEW_PLATES]
+        quads = [PlateQuad(r.corners, r.detector_score) for r in top]
+        reads[: len(top)] = self._read_quads_slots(img, quads, in_vehicle, SLOT_MARGINS[1:], top)
+        reads.sort(key=lambda r: -r.score)
+        if reads and self.confirm is not None and reads[0].confidence < cfg.confirm_below:
+            self._confirm(img, reads[0])
         return reads
 
-    def _slot_views(self, img: np.ndarray, corners: np.ndarray) -> list[list[np.ndarray]]:
-        """Crops of one quad to read: the padded plate, plus its two halves (upper and lower
-        line) when the quad is squarish enough to be a two-line plate."""
+    def _confirm(self, img: np.ndarray, read: PlateRead) -> None:
+        """Second opinion of PP-OCRv4 on a doubtful slot read: every text's confidence becomes
+        the mean of both readers' (0 where one did not propose it), so agreement wins."""
+        assert self.confirm is not None
+        crop = warp_quad(img, expand_quad(read.corners, *SLOT_MARGINS[0]))
+        other = self._rank(self._decode([self.confirm.recognize([crop])[0]]))
+        mine = {c.text: c for c in read.candidates}
+        theirs = {c.text: c for c in other}
+        merged = []
+        for text in {**mine, **theirs}:
+            base = mine.get(text) or theirs[text]
+            conf = (mine[text].confidence if text in mine else 0.0) + (
+                theirs[text].confidence if text in theirs else 0.0
+            )
+            merged.append(replace(base, confidence=conf / 2))
+        merged.sort(key=lambda c: -c.confidence)
+        read.candidates = merged[: self.cfg.top_n]
+
+    def _slot_views(
+        self, img: np.ndarray, corners: np.ndarray, margins: tuple[tuple[float, float], ...]
+    ) -> list[list[np.ndarray]]:
+        """Crops of one quad to read: the plate with each of ``margins``, plus its two halves
+        (upper and lower line) when the quad is squarish enough to be a two-line plate."""
         w, h = quad_size(corners)
         views = []
-        for m in SLOT_MARGINS:
+        for m in margins:
             crop = warp_quad(img, expand_quad(corners, *m))
             views.append([crop])
             if h > 0 and w / h < TWO_LINE_ASPECT:
@@ -209,15 +263,24 @@ class PlateReader:
                 views.append([crop[: int(ch * 0.55)], crop[int(ch * 0.45) :]])
         return views
 
-    def _read_quads_slots(self, img: np.ndarray, quads: list[PlateQuad], in_vehicle: bool) -> list[PlateRead]:
+    def _read_quads_slots(
+        self,
+        img: np.ndarray,
+        quads: list[PlateQuad],
+        in_vehicle: bool,
+        margins: tuple[tuple[float, float], ...] = SLOT_MARGINS[:1],
+        prior: list[PlateRead] | None = None,
+    ) -> list[PlateRead]:
+        """Read quads from crops with ``margins`` in one batched call; candidates of ``prior``
+        reads of the same quads are ranked together with the new ones."""
         if self.slots is None or not quads:
             return []
         ih, iw = img.shape[:2]
-        views = [self._slot_views(img, q.corners) for q in quads]
+        views = [self._slot_views(img, q.corners, margins) for q in quads]
         outs = iter(self.slots.recognize([c for vs in views for v in vs for c in v]))
         reads = []
-        for q, vs in zip(quads, views):
-            cands: list[Candidate] = []
+        for i, (q, vs) in enumerate(zip(quads, views)):
+            cands: list[Candidate] = list(prior[i].candidates) if prior else []
             for v in vs:
                 lines = [next(outs) for _ in v]
                 cands += self._decode_slots(lines[0] if len(lines) == 1 else SlotOutput.join(lines))
@@ -235,7 +298,7 @@ class PlateReader:
         if self.formats:  # as with CTC: format readings from the masked decoder, free ones at a penalty
             cands = [c for c in cands if not any(f.match(c.text) for f in self.formats)]
             for c in cands:
-                c.confidence *= FREE_READ_PENALTY
+                c.confidence *= SLOT_FREE_PENALTY
             cands += decode_slot_formats(out, self.formats, self.cfg.top_n)
         return cands
 
