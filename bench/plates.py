@@ -215,36 +215,45 @@ def main(argv: list[str] | None = None) -> int:
             if si == 0 and paddle is not None and not args.no_baseline:
                 modes.append(("baseline", baseline_reads(paddle)))
             for m in models:
-                modes.append((f"{_short(m)} {','.join(regions) or 'none'}", pipeline_reads(reader_for(m, regions))))
+                modes.append((f"{_short(m)}:{','.join(regions) or 'none'}", pipeline_reads(reader_for(m, regions))))
             samples = load_folder(d)
             if args.limit:
                 samples = samples[: args.limit]
             for name, read in modes:
                 res = run(read, samples, f"{d.name} [{name}]", args.failures and name != "baseline")
                 rows.append((d.name, name, res))
-    print(
-        f"\n{'folder':<10} {'reader regions':<24} {'n':>4} {'recall':>7} {'exact':>7} {'exactO=0':>9} {'CER':>6} "
-        f"{'med ms':>7} {'p95 ms':>7}"
-    )
     base = {folder: r for folder, name, r in rows if name == "baseline"}
-    for folder, name, r in rows:
+    first = _short(models[0])
+
+    def line(folder: str, name: str, r: dict[str, Any]) -> str:
         b = base.get(folder)
         vs = f"  {r['exact'] / b['exact']:.2f}x baseline exact" if b and name != "baseline" and b["exact"] else ""
-        print(
+        return (
             f"{folder:<10} {name[:24]:<24} {r['n']:>4} {r['recall']:>7.1%} {r['exact']:>7.1%} "
             f"{r['exact_o0']:>9.1%} {r['cer']:>6.3f} {r['median_ms']:>7.1f} {r['p95_ms']:>7.1f}{vs}"
         )
+
+    head = f"{'regions':<24} {'n':>4} {'recall':>7} {'exact':>7} {'exactO=0':>9} {'CER':>6} {'med ms':>7} {'p95 ms':>7}"
+    # main table (rows start with the folder name): the reader under test and the baseline
+    print(f"\nreader {models[0]}\n{'folder':<10} {head}")
+    for folder, name, r in rows:
+        if name == "baseline" or name.startswith(first + ":"):
+            print(line(folder, name.split(":")[-1], r))
+    for m in models[1:]:  # the other readers of the same run, rows indented
+        print(f"\nsame run, reader {m}\n  {'folder':<10} {head}")
+        for folder, name, r in rows:
+            if name.startswith(_short(m) + ":"):
+                print("  " + line(folder, name.split(":")[-1], r))
     print(
         f"(recall: returned plate box IoU >= {IOU_MIN} with the label; exact: top-1 text of the most "
         "confident plate; latency: whole read() per image, single image, after warm-up)"
     )
     if len(models) > 1:  # latency ratios, meaningful even on a loaded machine
-        first = _short(models[0])
         print("\nlatency ratio (median, same run):")
         for folder, name, r in rows:
-            if name.startswith(first + " "):
+            if name.startswith(first + ":"):
                 for f2, n2, r2 in rows:
-                    if f2 == folder and n2 != name and n2.split(" ")[-1] == name.split(" ")[-1]:
+                    if f2 == folder and n2 != name and n2.split(":")[-1] == name.split(":")[-1]:
                         print(f"  {folder} {name}: {r['median_ms'] / r2['median_ms']:.2f}x of {n2}")
     print("\nwrong reads by cause:")
     for folder, name, r in rows:

@@ -171,7 +171,9 @@ class PlatesConfig(Strict):
     enabled: bool = True
     detector_model: str = "lpd-yunet-plate"
     ocr_model: str = Field(
-        "ppocr-v4", description="ppocr-v4, or license-plate-recognition-barrier-0001 (LPRNet) for Chinese plates"
+        "cct-xs-v1-global-plate-ocr",
+        description="cct-xs-v1-global-plate-ocr (plate-specific, Latin plates of many countries), ppocr-v4 "
+        "(general text recogniser), or license-plate-recognition-barrier-0001 (LPRNet) for Chinese plates",
     )
     backend: Literal["onnx", "openvino"] | None = Field(
         None, description="default: the manifest's first installed (OpenVINO, then ONNX Runtime)"
