@@ -26,7 +26,7 @@ from edge.plates.ocr import CtcOutput, PaddleRecognizer
 from edge.plates.plateness import plate_score, position_factor
 from edge.plates.rectify import expand_quad, quad_size, warp_quad
 from edge.plates.refine import TextLineRefiner
-from edge.plates.slots import SlotOutput, SlotRecognizer, decode_slot_formats, decode_slots
+from edge.plates.slots import SlotOutput, SlotRecognizer, SlotTemplates, decode_slot_formats, decode_slots
 from edge.registry import ensure_model
 
 log = logging.getLogger("edge.plates")
@@ -129,6 +129,7 @@ class PlateReader:
             size = ocr_m.input.size if ocr_m.input is not None else (128, 64)
             pad = str(ocr_m.head.get("pad_char", "_"))
             self.slots = SlotRecognizer(rec_be, ocr_m.read_labels(ocr_dir), size, pad)
+            self.slot_templates = SlotTemplates(self.formats, int(ocr_m.head.get("slots", 9)))
             self.confirm: PaddleRecognizer | None = None
             if self.cfg.confirm_below > 0:  # opt-in second opinion on doubtful reads
                 self.confirm = _paddle(
@@ -299,7 +300,7 @@ class PlateReader:
             cands = [c for c in cands if not any(f.match(c.text) for f in self.formats)]
             for c in cands:
                 c.confidence *= SLOT_FREE_PENALTY
-            cands += decode_slot_formats(out, self.formats, self.cfg.top_n)
+            cands += decode_slot_formats(out, self.slot_templates, self.cfg.top_n)
         return cands
 
     def _lines(self, img: np.ndarray, corners: np.ndarray, mx: float, my: float) -> list[list[np.ndarray]]:

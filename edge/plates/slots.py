@@ -127,7 +127,27 @@ def decode_slots(out: SlotOutput, top_n: int = 3) -> list[Candidate]:
     return sorted(best.values(), key=lambda c: -c.confidence)[:top_n]
 
 
-def decode_slot_formats(out: SlotOutput, formats: list[PlateFormat], top_n: int = 3) -> list[Candidate]:
+class SlotTemplates:
+    """Region templates stacked by length for vectorised slot decoding (built once per reader)."""
+
+    def __init__(self, formats: list[PlateFormat], n_slots: int = 9):
+        by_len: dict[int, dict[tuple[str, ...], PlateFormat]] = {}
+        for f in formats:
+            for tpl in f.templates:
+                if len(tpl) <= n_slots:
+                    by_len.setdefault(len(tpl), {}).setdefault(tpl, f)
+        self.groups = [
+            (
+                n,
+                np.stack([allowed_masks(t) for t in items]),
+                np.array([f.weight for f in items.values()]),
+                [f.name for f in items.values()],
+            )
+            for n, items in sorted(by_len.items())
+        ]
+
+
+def decode_slot_formats(out: SlotOutput, templates: SlotTemplates, top_n: int = 3) -> list[Candidate]:
     """Readings that fit a region template, best first.
 
     A template of length L takes slots 0..L-1 (each restricted to its allowed characters, a
@@ -135,28 +155,24 @@ def decode_slot_formats(out: SlotOutput, formats: list[PlateFormat], top_n: int 
     rest, so a format can fix O/0 where a digit is needed but cannot drop or invent a
     confidently read character without paying its probability."""
     p = out.probs.astype(np.float64)
-    n_slots = p.shape[0]
     chars = p[:, :PAD]
     credited = np.minimum(chars + chars @ _CREDIT.T, 1.0)
     scored: list[tuple[float, str, np.ndarray, float]] = []
-    seen: set[tuple[str, ...]] = set()
-    for f in formats:
-        for tpl in f.templates:
-            if len(tpl) > n_slots or tpl in seen:
-                continue
-            seen.add(tpl)
-            mask = allowed_masks(tpl)  # (L, 36)
-            d = np.where(mask, credited[: len(tpl)], 0.0)
-            pad = float(np.prod(p[len(tpl) :, PAD]))
-            conf = float(np.prod(d.max(axis=1))) * pad * f.weight
-            if conf > 0:
-                scored.append((conf, f.name, d, pad * f.weight))
-    scored.sort(key=lambda s: -s[0])
+    for n, masks, weights, names in templates.groups:
+        if n > p.shape[0]:
+            continue
+        d = np.where(masks, credited[None, :n], 0.0)  # (M, L, 36)
+        factors = float(np.prod(p[n:, PAD])) * weights
+        conf = np.prod(d.max(axis=2), axis=1) * factors
+        for i in np.argsort(-conf)[:top_n]:
+            if conf[i] > 0:
+                scored.append((float(conf[i]), names[i], d[i], float(factors[i])))
+    scored.sort(key=lambda x: -x[0])
     best: dict[str, Candidate] = {}
-    for _conf, name, d, factor in scored[:top_n]:
-        for lp, seq in _beam(d, top_n):
+    for _conf, name, dist, factor in scored[:top_n]:
+        for lp, seq in _beam(dist, top_n):
             text = "".join(ALPHABET[k] for k in seq)
-            cand = Candidate(text, math.exp(lp) * factor, [float(d[i, k]) for i, k in enumerate(seq)], name)
+            cand = Candidate(text, math.exp(lp) * factor, [float(dist[i, k]) for i, k in enumerate(seq)], name)
             if text not in best or cand.confidence > best[text].confidence:
                 best[text] = cand
     return sorted(best.values(), key=lambda c: -c.confidence)[:top_n]
