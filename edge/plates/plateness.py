@@ -17,7 +17,7 @@ import numpy as np
 ASPECT_RANGE = (0.9, 6.5)
 ASPECT_SOFTNESS = 2.0  # an aspect this far outside the range costs a factor e
 CHAR_RANGE = (5, 8)  # most plates worldwide; 4 and 9 happen (vanity, old series) at a cost
-CHAR_OUTSIDE = 0.8
+CHAR_OUTSIDE = 0.6
 DET_FLOOR = 0.6  # factor of a detector score of 0 (the detector was trained on Chinese plates,
 DET_FULL = 0.3  # so other plates often score low); full credit from this score up
 TOP_OF_VEHICLE = 0.35  # a region centred in the top of the vehicle box: a window sticker, a roof sign

@@ -23,8 +23,8 @@ from edge.plates.formats import compile_formats
 from edge.plates.geometry import box_iou
 from edge.plates.lprnet import LprnetRecognizer, lprnet_core
 from edge.plates.ocr import CtcOutput, PaddleRecognizer
-from edge.plates.plateness import plate_score, position_factor
-from edge.plates.rectify import expand_quad, quad_size, warp_quad
+from edge.plates.plateness import chars_factor, plate_score, position_factor
+from edge.plates.rectify import expand_quad, grow_quad, quad_size, warp_quad
 from edge.plates.refine import TextLineRefiner
 from edge.plates.slots import SlotOutput, SlotRecognizer, SlotTemplates, decode_slot_formats, decode_slots
 from edge.registry import ensure_model
@@ -38,8 +38,12 @@ CROP_MARGINS = ((0.04, 0.10), (0.15, 0.20))
 # rises from 101 to 107/114), and a horizontally wider one for quads that cut off an end
 # character (LPD-YuNet, trained on Chinese plates, often misses the first or last one) and a
 # taller one for quads that cut off the top or bottom of the characters.
-SLOT_MARGINS = ((0.10, 0.20), (0.30, 0.20), (0.10, 0.40))
+SLOT_MARGINS = ((0.10, 0.20, 0.10, 0.20), (0.30, 0.20, 0.30, 0.20), (0.10, 0.40, 0.10, 0.40))  # l, t, r, b
 EXTRA_VIEW_PLATES = 1  # plates (best first) read from all SLOT_MARGINS, the others from the first
+# A read this short may be one line of a two-line plate (the detector often boxes one line):
+# the best plate is then also read with a line's height added above, and below.
+SHORT_READ = 4
+TWO_LINE_MARGINS = ((0.15, 1.4, 0.15, 0.2), (0.15, 0.2, 0.15, 1.4))
 TWO_LINE_ASPECT = 2.2  # plates narrower than this (w/h) are read as two lines
 CONFIDENT = 0.6  # a plate read above this ends the search (weaker quads, tiles)
 FREE_READ_PENALTY = 0.5  # a read that fits no configured format counts half
@@ -58,6 +62,7 @@ class PlateRead:
     detector_score: float
     candidates: list[Candidate] = field(default_factory=list)
     score: float = -1.0  # plate-ness weighed confidence that ranks plates (-1: the confidence)
+    _unranked: list[Candidate] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.score < 0:
@@ -207,25 +212,30 @@ class PlateReader:
         return reads
 
     def _read_region_slots(self, img: np.ndarray, in_vehicle: bool) -> list[PlateRead]:
-        """Slot reader: every detected quad is read (one batched call, ~2 ms a crop) and the
-        plates are ranked by plate-ness; tiles only when no quad scored confidently."""
+        """Slot reader: every detected quad is read once (one batched call, ~2 ms a crop), the
+        plates are ranked by plate-ness, and the best one is read again from a few more crops;
+        tiles only when no quad scored confidently."""
         cfg = self.cfg
         quads = self.detector.detect(img, cfg.detect_threshold, tiles=False, max_plates=cfg.max_plates)
-        reads = self._read_quads_slots(img, quads, in_vehicle)
+        reads = self._read_quads_slots(img, quads, in_vehicle, SLOT_MARGINS[:1])
         if cfg.tiles and max((r.score for r in reads), default=0.0) < CONFIDENT and self.detector.is_large(img):
             seen = [q.box for q in quads]
             more = self.detector.detect(
                 img, cfg.detect_threshold, tiles=True, only_tiles=True, max_plates=cfg.max_plates
             )
             new = [q for q in more if all(box_iou(q.box, b) < 0.5 for b in seen)]
-            reads += self._read_quads_slots(img, new, in_vehicle)
-        reads = [r for r in reads if r.candidates]
-        reads.sort(key=lambda r: -r.score)
-        # the best plates are read again from the other crops (a quad that cut off a character
-        # or a line); the rest only had the cheap first look
+            reads += self._read_quads_slots(img, new, in_vehicle, SLOT_MARGINS[:1])
+        reads.sort(key=lambda r: (-r.score, -r.detector_score))
+        # the best plate is read again from the other crops: a quad that cut off an end
+        # character or the tops of the characters, or only one line of a two-line plate
         top = reads[:EXTRA_VIEW_PLATES]
-        quads = [PlateQuad(r.corners, r.detector_score) for r in top]
-        reads[: len(top)] = self._read_quads_slots(img, quads, in_vehicle, SLOT_MARGINS[1:], top)
+        if top:
+            margins: tuple[tuple[float, float, float, float], ...] = SLOT_MARGINS[1:]
+            if not top[0].candidates or len(top[0].text) <= SHORT_READ:
+                margins += TWO_LINE_MARGINS
+            quads = [PlateQuad(r.corners, r.detector_score) for r in top]
+            reads[: len(top)] = self._read_quads_slots(img, quads, in_vehicle, margins, top)
+        reads = [r for r in reads if r.candidates]
         reads.sort(key=lambda r: -r.score)
         if reads and self.confirm is not None and reads[0].confidence < cfg.confirm_below:
             self._confirm(img, reads[0])
@@ -235,7 +245,7 @@ class PlateReader:
         """Second opinion of PP-OCRv4 on a doubtful slot read: every text's confidence becomes
         the mean of both readers' (0 where one did not propose it), so agreement wins."""
         assert self.confirm is not None
-        crop = warp_quad(img, expand_quad(read.corners, *SLOT_MARGINS[0]))
+        crop = warp_quad(img, grow_quad(read.corners, *SLOT_MARGINS[0]))
         other = self._rank(self._decode([self.confirm.recognize([crop])[0]]))
         mine = {c.text: c for c in read.candidates}
         theirs = {c.text: c for c in other}
@@ -249,49 +259,36 @@ class PlateReader:
         merged.sort(key=lambda c: -c.confidence)
         read.candidates = merged[: self.cfg.top_n]
 
-    def _slot_views(
-        self, img: np.ndarray, corners: np.ndarray, margins: tuple[tuple[float, float], ...]
-    ) -> list[list[np.ndarray]]:
-        """Crops of one quad to read: the plate with each of ``margins``, plus its two halves
-        (upper and lower line) when the quad is squarish enough to be a two-line plate."""
-        w, h = quad_size(corners)
-        views = []
-        for m in margins:
-            crop = warp_quad(img, expand_quad(corners, *m))
-            views.append([crop])
-            if h > 0 and w / h < TWO_LINE_ASPECT:
-                ch = crop.shape[0]
-                views.append([crop[: int(ch * 0.55)], crop[int(ch * 0.45) :]])
-        return views
-
     def _read_quads_slots(
         self,
         img: np.ndarray,
         quads: list[PlateQuad],
         in_vehicle: bool,
-        margins: tuple[tuple[float, float], ...] = SLOT_MARGINS[:1],
+        margins: tuple[tuple[float, float, float, float], ...],
         prior: list[PlateRead] | None = None,
     ) -> list[PlateRead]:
-        """Read quads from crops with ``margins`` in one batched call; candidates of ``prior``
-        reads of the same quads are ranked together with the new ones."""
+        """Read quads from one crop per margin (left, top, right, bottom) in one batched call;
+        candidates of ``prior`` reads of the same quads are ranked together with the new ones.
+        A two-line crop is read whole: the model reads stacked lines in order."""
         if self.slots is None or not quads:
             return []
         ih, iw = img.shape[:2]
-        views = [self._slot_views(img, q.corners, margins) for q in quads]
-        outs = iter(self.slots.recognize([c for vs in views for v in vs for c in v]))
+        crops = [warp_quad(img, grow_quad(q.corners, *m)) for q in quads for m in margins]
+        outs = iter(self.slots.recognize(crops))
         reads = []
-        for i, (q, vs) in enumerate(zip(quads, views)):
-            cands: list[Candidate] = list(prior[i].candidates) if prior else []
-            for v in vs:
-                lines = [next(outs) for _ in v]
-                cands += self._decode_slots(lines[0] if len(lines) == 1 else SlotOutput.join(lines))
-            ranked = self._rank(cands)
+        for i, q in enumerate(quads):
+            cands: list[Candidate] = list(prior[i]._unranked) if prior else []
+            for _ in margins:
+                cands += self._decode_slots(next(outs))
+            ranked = self._rank(cands, by_length=True)
             w, h = quad_size(q.corners)
             pos = position_factor(q.box, (iw, ih)) if in_vehicle else 1.0
             top = ranked[0] if ranked else None
             score = plate_score(top.confidence, len(top.text), q.score, w / max(h, 1e-6), pos) if top else 0.0
             box = q.box / np.array([iw, ih, iw, ih], dtype=np.float32)
-            reads.append(PlateRead(q.corners, box, q.score, ranked, score))
+            read = PlateRead(q.corners, box, q.score, ranked, score)
+            read._unranked = cands
+            reads.append(read)
         return reads
 
     def _decode_slots(self, out: SlotOutput) -> list[Candidate]:
@@ -358,7 +355,9 @@ class PlateReader:
             cands += decode_formats(ctc, self.formats, cfg.top_n)
         return cands
 
-    def _rank(self, cands: list[Candidate]) -> list[Candidate]:
+    def _rank(self, cands: list[Candidate], by_length: bool = False) -> list[Candidate]:
+        """Candidates of one plate, deduplicated, best first (``by_length``: weighing each by how
+        common its length is for a plate, for readers whose confidence ignores length)."""
         cfg = self.cfg
         best: dict[str, Candidate] = {}
         for c in cands:
@@ -381,7 +380,10 @@ class PlateReader:
                 support = len({f.name for f in self.formats if f.match(c.text)})
                 factor = min(1.0, 1.0 - SUPPORT_BONUS * (MAX_SUPPORT - support))
                 ranked[i] = replace(c, confidence=c.confidence * factor)
-        ranked.sort(key=lambda c: -c.confidence)
+        if by_length:
+            ranked.sort(key=lambda c: -c.confidence * chars_factor(len(c.text)))
+        else:
+            ranked.sort(key=lambda c: -c.confidence)
         return _prefer_complete(ranked)[: cfg.top_n]
 
 
