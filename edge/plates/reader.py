@@ -43,6 +43,7 @@ EXTRA_VIEW_PLATES = 1  # plates (best first) read from all SLOT_MARGINS, the oth
 # A read this short may be one line of a two-line plate (the detector often boxes one line):
 # the best plate is then also read with a line's height added above, and below.
 SHORT_READ = 4
+MIN_PLATE_SCORE = 0.05  # slot reads below this plate-ness are dropped (see _read_region_slots)
 TWO_LINE_MARGINS = ((0.15, 1.4, 0.15, 0.2), (0.15, 0.2, 0.15, 1.4))
 TWO_LINE_ASPECT = 2.2  # plates narrower than this (w/h) are read as two lines
 CONFIDENT = 0.6  # a plate read above this ends the search (weaker quads, tiles)
@@ -173,7 +174,10 @@ class PlateReader:
         h, w = img.shape[:2]
         x0 = y0 = 0
         if box is not None:
-            bx = np.clip(np.asarray(box, dtype=np.float64).reshape(4), 0.0, 1.0)
+            bx = np.asarray(box, dtype=np.float64).reshape(4)
+            if not np.all(np.isfinite(bx)):
+                return []
+            bx = np.clip(bx, 0.0, 1.0)
             x0, y0 = int(bx[0] * w), int(bx[1] * h)
             x1, y1 = int(np.ceil(bx[2] * w)), int(np.ceil(bx[3] * h))
             if x1 - x0 < 8 or y1 - y0 < 8:
@@ -235,7 +239,9 @@ class PlateReader:
                 margins += TWO_LINE_MARGINS
             quads = [PlateQuad(r.corners, r.detector_score) for r in top]
             reads[: len(top)] = self._read_quads_slots(img, quads, in_vehicle, margins, top)
-        reads = [r for r in reads if r.candidates]
+        # the slot model answers for any crop: a region it reads with next to no confidence is
+        # not a plate (blank, noise, a rotated frame), and is not returned
+        reads = [r for r in reads if r.candidates and r.score >= MIN_PLATE_SCORE]
         reads.sort(key=lambda r: -r.score)
         if reads and self.confirm is not None and reads[0].confidence < cfg.confirm_below:
             self._confirm(img, reads[0])
