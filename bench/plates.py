@@ -15,7 +15,8 @@ prints:
 - CER: character error rate, total edit distance / total label length (no read = all wrong);
 - the same for the untuned baseline (top YuNet box + PP-OCRv4 greedy), measured in the same run;
 - median and p95 latency of ``PlateReader.read`` on the whole image (detect + rectify + read),
-  one image at a time, after a warm-up;
+  one image at a time, after a warm-up; the readers of one setting read each image in turn, so
+  load changes on a shared machine hit them alike (compare their ratio, not absolute times);
 - the wrong reads grouped by cause: no plate found, wrong region chosen (the top plate is not
   the labelled one), O/0 only (the label and the read differ only in O vs 0, which several
   labels use for a digit zero), character confusion (same length), missing/extra character.
@@ -123,45 +124,58 @@ def failure_cause(reads: list[Read], sample: Sample) -> str:
     return CAUSES[3] if len(top.text) == len(sample.text) else CAUSES[4]
 
 
-def run(read: Callable[[np.ndarray], list[Read]], samples: list[Sample], desc: str, failures: bool) -> dict[str, Any]:
-    """Score one folder with one reader."""
+def run(
+    modes: list[tuple[str, Callable[[np.ndarray], list[Read]]]], samples: list[Sample], desc: str, failures: bool
+) -> dict[str, dict[str, Any]]:
+    """Score one folder with several readers, interleaved image by image (each image is read by
+    every reader in turn), so a load change on a shared machine hits all readers alike and
+    their latency ratios stay meaningful."""
     for s in samples[:3]:  # warm-up: first calls allocate
-        read(_imread(s.image))
-    hits = exact = exact_o0 = dist = chars = 0
-    times = []
-    causes: dict[str, list[str]] = {c: [] for c in CAUSES}
+        img = _imread(s.image)
+        for _, read in modes:
+            read(img)
+    acc: dict[str, dict[str, Any]] = {
+        name: {"hits": 0, "exact": 0, "exact_o0": 0, "dist": 0, "times": [], "fails": []} for name, _ in modes
+    }
+    causes: dict[str, dict[str, list[str]]] = {name: {c: [] for c in CAUSES} for name, _ in modes}
+    chars = 0
     for s in tqdm(samples, desc=desc, leave=False, file=sys.stderr):
         img = _imread(s.image)
-        t0 = time.perf_counter()
-        reads = read(img)
-        times.append(time.perf_counter() - t0)
-        text = reads[0].text if reads else ""
-        if any(box_iou(quad_to_box(r.corners), s.box) >= IOU_MIN for r in reads):
-            hits += 1
-        exact += text == s.text
-        exact_o0 += text.replace("O", "0") == s.text.replace("O", "0")
-        dist += edit_distance(text, s.text)
         chars += len(s.text)
-        if text != s.text:
-            causes[failure_cause(reads, s)].append(f"{s.image.stem}:{s.text}>{text or '-'}")
-        if failures and text != s.text:
-            cands = reads[0].cands if reads else []
-            print(
-                f"  {s.image.name}: label {s.text} read {text or '-'} {[(t, round(c, 2)) for t, c in cands]}",
-                flush=True,
-            )
+        for name, read in modes:
+            a = acc[name]
+            t0 = time.perf_counter()
+            reads = read(img)
+            a["times"].append(time.perf_counter() - t0)
+            text = reads[0].text if reads else ""
+            a["hits"] += any(box_iou(quad_to_box(r.corners), s.box) >= IOU_MIN for r in reads)
+            a["exact"] += text == s.text
+            a["exact_o0"] += text.replace("O", "0") == s.text.replace("O", "0")
+            a["dist"] += edit_distance(text, s.text)
+            if text != s.text:
+                causes[name][failure_cause(reads, s)].append(f"{s.image.stem}:{s.text}>{text or '-'}")
+                if failures and name != "baseline":
+                    cands = reads[0].cands if reads else []
+                    print(
+                        f"  [{name}] {s.image.name}: label {s.text} read {text or '-'} "
+                        f"{[(t, round(c, 2)) for t, c in cands]}",
+                        flush=True,
+                    )
     n = max(len(samples), 1)
-    ms = np.array(times) * 1000
-    return {
-        "n": len(samples),
-        "recall": hits / n,
-        "exact": exact / n,
-        "exact_o0": exact_o0 / n,
-        "cer": dist / max(chars, 1),
-        "median_ms": float(np.median(ms)),
-        "p95_ms": float(np.percentile(ms, 95)),
-        "causes": causes,
-    }
+    out = {}
+    for name, a in acc.items():
+        ms = np.array(a["times"]) * 1000
+        out[name] = {
+            "n": len(samples),
+            "recall": a["hits"] / n,
+            "exact": a["exact"] / n,
+            "exact_o0": a["exact_o0"] / n,
+            "cer": a["dist"] / max(chars, 1),
+            "median_ms": float(np.median(ms)) if len(ms) else 0.0,
+            "p95_ms": float(np.percentile(ms, 95)) if len(ms) else 0.0,
+            "causes": causes[name],
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             readers[key] = PlateReader(cfg, threads=args.threads, precision=args.precision)
         return readers[key]
 
+    def setting_name(regions: list[str]) -> str:
+        return ",".join(regions) or "none"
+
     rows = []
     for si, setting in enumerate(settings):
         for d in args.dirs:
@@ -219,9 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             samples = load_folder(d)
             if args.limit:
                 samples = samples[: args.limit]
-            for name, read in modes:
-                res = run(read, samples, f"{d.name} [{name}]", args.failures and name != "baseline")
-                rows.append((d.name, name, res))
+            results = run(modes, samples, f"{d.name} [{setting_name(regions)}]", args.failures)
+            rows += [(d.name, name, results[name]) for name, _ in modes]
     base = {folder: r for folder, name, r in rows if name == "baseline"}
     first = _short(models[0])
 
