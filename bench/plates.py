@@ -135,7 +135,8 @@ def run(
         for _, read in modes:
             read(img)
     acc: dict[str, dict[str, Any]] = {
-        name: {"hits": 0, "exact": 0, "exact_o0": 0, "dist": 0, "times": [], "fails": []} for name, _ in modes
+        name: {"hits": 0, "exact": 0, "exact_o0": 0, "dist": 0, "times": [], "cpu": [], "fails": []}
+        for name, _ in modes
     }
     causes: dict[str, dict[str, list[str]]] = {name: {c: [] for c in CAUSES} for name, _ in modes}
     chars = 0
@@ -144,9 +145,10 @@ def run(
         chars += len(s.text)
         for name, read in modes:
             a = acc[name]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             reads = read(img)
             a["times"].append(time.perf_counter() - t0)
+            a["cpu"].append(time.process_time() - c0)
             text = reads[0].text if reads else ""
             a["hits"] += any(box_iou(quad_to_box(r.corners), s.box) >= IOU_MIN for r in reads)
             a["exact"] += text == s.text
@@ -173,6 +175,7 @@ def run(
             "cer": a["dist"] / max(chars, 1),
             "median_ms": float(np.median(ms)) if len(ms) else 0.0,
             "p95_ms": float(np.percentile(ms, 95)) if len(ms) else 0.0,
+            "cpu_ms": float(np.median(a["cpu"])) * 1000 if a["cpu"] else 0.0,
             "causes": causes[name],
         }
     return out
@@ -246,10 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         vs = f"  {r['exact'] / b['exact']:.2f}x baseline exact" if b and name != "baseline" and b["exact"] else ""
         return (
             f"{folder:<10} {name[:24]:<24} {r['n']:>4} {r['recall']:>7.1%} {r['exact']:>7.1%} "
-            f"{r['exact_o0']:>9.1%} {r['cer']:>6.3f} {r['median_ms']:>7.1f} {r['p95_ms']:>7.1f}{vs}"
+            f"{r['exact_o0']:>9.1%} {r['cer']:>6.3f} {r['median_ms']:>7.1f} {r['p95_ms']:>7.1f} {r['cpu_ms']:>7.1f}{vs}"
         )
 
-    head = f"{'regions':<24} {'n':>4} {'recall':>7} {'exact':>7} {'exactO=0':>9} {'CER':>6} {'med ms':>7} {'p95 ms':>7}"
+    head = (
+        f"{'regions':<24} {'n':>4} {'recall':>7} {'exact':>7} {'exactO=0':>9} {'CER':>6} "
+        f"{'med ms':>7} {'p95 ms':>7} {'cpu ms':>7}"
+    )
     # main table (rows start with the folder name): the reader under test and the baseline
     print(f"\nreader {models[0]}\n{'folder':<10} {head}")
     for folder, name, r in rows:
@@ -262,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("  " + line(folder, name.split(":")[-1], r))
     print(
         f"(recall: returned plate box IoU >= {IOU_MIN} with the label; exact: top-1 text of the most "
-        "confident plate; latency: whole read() per image, single image, after warm-up)"
+        "confident plate; latency: whole read() per image, single image, after warm-up; cpu ms: median "
+        "process CPU time of a read, all threads, less sensitive to other processes' load)"
     )
     if len(models) > 1:  # latency ratios, meaningful even on a loaded machine
         print("\nlatency ratio (median, same run):")
@@ -270,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
             if name.startswith(first + ":"):
                 for f2, n2, r2 in rows:
                     if f2 == folder and n2 != name and n2.split(":")[-1] == name.split(":")[-1]:
-                        print(f"  {folder} {name}: {r['median_ms'] / r2['median_ms']:.2f}x of {n2}")
+                        print(
+                            f"  {folder} {name}: {r['median_ms'] / r2['median_ms']:.2f}x of {n2} "
+                            f"(process CPU time: {r['cpu_ms'] / max(r2['cpu_ms'], 1e-9):.2f}x)"
+                        )
     print("\nwrong reads by cause:")
     for folder, name, r in rows:
         if name == "baseline":

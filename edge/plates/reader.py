@@ -39,10 +39,10 @@ CROP_MARGINS = ((0.04, 0.10), (0.15, 0.20))
 # character (LPD-YuNet, trained on Chinese plates, often misses the first or last one) and a
 # taller one for quads that cut off the top or bottom of the characters.
 SLOT_MARGINS = ((0.10, 0.20, 0.10, 0.20), (0.30, 0.20, 0.30, 0.20), (0.10, 0.40, 0.10, 0.40))  # l, t, r, b
-EXTRA_VIEW_PLATES = 1  # plates (best first) read from all SLOT_MARGINS, the others from the first
 # A read this short may be one line of a two-line plate (the detector often boxes one line):
 # the best plate is then also read with a line's height added above, and below.
 SHORT_READ = 4
+MIN_RELATIVE_DET = 0.1  # quads scoring below this share of the best quad's are not read
 MIN_PLATE_SCORE = 0.05  # slot reads below this plate-ness are dropped (see _read_region_slots)
 TWO_LINE_MARGINS = ((0.15, 1.4, 0.15, 0.2), (0.15, 0.2, 0.15, 1.4))
 TWO_LINE_ASPECT = 2.2  # plates narrower than this (w/h) are read as two lines
@@ -64,6 +64,7 @@ class PlateRead:
     candidates: list[Candidate] = field(default_factory=list)
     score: float = -1.0  # plate-ness weighed confidence that ranks plates (-1: the confidence)
     _unranked: list[Candidate] = field(default_factory=list, init=False, repr=False, compare=False)
+    _looks: int = field(default=1, init=False, repr=False, compare=False)  # SLOT_MARGINS read so far
 
     def __post_init__(self) -> None:
         if self.score < 0:
@@ -221,24 +222,32 @@ class PlateReader:
         tiles only when no quad scored confidently."""
         cfg = self.cfg
         quads = self.detector.detect(img, cfg.detect_threshold, tiles=False, max_plates=cfg.max_plates)
-        reads = self._read_quads_slots(img, quads, in_vehicle, SLOT_MARGINS[:1])
+        quads = [q for q in quads if q.score >= MIN_RELATIVE_DET * quads[0].score]
+        # the detector's best quad is read from all crops at once (it is usually the plate), the
+        # others from the first crop only
+        reads = self._read_quads_slots(img, quads, in_vehicle, [SLOT_MARGINS] + [SLOT_MARGINS[:1]] * (len(quads) - 1))
+        if reads:
+            reads[0]._looks = len(SLOT_MARGINS)
         if cfg.tiles and max((r.score for r in reads), default=0.0) < CONFIDENT and self.detector.is_large(img):
             seen = [q.box for q in quads]
             more = self.detector.detect(
                 img, cfg.detect_threshold, tiles=True, only_tiles=True, max_plates=cfg.max_plates
             )
             new = [q for q in more if all(box_iou(q.box, b) < 0.5 for b in seen)]
-            reads += self._read_quads_slots(img, new, in_vehicle, SLOT_MARGINS[:1])
+            reads += self._read_quads_slots(img, new, in_vehicle, [SLOT_MARGINS[:1]] * len(new))
         reads.sort(key=lambda r: (-r.score, -r.detector_score))
-        # the best plate is read again from the other crops: a quad that cut off an end
-        # character or the tops of the characters, or only one line of a two-line plate
-        top = reads[:EXTRA_VIEW_PLATES]
-        if top:
-            margins: tuple[tuple[float, float, float, float], ...] = SLOT_MARGINS[1:]
-            if not top[0].candidates or len(top[0].text) <= SHORT_READ:
+        # the best plate is read from the other crops too (a quad that cut off an end character
+        # or the tops of the characters), and when its read is short, with a line added above
+        # and below (the detector boxed one line of a two-line plate)
+        if reads:
+            top = reads[0]
+            margins: tuple[tuple[float, float, float, float], ...] = SLOT_MARGINS[top._looks :]
+            if not top.candidates or len(top.text) <= SHORT_READ:
                 margins += TWO_LINE_MARGINS
-            quads = [PlateQuad(r.corners, r.detector_score) for r in top]
-            reads[: len(top)] = self._read_quads_slots(img, quads, in_vehicle, margins, top)
+            if margins:
+                reads[0] = self._read_quads_slots(
+                    img, [PlateQuad(top.corners, top.detector_score)], in_vehicle, [margins], [top]
+                )[0]
         # the slot model answers for any crop: a region it reads with next to no confidence is
         # not a plate (blank, noise, a rotated frame), and is not returned
         reads = [r for r in reads if r.candidates and r.score >= MIN_PLATE_SCORE]
@@ -270,21 +279,22 @@ class PlateReader:
         img: np.ndarray,
         quads: list[PlateQuad],
         in_vehicle: bool,
-        margins: tuple[tuple[float, float, float, float], ...],
+        margins: list[tuple[tuple[float, float, float, float], ...]],
         prior: list[PlateRead] | None = None,
     ) -> list[PlateRead]:
-        """Read quads from one crop per margin (left, top, right, bottom) in one batched call;
+        """Read each quad from one crop per margin of its ``margins`` (left, top, right, bottom),
+        all in one batched call;
         candidates of ``prior`` reads of the same quads are ranked together with the new ones.
         A two-line crop is read whole: the model reads stacked lines in order."""
         if self.slots is None or not quads:
             return []
         ih, iw = img.shape[:2]
-        crops = [warp_quad(img, grow_quad(q.corners, *m)) for q in quads for m in margins]
+        crops = [warp_quad(img, grow_quad(q.corners, *m)) for q, ms in zip(quads, margins) for m in ms]
         outs = iter(self.slots.recognize(crops))
         reads = []
         for i, q in enumerate(quads):
             cands: list[Candidate] = list(prior[i]._unranked) if prior else []
-            for _ in margins:
+            for _ in margins[i]:
                 cands += self._decode_slots(next(outs))
             ranked = self._rank(cands, by_length=True)
             w, h = quad_size(q.corners)
