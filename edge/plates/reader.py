@@ -1,9 +1,16 @@
 """``PlateReader``: find plates in a frame or vehicle crop and read them.
 
-Pipeline per image: LPD-YuNet quads (low score floor, best few) -> for each quad a couple of
-rectified crops with different margins (two-line plates are split into lines) -> one batched
-PP-OCRv4 recognition call -> free and format-constrained CTC decoding -> the most confident
-plausible reading per plate. Large frames with no confident read are retried tile by tile.
+Default reader (``ocr_model: cct-xs-v1-global-plate-ocr``, a plate-specific slot model): LPD-YuNet
+quads (low score floor, best few) -> one batched slot-model call over a padded crop of every
+quad plus wider and taller crops of the detector's best one -> free and (optional)
+format-masked slot decoding -> plates ranked by plate-ness (read confidence x character count,
+aspect, detector score, position in the vehicle box) -> the best plate re-read with a line
+added above/below when its read is short (two-line plates). See docs/plates.md.
+
+PP-OCRv4 reader (``ocr_model: ppocr-v4``): each quad -> a couple of rectified crops with
+different margins (two-line plates are split into lines) -> one batched PP-OCRv4 recognition
+call -> free and format-constrained CTC decoding -> the most confident plausible reading per
+plate. Large frames with no confident read are retried tile by tile (both readers).
 """
 
 from __future__ import annotations
