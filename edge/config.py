@@ -240,7 +240,9 @@ class PlatesConfig(Strict):
     enabled: bool = True
     detector_model: str = "lpd-yunet-plate"
     ocr_model: str = Field(
-        "ppocr-v4", description="ppocr-v4, or license-plate-recognition-barrier-0001 (LPRNet) for Chinese plates"
+        "cct-xs-v1-global-plate-ocr",
+        description="cct-xs-v1-global-plate-ocr (plate-specific, Latin plates of many countries), ppocr-v4 "
+        "(general text recogniser), or license-plate-recognition-barrier-0001 (LPRNet) for Chinese plates",
     )
     backend: Literal["onnx", "openvino"] | None = Field(
         None, description="default: the manifest's first installed (OpenVINO, then ONNX Runtime)"
@@ -263,6 +265,9 @@ class PlatesConfig(Strict):
         10, ge=1, le=1000, description="plate reads per vehicle track: bounds the cost of a parked car"
     )
     top_n: int = Field(3, ge=1, le=20, description="text candidates per plate")
+    confirm_below: Fraction = Field(
+        0.0, description="slot reader: reads less confident than this get a PP-OCRv4 second opinion (0 = never)"
+    )
     lists: PlateListsConfig = Field(default_factory=PlateListsConfig)
     consensus: PlateConsensusConfig = Field(default_factory=PlateConsensusConfig)
     publish: Literal["text", "hash", "both"] = Field(
