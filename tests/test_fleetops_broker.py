@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from edge.app import run
 from edge.config import AppConfig, CameraConfig
 from tests.conftest import ROOT, need
