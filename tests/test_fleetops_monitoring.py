@@ -32,8 +32,6 @@ EXPECTED_EMPTY_PANELS: dict[str, str] = {
     # h11 (many-cameras branch) adds these histograms to edge/metrics.py; empty until merged
     "edge_frame_age_seconds_bucket": "added by the many-cameras branch",
     "edge_capture_to_outbox_seconds_bucket": "added by the many-cameras branch",
-    "edge_update_info": "TEMPORARY: edge.update metrics not written yet",
-    "edge_update_results_total": "TEMPORARY: edge.update metrics not written yet",
 }
 # Alerts that must not fire on this test's device (one healthy camera, one that never connects),
 # and why; every metric they read must still exist (checked separately), so none is vacuous.
@@ -54,7 +52,6 @@ ABSENT_OK = {
     "ALERTS": "only exists while an alert is pending or firing",
     "edge_frame_age_seconds_bucket": "added by the many-cameras branch",
     "edge_capture_to_outbox_seconds_bucket": "added by the many-cameras branch",
-    "edge_update_results_total": "TEMPORARY: edge.update metrics not written yet",
 }
 
 
@@ -172,12 +169,22 @@ def test_live_prometheus_evaluates_every_panel_and_alert(
 ) -> None:
     prometheus = need_exe("prometheus")
     monkeypatch.setattr(edge.metrics, "read_temperatures", lambda _d: [("thermal_zone0", "x86_pkg_temp", 47.0)])
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pub = Ed25519PrivateKey.generate().public_key()
+    (tmp_path / "update.pub").write_bytes(
+        pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     cfg = config(
         tmp_path,
         {"gate": "rtsp://cam/gate", "dead": "rtsp://cam/dead"},
         mqtt={"host": broker.host, "port": broker.port, "stats_interval": 1},
         rules={"rules": [{"id": "overstay", "kind": "overstay", "max_seconds": 7200, "severity": "critical"}]},
+        update={"enabled": True, "public_keys": [str(tmp_path / "update.pub")]},
     )
+    cfg_path = tmp_path / "edge.yaml"  # updates on: edge_update_* metrics are exported
+    cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True, exclude_none=True)))
 
     def camera_factory(name: str, cc: CameraConfig) -> Any:
         return FakeReader(name, None, 0.05) if name == "gate" else DeadReader()
@@ -187,7 +194,9 @@ def test_live_prometheus_evaluates_every_panel_and_alert(
 
     stop = threading.Event()
     t = threading.Thread(
-        target=run, args=(cfg, stop), kwargs={"camera_factory": camera_factory, "pipeline_factory": pipeline_factory}
+        target=run,
+        args=(cfg, stop),
+        kwargs={"camera_factory": camera_factory, "pipeline_factory": pipeline_factory, "config_path": str(cfg_path)},
     )
     t.start()
     proc = None
