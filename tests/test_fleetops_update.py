@@ -248,3 +248,19 @@ def test_model_update_sets_detector_and_reports_model_version(
         stop.set()
         t.join(30)
         op.close()
+
+
+def test_operator_tool_keygen_and_sign_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.update.__main__ import main
+    from edge.update.signing import BadSignature, load_public_keys, verify_update
+
+    assert main(["keygen", str(tmp_path / "k.pem"), str(tmp_path / "k.pub")]) == 0
+    (tmp_path / "new.yaml").write_text("device_id: edge-1\ncameras: {gate: {url: rtsp://cam/gate}}\n")
+    argv = ["sign", "--key", str(tmp_path / "k.pem"), "--device", "edge-1", "--config", str(tmp_path / "new.yaml")]
+    assert main([*argv, "--version", "v7"]) == 0
+    cmd = json.loads(capsys.readouterr().out)
+    keys = load_public_keys([tmp_path / "k.pub"])
+    verify_update(cmd, keys)
+    assert cmd["kind"] == "config" and cmd["version"] == "v7" and cmd["device"] == "edge-1"
+    with pytest.raises(BadSignature):
+        verify_update({**cmd, "device": "edge-2"}, keys)  # a signed update cannot be re-aimed
