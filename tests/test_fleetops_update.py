@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ def write_key(path: Path) -> Any:
     return key
 
 
-def device_config(tmp_path: Path, broker: Broker, url: str, metrics_port: int, **extra: Any) -> dict[str, Any]:
+def device_config(tmp_path: Path, broker: Any, url: str, metrics_port: int, **extra: Any) -> dict[str, Any]:
     data = {
         "device_id": "dev1",
         "cameras": {"gate": {"url": url}},
@@ -264,3 +265,52 @@ def test_operator_tool_keygen_and_sign_verify(tmp_path: Path, capsys: pytest.Cap
     assert cmd["kind"] == "config" and cmd["version"] == "v7" and cmd["device"] == "edge-1"
     with pytest.raises(BadSignature):
         verify_update({**cmd, "device": "edge-2"}, keys)  # a signed update cannot be re-aimed
+
+
+def _pending_update(tmp_path: Path) -> tuple[Path, str, str]:
+    """A config file with a signed update to it applied (pending): (path, old text, new text)."""
+    from edge.update import UpdateManager
+
+    key = write_key(tmp_path / "update.pub")
+    path = tmp_path / "edge.yaml"
+    fake = SimpleNamespace(host="127.0.0.1", port=1)  # no broker: run() is not called with it
+    old = yaml.safe_dump(device_config(tmp_path, fake, "rtsp://cam/old", 1))
+    new = yaml.safe_dump(device_config(tmp_path, fake, "rtsp://cam/new", 1))
+    path.write_text(old)
+    mgr = UpdateManager(path, load_config(path))
+    cmd = {"id": "x1", "cmd": "update", "ts": int(time.time()), "device": "dev1", "kind": "config", "config": new}
+    cmd["sig"] = sign_update(cmd, key)
+    assert mgr.handle(cmd)["restarting"]
+    mgr.close()
+    assert path.read_text() == new
+    return path, old, new
+
+
+def test_update_that_crashes_run_is_rolled_back(tmp_path: Path) -> None:
+    from edge.update import run_with_updates
+
+    path, old, new = _pending_update(tmp_path)
+    urls: list[str] = []
+
+    def fake_run(cfg: AppConfig, stop: threading.Event, **kw: Any) -> int:
+        urls.append(cfg.cameras["gate"].url)
+        return 3 if len(urls) == 1 else 0  # the new config crashes the appliance (exit 3)
+
+    assert run_with_updates(fake_run, load_config(path), path) == 0
+    assert urls == ["rtsp://cam/new", "rtsp://cam/old"]
+    assert path.read_text() == old
+    state = json.loads((tmp_path / ".edge.yaml.update" / "state.json").read_text())
+    assert state["pending"] is None and state["last"]["result"] == "rolled_back"
+    assert "exited with code 3" in state["last"]["reason"]
+
+
+def test_pending_update_past_its_deadline_rolls_back_at_start(tmp_path: Path) -> None:
+    from edge.update import UpdateManager
+
+    path, old, new = _pending_update(tmp_path)
+    later = time.time() + 3600  # the process was down (crashed, hung, power cut) past the deadline
+    mgr = UpdateManager(path, load_config(path), clock=lambda: later)
+    mgr.recover()
+    mgr.close()
+    assert path.read_text() == old and mgr.restart_requested.is_set()
+    assert mgr.info()["update"] == "rolled_back"
