@@ -369,8 +369,8 @@ def run(
         from edge.update.metrics import UpdateCollector
 
         metrics.registry.register(UpdateCollector(updates.manager))
-        if publisher is not None:
-            upub, usess = publisher, updates
+        if publisher is not None and not (config.mqtt is not None and config.mqtt.home_assistant):
+            upub, usess = publisher, updates  # (Home Assistant needs the plain online/offline status)
             upub.set_status(*usess.status_payloads())
             updates.manager.on_change = lambda: upub.set_status(*usess.status_payloads())
     # --- end update -----------------------------------------------------------------------------

@@ -345,7 +345,12 @@ def run_with_updates(
     """Call ``run_fn(config, stop, updates=session, config_path=..., **kwargs)`` again after
     every applied update or rollback, with the config file then in place."""
     outer = stop_event or threading.Event()
-    manager = UpdateManager(config_path, config)
+    try:
+        manager = UpdateManager(config_path, config)
+    except (ValueError, OSError) as err:  # an unreadable key or state directory: a config problem
+        raise ConfigError(f"update: {err}") from None
+    if config.mqtt is None or not config.commands.enabled:
+        log.warning("update.enabled needs mqtt and commands.enabled: no update can arrive")
     try:
         manager.recover()
         while True:
