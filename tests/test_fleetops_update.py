@@ -171,9 +171,11 @@ def test_remote_update_refused_applied_and_rolled_back(
 
         # a good update: applied, run() restarts with it, cameras up -> confirmed
         upd = op.command(kind="config", config=good, version="v2")
+        t0 = time.monotonic()
         r = op.send(upd)
         assert r["ok"] and r["version"] == "v2" and r["previous"] == v1 and r["restarting"], r
         op.status(lambda s: s["config_version"] == "v2" and s["update"] == "confirmed")
+        print(f"update: {time.monotonic() - t0:.1f} s from sending it to the confirmed status")
         op.ready()
         assert path.read_text() == good
         assert load_config(path).cameras["gate"].url == "rtsp://cam/gate2"
