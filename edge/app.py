@@ -329,6 +329,7 @@ def run(
     camera_factory: CameraFactory | None = None,
     pipeline_factory: PipelineFactory | None = None,
     config_path: str | None = None,
+    updates: Any = None,
 ) -> int:
     """Run the appliance until ``stop_event`` is set, SIGTERM/SIGINT arrives, or every (file)
     source has finished. Returns the exit code: 0 = clean shutdown, :data:`EXIT_CAMERA_CRASHED`
@@ -339,7 +340,18 @@ def run(
     ``edge.pipeline.Pipeline`` (tests inject fakes). Raises :class:`edge.errors.EdgeError` for
     configuration problems found at start (e.g. missing TLS files). SIGHUP reloads the rules
     from ``config_path``.
+
+    With ``update.enabled`` (and a ``config_path``) signed remote updates restart this function
+    with the new config file (:func:`edge.update.run_with_updates`; ``updates`` is its session).
     """
+    # --- update (edge.update): run() restarted around signed remote config updates -------------
+    if updates is None and config.update.enabled and config_path is not None:
+        from edge.update import run_with_updates
+
+        return run_with_updates(
+            run, config, config_path, stop_event, camera_factory=camera_factory, pipeline_factory=pipeline_factory
+        )
+    # --- end update -----------------------------------------------------------------------------
     stop = stop_event or threading.Event()
     if camera_factory is None or pipeline_factory is None:
         default_cam, default_pipe = _default_factories()
@@ -352,6 +364,16 @@ def run(
     server: MetricsServer | None = None
     old_handlers: dict[int, Any] = {}
     shutting_down = threading.Event()
+    # --- update: versions in the retained status and in metrics ---------------------------------
+    if updates is not None:
+        from edge.update.metrics import UpdateCollector
+
+        metrics.registry.register(UpdateCollector(updates.manager))
+        if publisher is not None and not (config.mqtt is not None and config.mqtt.home_assistant):
+            upub, usess = publisher, updates  # (Home Assistant needs the plain online/offline status)
+            upub.set_status(*usess.status_payloads())
+            updates.manager.on_change = lambda: upub.set_status(*usess.status_payloads())
+    # --- end update -----------------------------------------------------------------------------
     # --- commands (edge.commands): operator commands over MQTT, feedback store ---------------
     commands, snapshot_store = None, None
     if publisher is not None and config.commands.enabled:
@@ -362,7 +384,16 @@ def run(
         feedback = FeedbackStore(default_db_path(config), cc.recent_events, cc.snapshots)
         engine: Any = next((p for p in bus.processors if hasattr(p, "ack") and hasattr(p, "resolve")), None)
         reply = lambda topic, payload: pub.publish_direct(topic, payload, qos=1)  # noqa: E731
-        commands = CommandHandler(cc, pub.topics, reply, feedback, engine=engine, bus=bus).start()
+        commands = CommandHandler(
+            cc,
+            pub.topics,
+            reply,
+            feedback,
+            engine=engine,
+            bus=bus,
+            updater=updates.handle if updates is not None else None,
+            max_update_bytes=config.update.max_bytes,
+        ).start()
         bus.processors.append(commands)  # records events for feedback look-ups
         from edge.commands.metrics import CommandsCollector
 
@@ -414,6 +445,12 @@ def run(
         while not stop.wait(0.2):
             if any(w.crashed is not None for w in workers):
                 break  # a dead camera must not run on unnoticed: exit non-zero, the service manager restarts
+            # --- update: confirm or roll back a pending update; restart for an applied one ---------
+            if updates is not None and updates.poll(
+                {w.name: bool(getattr(getattr(w.reader, "stats", None), "connected", False)) for w in workers}
+            ):
+                break
+            # --- end update ---------------------------------------------------------------------
             bus.tick(time.time())  # time-based rules (overstay, unresolved visits, screen time)
             if reload_requested.is_set():
                 reload_requested.clear()

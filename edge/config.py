@@ -450,6 +450,29 @@ class MetricsConfig(Strict):
     )
 
 
+class UpdateConfig(Strict):
+    """Signed remote config/model updates over MQTT (``cmd/update``, edge.update, docs/fleet.md)."""
+
+    enabled: bool = False
+    public_keys: list[FilePath] = Field(
+        default_factory=list, max_length=16, description="Ed25519 public keys (PEM) allowed to sign updates"
+    )
+    health_timeout: float = Field(
+        60.0, gt=0, le=MAX_SECONDS, description="seconds for every camera to come up after an update, else roll back"
+    )
+    max_age_s: float = Field(
+        600.0, gt=0, le=MAX_SECONDS, description="signed updates older than this are refused (replay guard)"
+    )
+    max_bytes: int = Field(512 * 1024, ge=1024, le=4 * 1024 * 1024, description="largest update command payload")
+    state_dir: FilePath | None = Field(None, description="previous config, update state; default beside the config")
+
+    @model_validator(mode="after")
+    def _keys(self) -> UpdateConfig:
+        if self.enabled and not self.public_keys:
+            raise ValueError("public_keys: at least one Ed25519 public key is needed to accept updates")
+        return self
+
+
 class AppConfig(Strict):
     """The whole appliance configuration."""
 
@@ -463,6 +486,7 @@ class AppConfig(Strict):
     metrics: MetricsConfig = MetricsConfig()
     commands: CommandsConfig = CommandsConfig()
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    update: UpdateConfig = Field(default_factory=UpdateConfig)
 
     def model_options(self) -> dict[str, Any]:
         """How every model of this appliance is fetched and run: the keyword arguments shared by

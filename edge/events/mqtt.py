@@ -152,6 +152,7 @@ class MqttPublisher:
         self.outbox = outbox
         self.on_latency = on_latency
         self._retained = list(retained)
+        self.online_payload, self.offline_payload = ONLINE, OFFLINE  # see set_status
         self.client_id = cfg.client_id or f"edge-{device}"
         self.connected = False
         self.connects = 0
@@ -203,7 +204,7 @@ class MqttPublisher:
                 raise ConfigError(f"mqtt TLS files cannot be loaded: {err}") from None
             if cfg.tls_insecure:
                 client.tls_insecure_set(True)
-        client.will_set(self.topics.status, OFFLINE, qos=1, retain=True)
+        client.will_set(self.topics.status, self.offline_payload, qos=1, retain=True)
         # paho retries every second; _may_connect decides which of those ticks really connect.
         client.reconnect_delay_set(min_delay=1, max_delay=1)
         client.max_inflight_messages_set(cfg.max_inflight + 10)  # headroom for status/stats messages
@@ -212,6 +213,14 @@ class MqttPublisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         return client
+
+    def set_status(self, online: str, offline: str) -> None:
+        """Retained status payloads (default ``online``/``offline``; with remote updates a JSON
+        object with ``state`` and the config version). Republished at once when connected."""
+        self.online_payload, self.offline_payload = online, offline
+        self.client.will_set(self.topics.status, offline, qos=1, retain=True)  # used from the next connect
+        if self.connected:
+            self.client.publish(self.topics.status, online, qos=1, retain=True)
 
     def start(self) -> None:
         """Connect in the background (retrying with backoff) and start draining the outbox."""
@@ -304,7 +313,7 @@ class MqttPublisher:
             self.cfg.port,
             flags.session_present,
         )
-        client.publish(self.topics.status, ONLINE, qos=1, retain=True)
+        client.publish(self.topics.status, self.online_payload, qos=1, retain=True)
         for topic, payload in self._retained:
             client.publish(topic, payload, qos=1, retain=True)
         for topic_filter, qos in self._subscriptions:
@@ -484,7 +493,7 @@ class MqttPublisher:
         self._stopping = True
         if self.connected:
             # A clean disconnect suppresses the last will, so say "offline" ourselves.
-            info = self.client.publish(self.topics.status, OFFLINE, qos=1, retain=True)
+            info = self.client.publish(self.topics.status, self.offline_payload, qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout=2.0)
             except (RuntimeError, ValueError):
