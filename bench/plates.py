@@ -1,9 +1,12 @@
 """Licence-plate benchmark on OpenALPR-format folders (``NAME.jpg`` + ``NAME.txt``).
 
-Usage: ``python bench/plates.py DIR [DIR ...] [--regions br,eu] [--failures]``
+Usage: ``python bench/plates.py DIR [DIR ...] [--regions br,eu] [--own-region] [--ocr A,B] [--failures]``
 
-Per folder and per region setting (always "none", plus ``--regions`` if given, applied
-identically to every folder) it prints:
+Per folder, per reader (``--ocr``: the default slot reader and the current PP-OCRv4 one, both
+measured in the same run so latency ratios are meaningful on a loaded machine) and per region
+setting (always "none"; ``--regions`` if given, applied identically to every folder;
+``--own-region``: each folder with its own name as region code, e.g. ``eu`` and ``br``) it
+prints:
 
 - recall: share of images where a returned plate's axis-aligned box (around its quad) has
   IoU >= 0.3 with the labelled box;
@@ -12,7 +15,11 @@ identically to every folder) it prints:
 - CER: character error rate, total edit distance / total label length (no read = all wrong);
 - the same for the untuned baseline (top YuNet box + PP-OCRv4 greedy), measured in the same run;
 - median and p95 latency of ``PlateReader.read`` on the whole image (detect + rectify + read),
-  one image at a time, after a warm-up.
+  one image at a time, after a warm-up; the readers of one setting read each image in turn, so
+  load changes on a shared machine hit them alike (compare their ratio, not absolute times);
+- the wrong reads grouped by cause: no plate found, wrong region chosen (the top plate is not
+  the labelled one), O/0 only (the label and the read differ only in O vs 0, which several
+  labels use for a digit zero), character confusion (same length), missing/extra character.
 
 Labels are only used for scoring, never by the pipeline.
 """
@@ -26,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -34,7 +42,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.plates.config import PlatesConfig  # noqa: E402
-from edge.plates.formats import normalize_plate  # noqa: E402
+from edge.plates.formats import REGION_FORMATS, REGION_GROUPS, normalize_plate  # noqa: E402
 from edge.plates.geometry import box_iou, quad_to_box  # noqa: E402
 from edge.plates.lists import edit_distance  # noqa: E402
 from edge.plates.reader import PlateReader  # noqa: E402
@@ -87,7 +95,8 @@ def pipeline_reads(reader: PlateReader) -> Callable[[np.ndarray], list[Read]]:
 
 def baseline_reads(reader: PlateReader) -> Callable[[np.ndarray], list[Read]]:
     """The untuned baseline from the model mirror's README, measured in the same run: the
-    top LPD-YuNet box, warped, read by PP-OCRv4 with greedy CTC; no refinement or formats."""
+    top LPD-YuNet box, warped, read by PP-OCRv4 with greedy CTC; no refinement or formats.
+    ``reader`` must be a PP-OCRv4 one."""
 
     def read(img: np.ndarray) -> list[Read]:
         quads = reader.detector.detect(img, 0.02, tiles=False, max_plates=1)
@@ -100,41 +109,76 @@ def baseline_reads(reader: PlateReader) -> Callable[[np.ndarray], list[Read]]:
     return read
 
 
-def run(read: Callable[[np.ndarray], list[Read]], samples: list[Sample], desc: str, failures: bool) -> dict[str, float]:
-    """Score one folder with one reader."""
+CAUSES = ("no plate found", "wrong region chosen", "O/0 only", "character confusion", "missing/extra character")
+
+
+def failure_cause(reads: list[Read], sample: Sample) -> str:
+    """Why the top read is not the label (one of ``CAUSES``)."""
+    if not reads:
+        return CAUSES[0]
+    top = reads[0]
+    if box_iou(quad_to_box(top.corners), sample.box) < IOU_MIN:
+        return CAUSES[1]
+    if top.text.replace("O", "0") == sample.text.replace("O", "0"):
+        return CAUSES[2]
+    return CAUSES[3] if len(top.text) == len(sample.text) else CAUSES[4]
+
+
+def run(
+    modes: list[tuple[str, Callable[[np.ndarray], list[Read]]]], samples: list[Sample], desc: str, failures: bool
+) -> dict[str, dict[str, Any]]:
+    """Score one folder with several readers, interleaved image by image (each image is read by
+    every reader in turn), so a load change on a shared machine hits all readers alike and
+    their latency ratios stay meaningful."""
     for s in samples[:3]:  # warm-up: first calls allocate
-        read(_imread(s.image))
-    hits = exact = exact_o0 = dist = chars = 0
-    times = []
+        img = _imread(s.image)
+        for _, read in modes:
+            read(img)
+    acc: dict[str, dict[str, Any]] = {
+        name: {"hits": 0, "exact": 0, "exact_o0": 0, "dist": 0, "times": [], "cpu": [], "fails": []}
+        for name, _ in modes
+    }
+    causes: dict[str, dict[str, list[str]]] = {name: {c: [] for c in CAUSES} for name, _ in modes}
+    chars = 0
     for s in tqdm(samples, desc=desc, leave=False, file=sys.stderr):
         img = _imread(s.image)
-        t0 = time.perf_counter()
-        reads = read(img)
-        times.append(time.perf_counter() - t0)
-        text = reads[0].text if reads else ""
-        if any(box_iou(quad_to_box(r.corners), s.box) >= IOU_MIN for r in reads):
-            hits += 1
-        exact += text == s.text
-        exact_o0 += text.replace("O", "0") == s.text.replace("O", "0")
-        dist += edit_distance(text, s.text)
         chars += len(s.text)
-        if failures and text != s.text:
-            cands = reads[0].cands if reads else []
-            print(
-                f"  {s.image.name}: label {s.text} read {text or '-'} {[(t, round(c, 2)) for t, c in cands]}",
-                flush=True,
-            )
+        for name, read in modes:
+            a = acc[name]
+            t0, c0 = time.perf_counter(), time.process_time()
+            reads = read(img)
+            a["times"].append(time.perf_counter() - t0)
+            a["cpu"].append(time.process_time() - c0)
+            text = reads[0].text if reads else ""
+            a["hits"] += any(box_iou(quad_to_box(r.corners), s.box) >= IOU_MIN for r in reads)
+            a["exact"] += text == s.text
+            a["exact_o0"] += text.replace("O", "0") == s.text.replace("O", "0")
+            a["dist"] += edit_distance(text, s.text)
+            if text != s.text:
+                causes[name][failure_cause(reads, s)].append(f"{s.image.stem}:{s.text}>{text or '-'}")
+                if failures and name != "baseline":
+                    cands = reads[0].cands if reads else []
+                    print(
+                        f"  [{name}] {s.image.name}: label {s.text} read {text or '-'} "
+                        f"{[(t, round(c, 2)) for t, c in cands]}",
+                        flush=True,
+                    )
     n = max(len(samples), 1)
-    ms = np.array(times) * 1000
-    return {
-        "n": len(samples),
-        "recall": hits / n,
-        "exact": exact / n,
-        "exact_o0": exact_o0 / n,
-        "cer": dist / max(chars, 1),
-        "median_ms": float(np.median(ms)),
-        "p95_ms": float(np.percentile(ms, 95)),
-    }
+    out = {}
+    for name, a in acc.items():
+        ms = np.array(a["times"]) * 1000
+        out[name] = {
+            "n": len(samples),
+            "recall": a["hits"] / n,
+            "exact": a["exact"] / n,
+            "exact_o0": a["exact_o0"] / n,
+            "cer": a["dist"] / max(chars, 1),
+            "median_ms": float(np.median(ms)) if len(ms) else 0.0,
+            "p95_ms": float(np.percentile(ms, 95)) if len(ms) else 0.0,
+            "cpu_ms": float(np.median(a["cpu"])) * 1000 if a["cpu"] else 0.0,
+            "causes": causes[name],
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,43 +190,116 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", choices=["onnx", "openvino"], default=None)
     ap.add_argument("--precision", default="auto", help="OpenVINO precision: auto (device's fastest) or f32")
     ap.add_argument("--limit", type=int, default=0, help="first N images per folder (0 = all)")
-    ap.add_argument("--failures", action="store_true", help="print every wrong read")
+    ap.add_argument("--failures", action="store_true", help="print every wrong read with its candidates")
+    ap.add_argument("--causes", action="store_true", help="list the wrong reads under each cause")
+    ap.add_argument(
+        "--ocr",
+        default=f"{PlatesConfig().ocr_model},ppocr-v4",
+        help="comma-separated reader models to compare in the same run (first = the one under test)",
+    )
+    ap.add_argument(
+        "--own-region", action="store_true", help="also run each folder with its own name as region (eu, br, us ...)"
+    )
+    ap.add_argument("--no-baseline", action="store_true", help="skip the untuned baseline")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    settings: list[list[str]] = [[]]
+    # each setting: folder -> regions ("own": the folder's name, when it is a region code)
+    settings: list[Callable[[Path], list[str]]] = [lambda d: []]
     if args.regions:
-        settings.append([r for r in args.regions.split(",") if r])
+        fixed = [r for r in args.regions.split(",") if r]
+        settings.append(lambda d: fixed)
+    if args.own_region:
+        settings.append(lambda d: [d.name] if d.name in REGION_FORMATS or d.name in REGION_GROUPS else [])
+    models = list(dict.fromkeys(m for m in args.ocr.split(",") if m))
+    readers: dict[tuple[str, tuple[str, ...]], PlateReader] = {}
+
+    def reader_for(model: str, regions: list[str]) -> PlateReader:
+        key = (model, tuple(regions))
+        if key not in readers:
+            cfg = PlatesConfig(regions=regions, backend=args.backend, ocr_model=model)
+            readers[key] = PlateReader(cfg, threads=args.threads, precision=args.precision)
+        return readers[key]
+
+    def setting_name(regions: list[str]) -> str:
+        return ",".join(regions) or "none"
+
     rows = []
-    for regions in settings:
-        cfg = PlatesConfig(regions=regions, backend=args.backend)
-        reader = PlateReader(cfg, threads=args.threads, precision=args.precision)
-        modes = [("baseline", baseline_reads(reader))] if not regions else []
-        modes.append((",".join(regions) or "none", pipeline_reads(reader)))
+    for si, setting in enumerate(settings):
         for d in args.dirs:
+            regions = setting(d)
+            if si and not regions:
+                continue
+            modes = []
+            paddle = next((reader_for(m, []) for m in models if m == "ppocr-v4"), None)
+            if si == 0 and paddle is not None and not args.no_baseline:
+                modes.append(("baseline", baseline_reads(paddle)))
+            for m in models:
+                modes.append((f"{_short(m)}:{','.join(regions) or 'none'}", pipeline_reads(reader_for(m, regions))))
             samples = load_folder(d)
             if args.limit:
                 samples = samples[: args.limit]
-            for name, read in modes:
-                res = run(read, samples, f"{d.name} [{name}]", args.failures and name != "baseline")
-                rows.append((d.name, name, res))
-    print(
-        f"\n{'folder':<10} {'regions':<24} {'n':>4} {'recall':>7} {'exact':>7} {'exactO=0':>9} {'CER':>6} "
-        f"{'med ms':>7} {'p95 ms':>7}"
-    )
+            results = run(modes, samples, f"{d.name} [{setting_name(regions)}]", args.failures)
+            rows += [(d.name, name, results[name]) for name, _ in modes]
     base = {folder: r for folder, name, r in rows if name == "baseline"}
-    for folder, name, r in rows:
+    first = _short(models[0])
+
+    def line(folder: str, name: str, r: dict[str, Any]) -> str:
         b = base.get(folder)
         vs = f"  {r['exact'] / b['exact']:.2f}x baseline exact" if b and name != "baseline" and b["exact"] else ""
-        print(
+        return (
             f"{folder:<10} {name[:24]:<24} {r['n']:>4} {r['recall']:>7.1%} {r['exact']:>7.1%} "
-            f"{r['exact_o0']:>9.1%} {r['cer']:>6.3f} {r['median_ms']:>7.1f} {r['p95_ms']:>7.1f}{vs}"
+            f"{r['exact_o0']:>9.1%} {r['cer']:>6.3f} {r['median_ms']:>7.1f} {r['p95_ms']:>7.1f} {r['cpu_ms']:>7.1f}{vs}"
         )
+
+    head = (
+        f"{'regions':<24} {'n':>4} {'recall':>7} {'exact':>7} {'exactO=0':>9} {'CER':>6} "
+        f"{'med ms':>7} {'p95 ms':>7} {'cpu ms':>7}"
+    )
+    # main table (rows start with the folder name): the reader under test and the baseline
+    print(f"\nreader {models[0]}\n{'folder':<10} {head}")
+    for folder, name, r in rows:
+        if name == "baseline" or name.startswith(first + ":"):
+            print(line(folder, name.split(":")[-1], r))
+    for m in models[1:]:  # the other readers of the same run, rows indented
+        print(f"\nsame run, reader {m}\n  {'folder':<10} {head}")
+        for folder, name, r in rows:
+            if name.startswith(_short(m) + ":"):
+                print("  " + line(folder, name.split(":")[-1], r))
     print(
         f"(recall: returned plate box IoU >= {IOU_MIN} with the label; exact: top-1 text of the most "
-        "confident plate; latency: whole read() per image, single image, after warm-up)"
+        "confident plate; latency: whole read() per image, single image, after warm-up; cpu ms: median "
+        "process CPU time of a read, all threads, less sensitive to other processes' load)"
     )
+    if len(models) > 1:  # latency ratios, meaningful even on a loaded machine
+        print("\nlatency ratio (median, same run):")
+        for folder, name, r in rows:
+            if name.startswith(first + ":"):
+                for f2, n2, r2 in rows:
+                    if f2 == folder and n2 != name and n2.split(":")[-1] == name.split(":")[-1]:
+                        print(
+                            f"  {folder} {name}: {r['median_ms'] / r2['median_ms']:.2f}x of {n2} "
+                            f"(process CPU time: {r['cpu_ms'] / max(r2['cpu_ms'], 1e-9):.2f}x)"
+                        )
+    print("\nwrong reads by cause:")
+    for folder, name, r in rows:
+        if name == "baseline":
+            continue
+        counts = ", ".join(f"{c} {len(v)}" for c, v in r["causes"].items() if v)
+        print(f"  {folder} [{name}]: {counts or 'none'}")
+        if args.causes:
+            for c, v in r["causes"].items():
+                if v:
+                    print(f"    {c}: {' '.join(v)}")
     return 0
+
+
+def _short(model: str) -> str:
+    return {
+        "cct-xs-v1-global-plate-ocr": "cct",
+        "ppocr-v4": "ppocr",
+        "license-plate-recognition-barrier-0001": "lprnet",
+    }.get(model, model)
 
 
 if __name__ == "__main__":

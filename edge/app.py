@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from edge.clock import SystemClock
 from edge.config import AppConfig, CameraConfig
 from edge.events.bus import EventBus
 from edge.events.homeassistant import discovery_messages
@@ -29,8 +30,10 @@ from edge.events.sequence import PersistentSequencer
 from edge.events.sinks import FanOut, JsonlSink, MqttSink, Sink, StdoutSink
 from edge.events.topics import Topics
 from edge.inference.scheduler import FairScheduler
-from edge.metrics import Metrics, MetricsServer
-from edge.redact import redact_url
+from edge.metrics import HealthCheck, Metrics, MetricsServer
+from edge.redact import redact_text, redact_url
+from edge.rules import RuleEngine, build_processors
+from edge.rules.metrics import RulesCollector
 from edge.types import Frame
 
 log = logging.getLogger("edge.app")
@@ -39,6 +42,7 @@ CameraFactory = Callable[[str, CameraConfig], Any]
 PipelineFactory = Callable[[str, CameraConfig, AppConfig], Any]
 
 _MAX_BACKOFF = 30.0
+EXIT_CAMERA_CRASHED = 3  # run()'s exit code when a camera worker died of a bug or its models fail every frame
 _ERROR_LOG_EVERY = 60.0
 _SNAPSHOT_SIDE = 160  # px: enough to recognise a car, ~5 kB as JPEG
 
@@ -79,8 +83,35 @@ def build_delivery(config: AppConfig, metrics: Metrics | None = None) -> tuple[E
         FanOut(sinks),
         PersistentSequencer(config.outbox.path),
         on_event=metrics.count_event if metrics else None,
+        processors=build_processors(config, SystemClock(), None),
     )
+    if metrics is not None:
+        for proc in bus.processors:
+            if isinstance(proc, RuleEngine):
+                metrics.registry.register(RulesCollector(proc))
     return bus, publisher
+
+
+def rule_engine(bus: EventBus) -> RuleEngine | None:
+    """The bus's rule engine, if rules are on."""
+    return next((p for p in bus.processors if isinstance(p, RuleEngine)), None)
+
+
+def reload_rules(config_path: str | None, bus: EventBus) -> None:
+    """SIGHUP: validate the config file again and swap in its rules; open visits and anomalies
+    are kept. A config that does not validate is logged and the running rules stay."""
+    engine = rule_engine(bus)
+    if config_path is None or engine is None:
+        log.warning("SIGHUP: no config file or no rule engine to reload")
+        return
+    from edge.config import load_config
+
+    try:
+        engine.reload(load_config(config_path).rules)
+    except Exception as err:
+        log.error("SIGHUP: rules not reloaded, the running rules stay: %s", err)
+        return
+    log.info("SIGHUP: rules reloaded from %s (%d rules)", config_path, len(engine.cfg.rules))
 
 
 def _is_live(url: str) -> bool:
@@ -103,6 +134,22 @@ def make_snapshot(frame: Frame, box: list[float], side: int = _SNAPSHOT_SIDE) ->
         crop = cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))))
     ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 70])
     return buf.tobytes() if ok else None
+
+
+BROKEN_AFTER = 50  # frames failing in a row, with none ever through the models: the pipeline is broken
+
+
+class PipelineBroken(Exception):
+    """Every frame a camera sent to its models failed: a broken model or head, not a bad frame."""
+
+
+def _check_pipeline(camera: str, pipeline: Any, at_least: int) -> None:
+    """Raise PipelineBroken when ``at_least`` frames failed and not one went through the models."""
+    st = getattr(pipeline, "stats", None)
+    errors = int(getattr(st, "frame_errors", 0) or 0)
+    if errors >= at_least and not getattr(st, "frames_inferred", 0):
+        last = redact_text(str(getattr(st, "last_error", "")))
+        raise PipelineBroken(f"camera {camera}: all {errors} frames that reached the models failed: {last}")
 
 
 class CameraWorker:
@@ -144,6 +191,7 @@ class CameraWorker:
         self.errors = 0
         self.restarts = 0
         self.done = threading.Event()
+        self.crashed: BaseException | None = None  # set when the supervisor itself died of a bug
         self._last_error_log = -1e9
         self.thread = threading.Thread(target=self._supervise, name=f"edge-camera-{name}", daemon=True)
 
@@ -171,6 +219,10 @@ class CameraWorker:
                         log.info("camera %s: source finished", self.name)
                         return
                     log.warning("camera %s: stream ended; restarting", self.name)
+                except PipelineBroken as err:  # restarting cannot help: the same models fail again
+                    self.crashed = err
+                    log.critical("%s; exiting so the problem is seen", err)
+                    return
                 except Exception:
                     log.exception("camera %s failed; restarting in %.1f s", self.name, backoff)
                 finally:
@@ -182,6 +234,9 @@ class CameraWorker:
                 if self.stop.wait(backoff):
                     return
                 backoff = min(backoff * 2, self.cam_cfg.reconnect.max_delay, _MAX_BACKOFF)
+        except BaseException as err:  # a bug in supervision: the camera is dead, the process must say so
+            self.crashed = err
+            log.critical("camera %s: supervisor crashed; exiting so the service restarts", self.name, exc_info=err)
         finally:
             self.done.set()
 
@@ -221,6 +276,8 @@ class CameraWorker:
                 for event in events or ():
                     self._emit(event, frame)
                 self.cpu_seconds += time.thread_time() - c0
+                _check_pipeline(self.name, pipeline, BROKEN_AFTER)
+            _check_pipeline(self.name, pipeline, 1)  # a short file whose every frame failed
         finally:
             try:
                 reader.stop()
@@ -317,6 +374,10 @@ def stats_payload(workers: list[CameraWorker], bus: EventBus, metrics: Metrics, 
         "cameras": cams,
         "events": events,
     }
+    engine = rule_engine(bus)
+    if engine is not None:
+        counts = engine.open_counts()
+        out["open"] = {"visits": counts["visits"], "anomalies": sum(counts["anomalies"].values())}
     if metrics.outbox is not None:
         st = metrics.outbox.stats()
         out["outbox"] = {"depth": st.depth, "oldest_age": round(st.oldest_age(), 1), "dropped": st.dropped}
@@ -336,24 +397,42 @@ def run(
     *,
     camera_factory: CameraFactory | None = None,
     pipeline_factory: PipelineFactory | None = None,
+    config_path: str | None = None,
+    updates: Any = None,
     watchdog: bool | None = None,
 ) -> int:
     """Run the appliance until ``stop_event`` is set, SIGTERM/SIGINT arrives, or every (file)
-    source has finished. Returns the exit code (0 = clean shutdown).
+    source has finished. Returns the exit code: 0 = clean shutdown, :data:`EXIT_CAMERA_CRASHED`
+    when a camera worker died of a bug (every camera is stopped then, so a service manager restarts
+    the whole appliance rather than leaving one camera dead).
 
     ``camera_factory``/``pipeline_factory`` default to ``edge.sources.open_camera`` and
     ``edge.pipeline.Pipeline`` (tests inject fakes). Raises :class:`edge.errors.EdgeError` for
-    configuration problems found at start (e.g. missing TLS files).
+    configuration problems found at start (e.g. missing TLS files). SIGHUP reloads the rules
+    from ``config_path``.
+
+    With ``update.enabled`` (and a ``config_path``) signed remote updates restart this function
+    with the new config file (:func:`edge.update.run_with_updates`; ``updates`` is its session).
 
     With the real pipeline every model is loaded once, one at a time, before any camera
-    starts (cameras share them, see edge.inference.shared); cameras take fair turns at
-    processing (edge.inference.scheduler). ``watchdog`` (default: on for a real run, i.e.
-    without ``stop_event`` and factories, when ``config.watchdog.enabled``) ends the process
-    with exit 70 on a hung start-up, a stuck camera thread or a hung shutdown (edge.watchdog).
+    builds its pipeline (cameras share them, see edge.inference.shared); cameras take fair
+    turns at processing (edge.inference.scheduler). ``watchdog`` (default: on for a real run,
+    i.e. without test factories and without a caller's ``stop_event``, when
+    ``config.watchdog.enabled``) ends the process with exit 70 on a hung start-up, a stuck
+    camera thread or a hung shutdown (edge.watchdog).
     """
+    # --- update (edge.update): run() restarted around signed remote config updates -------------
+    if updates is None and config.update.enabled and config_path is not None:
+        from edge.update import run_with_updates
+
+        return run_with_updates(
+            run, config, config_path, stop_event, camera_factory=camera_factory, pipeline_factory=pipeline_factory
+        )
+    # --- end update -----------------------------------------------------------------------------
     real_pipeline = pipeline_factory is None
     if watchdog is None:
-        watchdog = stop_event is None and camera_factory is None and real_pipeline and config.watchdog.enabled
+        own_stop = stop_event is None or updates is not None  # run_with_updates passes its own
+        watchdog = own_stop and camera_factory is None and real_pipeline and config.watchdog.enabled
     dog = _start_watchdog(config) if watchdog else None
     stop = stop_event or threading.Event()
     if camera_factory is None or pipeline_factory is None:
@@ -367,6 +446,16 @@ def run(
     server: MetricsServer | None = None
     old_handlers: dict[int, Any] = {}
     shutting_down = threading.Event()
+    # --- update: versions in the retained status and in metrics ---------------------------------
+    if updates is not None:
+        from edge.update.metrics import UpdateCollector
+
+        metrics.registry.register(UpdateCollector(updates.manager))
+        if publisher is not None and not (config.mqtt is not None and config.mqtt.home_assistant):
+            upub, usess = publisher, updates  # (Home Assistant needs the plain online/offline status)
+            upub.set_status(*usess.status_payloads())
+            updates.manager.on_change = lambda: upub.set_status(*usess.status_payloads())
+    # --- end update -----------------------------------------------------------------------------
     # --- commands (edge.commands): operator commands over MQTT, feedback store ---------------
     commands, snapshot_store = None, None
     if publisher is not None and config.commands.enabled:
@@ -377,30 +466,48 @@ def run(
         feedback = FeedbackStore(default_db_path(config), cc.recent_events, cc.snapshots)
         engine: Any = next((p for p in bus.processors if hasattr(p, "ack") and hasattr(p, "resolve")), None)
         reply = lambda topic, payload: pub.publish_direct(topic, payload, qos=1)  # noqa: E731
-        commands = CommandHandler(cc, pub.topics, reply, feedback, engine=engine, bus=bus).start()
+        commands = CommandHandler(
+            cc,
+            pub.topics,
+            reply,
+            feedback,
+            engine=engine,
+            bus=bus,
+            updater=updates.handle if updates is not None else None,
+            max_update_bytes=config.update.max_bytes,
+        ).start()
         bus.processors.append(commands)  # records events for feedback look-ups
+        from edge.commands.metrics import CommandsCollector
+
+        metrics.registry.register(CommandsCollector(commands))
         pub.subscribe(pub.topics.cmd("#"), commands.on_message)
         snapshot_store = SnapshotStore(feedback)
     # --- end commands ---------------------------------------------------------------------------
 
+    reload_requested = threading.Event()
+
     def on_signal(signum: int, _frame: Any) -> None:
+        if signum == getattr(signal, "SIGHUP", None):
+            reload_requested.set()  # handled by the main loop, not inside the signal handler
+            return
         log.info("received %s, shutting down", signal.Signals(signum).name)
         if dog is not None:  # bounded: a hung shutdown ends the process hard
             dog.shutdown_started()
         stop.set()
 
+    check = HealthCheck(  # the rule is documented on HealthCheck; both limits in seconds
+        camera_grace=config.metrics.health_camera_grace,
+        backlog_max_age=config.metrics.health_backlog_max_age,
+    )
+
     def health() -> dict[str, Any]:
-        return {
-            "ok": not shutting_down.is_set(),
-            "device": config.device_id,
-            "cameras": {w.name: bool(getattr(getattr(w.reader, "stats", None), "connected", False)) for w in workers},
-            "mqtt": None if publisher is None else publisher.connected,
-            "outbox": None if metrics.outbox is None else metrics.outbox.depth,
-        }
+        cameras = {w.name: bool(getattr(getattr(w.reader, "stats", None), "connected", False)) for w in workers}
+        body = check(cameras, publisher, metrics.outbox, shutting_down=shutting_down.is_set())
+        return {"device": config.device_id, **body}
 
     try:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 old_handlers[sig] = signal.signal(sig, on_signal)
         if config.metrics.enabled:
             try:
@@ -438,6 +545,18 @@ def run(
                 log.info("started %d camera(s) in %.1f s", len(workers), time.monotonic() - started)
                 if dog is not None:
                     dog.startup_done()
+            if any(w.crashed is not None for w in workers):
+                break  # a dead camera must not run on unnoticed: exit non-zero, the service manager restarts
+            # --- update: confirm or roll back a pending update; restart for an applied one ---------
+            if updates is not None and updates.poll(
+                {w.name: bool(getattr(getattr(w.reader, "stats", None), "connected", False)) for w in workers}
+            ):
+                break
+            # --- end update ---------------------------------------------------------------------
+            bus.tick(time.time())  # time-based rules (overstay, unresolved visits, screen time)
+            if reload_requested.is_set():
+                reload_requested.clear()
+                reload_rules(config_path, bus)
             if workers and all(w.done.is_set() for w in workers):
                 log.info("all sources finished")
                 break
@@ -467,9 +586,13 @@ def run(
             server.stop()
         for signum, handler in old_handlers.items():
             signal.signal(signum, handler)
-    log.info("stopped after %.0f s", time.monotonic() - started)
-    if dog is not None:
+    if dog is not None:  # shut down in time: stop watching
         dog.stop()
+    crashed = [w.name for w in workers if w.crashed is not None]
+    if crashed:
+        log.error("stopped after %.0f s: camera worker(s) %s crashed", time.monotonic() - started, ", ".join(crashed))
+        return EXIT_CAMERA_CRASHED
+    log.info("stopped after %.0f s", time.monotonic() - started)
     return 0
 
 

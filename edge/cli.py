@@ -20,11 +20,13 @@ DEMO_VIDEO = SHARED / "data" / "videos" / "car-detection.mp4"
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
-    from edge.config import load_config
+    from edge.config import check_config
 
-    cfg = load_config(args.file)
-    cams = ", ".join(f"{name} ({'on' if c.enabled else 'off'})" for name, c in cfg.cameras.items())
-    print(f"{args.file}: OK — device {cfg.device_id}, cameras: {cams}")
+    res = check_config(args.file, no_env=args.no_env)
+    cams = ", ".join(f"{name} ({'on' if on else 'off'})" for name, on in res.cameras.items())
+    print(f"{args.file}: OK — device {res.device_id}, cameras: {cams}")
+    if res.unchecked:  # names only: the values are what --no-env keeps out
+        print(f"  not checked (--no-env): fields using {', '.join('${' + n + '}' for n in res.unchecked)}")
     return 0
 
 
@@ -46,7 +48,7 @@ def _cmd_models_pull(args: argparse.Namespace) -> int:
 
     cache = Path(args.cache_dir) if args.cache_dir else None
     for name in args.names:
-        folder = pull(name, cache_dir=cache, mirror=args.mirror, force=args.force, progress=print)
+        folder = pull(name, cache_dir=cache, mirror=args.mirror, force=args.force)  # reports on stderr
         print(f"{name}: ready in {folder}")
     return 0
 
@@ -78,6 +80,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         app,
         camera,
         events_out=out,
+        processors=_replay_processors(app),
         annotate=Path(args.annotate) if args.annotate else None,
         show_progress=not args.quiet,
         start_time=_start_time(args.start_time),
@@ -90,6 +93,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _replay_processors(app):  # type: ignore[no-untyped-def]
+    """The rule engine and screen time of ``app``, in memory: a replay never touches a device's state."""
+    from edge.clock import ManualClock
+    from edge.rules import build_processors
+
+    return build_processors(app, ManualClock(), None, persist=False)
 
 
 def _start_time(text: str | None) -> float | None:
@@ -126,7 +137,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     video = args.video or str(DEMO_VIDEO)
     if not Path(video).is_file():
         raise EdgeError(f"demo video not found: {video} (pass --video FILE)")
-    app = config_for_video(video)
+    # a counting line across the middle of the lot: crossings open visits in the rule engine
+    line = {"points": [[0.0, 0.5], [1.0, 0.5]], "in": "up", "road": "lot", "role": "both"}
+    app = config_for_video(video, lines={"middle": line})
     print(f"edge demo: {video} through {app.cameras['camera'].detect.model} (Ctrl-C to stop)", file=sys.stderr)
     print(
         "mm:ss = position in the video; a track is announced once confirmed, its duration counts from first sight",
@@ -136,6 +149,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     def show(e: Event) -> None:
         if args.json:
             print(e.to_json(), flush=True)
+            return
+        if e.type in ("visit", "anomaly"):
+            a = e.attrs
+            detail = a.get("reason") or " ".join(
+                str(x) for x in (a.get("status"), a.get("type"), a.get("road_in") and f"in via {a['road_in']}") if x
+            )
+            ident = str(a.get("visit") or a.get("anomaly"))[:8]
+            print(f"{_mmss(e.pos)}  {e.camera}  {e.type} {ident}: {detail}", flush=True)
             return
         what = " ".join(str(e.attrs[k]) for k in ("color", "type") if k in e.attrs) or e.label
         # track events say only their phase; others name their type (and line/zone/direction)
@@ -153,7 +174,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             first = f" (first seen at {_mmss(e.pos - (_epoch(e.ts) - _epoch(e.start)))})"
         print(f"{_mmss(e.pos)}  {e.camera}  {what} #{e.track} {step}{zones}{extra}{first}", flush=True)
 
-    res = replay(video, app, "camera", on_event=show, realtime=not args.fast, show_progress=False)
+    res = replay(
+        video,
+        app,
+        "camera",
+        on_event=show,
+        processors=_replay_processors(app),
+        realtime=not args.fast,
+        show_progress=False,
+    )
     print(f"demo done: {res.tracks} vehicles tracked, {res.events} events", file=sys.stderr)
     return 0
 
@@ -162,7 +191,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edge.app import run
     from edge.config import load_config
 
-    return run(load_config(args.config))
+    return run(load_config(args.config), config_path=args.config)
 
 
 def _cmd_feedback_export(args: argparse.Namespace) -> int:
@@ -226,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     csub = c.add_subparsers(dest="config_command", required=True)
     cc = csub.add_parser("check", help="validate a config file and print every problem")
     cc.add_argument("file")
+    cc.add_argument(
+        "--no-env",
+        action="store_true",
+        help="do not read the environment: ${VAR:-default} takes its default, fields using an unset ${VAR} "
+        "are not checked (for CI of config repositories)",
+    )
     cc.set_defaults(func=_cmd_config_check)
 
     m = sub.add_parser("models", help="model registry")

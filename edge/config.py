@@ -2,18 +2,27 @@
 
 Every section forbids unknown keys so a typo is an error, not a silently ignored setting.
 ``${VAR}`` in any string is replaced from the environment, so secrets (RTSP and MQTT
-passwords) can stay out of the file.
+passwords) can stay out of the file; ``${VAR:-default}`` falls back to ``default``.
+
+The file is hostile input as far as the loader is concerned: it is read with a YAML loader that
+refuses duplicate keys, deep nesting and alias expansion past fixed limits, and every number
+is finite and bounded, so a config that passes ``edge config check`` cannot hang the check
+nor crash the appliance later.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,19 +31,38 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from edge.errors import ConfigError
+from edge.redact import redact_text
 from edge.rules.config import RulesConfig
+
+# Bounds for every number: anything past them is a typo, and unbounded values crash at run
+# time (threading waits above threading.TIMEOUT_MAX, int(inf) in the MQTT backoff).
+MAX_SECONDS = 86_400.0  # one day: the longest delay, timeout or interval that makes sense
+MAX_COUNT = 100_000  # frames, hits, reads ...
+
+
+def _plain_path(value: Path) -> Path:
+    # A NUL byte passes validation but makes every open() fail at run time.
+    if "\x00" in str(value):
+        raise ValueError("a path must not contain a NUL character")
+    return value
+
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Point = tuple[Fraction, Fraction]
+FilePath = Annotated[Path, AfterValidator(_plain_path)]
 
 
 class Strict(BaseModel):
-    """Base for every config section: unknown keys are errors."""
+    """Base for every config section: unknown keys are errors, floats are finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _check_polygon(points: list[Point]) -> list[Point]:
@@ -133,7 +161,9 @@ class MotionConfig(Strict):
     frame_height: int = Field(100, ge=16, le=1080, description="analysis height in pixels")
     threshold: int = Field(25, ge=1, le=255, description="per-pixel change to count as motion")
     min_area: Fraction = Field(0.002, description="changed fraction of the frame that is motion")
-    max_skip: int = Field(25, ge=1, description="infer at least every N sampled frames even without motion")
+    max_skip: int = Field(
+        25, ge=1, le=MAX_COUNT, description="infer at least every N sampled frames even without motion"
+    )
 
 
 class DetectConfig(Strict):
@@ -151,30 +181,38 @@ class DetectConfig(Strict):
         None, description="optional whole-frame classifier: state events say which class is on screen and how long"
     )
     classifier_min_score: Fraction = Field(0.5, description="a class below this score counts as no class")
-    classifier_min_frames: int = Field(2, ge=1, description="classified frames a new class must hold to count")
+    classifier_min_frames: int = Field(
+        2, ge=1, le=MAX_COUNT, description="classified frames a new class must hold to count"
+    )
     classifier_labels: list[str] = Field(default_factory=list, description="classes to report; empty = all")
 
 
 class TrackerConfig(Strict):
     """Multi-object tracker (ByteTrack-style two-stage association)."""
 
-    min_hits: int = Field(3, ge=1, description="detections before a track starts")
-    max_age: float = Field(2.0, gt=0, description="seconds without a match before a track ends")
+    min_hits: int = Field(3, ge=1, le=MAX_COUNT, description="detections before a track starts")
+    max_age: float = Field(2.0, gt=0, le=MAX_SECONDS, description="seconds without a match before a track ends")
     iou_threshold: Fraction = Field(0.2, description="minimum IoU to associate")
     high_score: Fraction = Field(0.5, description="detections above this start tracks")
     low_score: Fraction = Field(0.1, description="detections above this only extend tracks")
     update_interval: float = Field(
-        5.0, ge=0, description="seconds between update events of one track (0 = every frame)"
+        5.0, ge=0, le=MAX_SECONDS, description="seconds between update events of one track (0 = every frame)"
     )
 
 
 class ReconnectConfig(Strict):
     """Reconnect with capped exponential backoff and a stall watchdog."""
 
-    initial_delay: float = Field(0.5, gt=0)
-    max_delay: float = Field(30.0, gt=0)
-    stall_timeout: float = Field(10.0, gt=0, description="seconds without a frame -> reconnect")
-    open_timeout: float = Field(10.0, gt=0)
+    initial_delay: float = Field(0.5, gt=0, le=MAX_SECONDS)
+    max_delay: float = Field(30.0, gt=0, le=MAX_SECONDS)
+    stall_timeout: float = Field(10.0, gt=0, le=MAX_SECONDS, description="seconds without a frame -> reconnect")
+    open_timeout: float = Field(10.0, gt=0, le=MAX_SECONDS)
+
+    @model_validator(mode="after")
+    def _order(self) -> ReconnectConfig:
+        if self.initial_delay > self.max_delay:
+            raise ValueError("initial_delay must not exceed max_delay")
+        return self
 
 
 class PlateListsConfig(Strict):
@@ -189,8 +227,11 @@ class PlateConsensusConfig(Strict):
     """How reads of one tracked vehicle are merged."""
 
     similarity: Fraction = Field(0.8, description="Jaro-Winkler similarity grouping reads of one plate")
-    min_reads: int = Field(1, ge=1, description="reads needed before a plate is reported")
+    min_reads: int = Field(1, ge=1, le=MAX_COUNT, description="reads needed before a plate is reported")
     improve_margin: Fraction = Field(0.05, description="confidence gain needed to report an update")
+
+
+_MAX_REGEX = 512  # a plate format is a few dozen characters
 
 
 class PlatesConfig(Strict):
@@ -199,7 +240,9 @@ class PlatesConfig(Strict):
     enabled: bool = True
     detector_model: str = "lpd-yunet-plate"
     ocr_model: str = Field(
-        "ppocr-v4", description="ppocr-v4, or license-plate-recognition-barrier-0001 (LPRNet) for Chinese plates"
+        "cct-xs-v1-global-plate-ocr",
+        description="cct-xs-v1-global-plate-ocr (plate-specific, Latin plates of many countries), ppocr-v4 "
+        "(general text recogniser), or license-plate-recognition-barrier-0001 (LPRNet) for Chinese plates",
     )
     backend: Literal["onnx", "openvino"] | None = Field(
         None, description="default: the manifest's first installed (OpenVINO, then ONNX Runtime)"
@@ -222,6 +265,9 @@ class PlatesConfig(Strict):
         10, ge=1, le=1000, description="plate reads per vehicle track: bounds the cost of a parked car"
     )
     top_n: int = Field(3, ge=1, le=20, description="text candidates per plate")
+    confirm_below: Fraction = Field(
+        0.0, description="slot reader: reads less confident than this get a PP-OCRv4 second opinion (0 = never)"
+    )
     lists: PlateListsConfig = Field(default_factory=PlateListsConfig)
     consensus: PlateConsensusConfig = Field(default_factory=PlateConsensusConfig)
     publish: Literal["text", "hash", "both"] = Field(
@@ -238,10 +284,15 @@ class PlatesConfig(Strict):
             key = item.strip().lower()
             if key in REGION_FORMATS or key in REGION_GROUPS:
                 continue
+            if len(item) > _MAX_REGEX:
+                raise ValueError(f"a custom plate regex is limited to {_MAX_REGEX} characters, got {len(item)}")
             try:
-                re.compile(item)
-            except re.error as err:
-                raise ValueError(f"{item!r} is neither a region code nor a valid regex: {err}") from None
+                with warnings.catch_warnings():  # "possible nested set" etc. would break the one-line output
+                    warnings.simplefilter("ignore")
+                    re.compile(item)
+            except (re.error, RecursionError, OverflowError) as err:  # nesting too deep for sre: not re.error
+                why = err if isinstance(err, re.error) else "too deeply nested"
+                raise ValueError(f"{item!r} is neither a region code nor a valid regex: {why}") from None
         return value
 
     @model_validator(mode="after")
@@ -331,7 +382,7 @@ class WatchdogConfig(Strict):
 class ModelsConfig(Strict):
     """Where models come from and where they are cached."""
 
-    cache_dir: Path = Field(
+    cache_dir: FilePath = Field(
         default_factory=lambda: Path(os.environ.get("EDGE_MODEL_CACHE", "~/.cache/edge/models")).expanduser()
     )
     mirror: str | None = Field(
@@ -350,25 +401,33 @@ class MqttConfig(Strict):
     password: SecretStr | None = None
     qos: Literal[0, 1, 2] = 1
     keepalive: int = Field(30, ge=5, le=3600)
-    tls_ca: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
+    tls_ca: FilePath | None = None
+    tls_cert: FilePath | None = None
+    tls_key: FilePath | None = None
     tls_insecure: bool = False
     tls: bool = Field(False, description="use TLS with the system CAs (implied by tls_ca / tls_cert)")
     max_inflight: int = Field(20, ge=1, le=1000, description="unacknowledged messages at a time")
-    reconnect_min_delay: float = Field(1.0, gt=0, description="first reconnect delay, seconds")
-    reconnect_max_delay: float = Field(30.0, gt=0, description="reconnect backoff cap, seconds")
-    drain_timeout: float = Field(5.0, ge=0, description="on shutdown, seconds to keep sending the backlog")
-    stats_interval: float = Field(60.0, gt=0)
+    reconnect_min_delay: float = Field(1.0, gt=0, le=MAX_SECONDS, description="first reconnect delay, seconds")
+    reconnect_max_delay: float = Field(30.0, gt=0, le=MAX_SECONDS, description="reconnect backoff cap, seconds")
+    drain_timeout: float = Field(
+        5.0, ge=0, le=MAX_SECONDS, description="on shutdown, seconds to keep sending the backlog"
+    )
+    stats_interval: float = Field(60.0, gt=0, le=MAX_SECONDS)
     snapshots: bool = Field(False, description="publish a small JPEG crop per track on its own topic")
     home_assistant: bool = Field(False, description="publish Home Assistant MQTT discovery")
+
+    @model_validator(mode="after")
+    def _order(self) -> MqttConfig:
+        if self.reconnect_min_delay > self.reconnect_max_delay:
+            raise ValueError("reconnect_min_delay must not exceed reconnect_max_delay")
+        return self
 
 
 class OutboxConfig(Strict):
     """Durable SQLite outbox between the pipeline and MQTT."""
 
-    path: Path = Path("edge-outbox.sqlite3")
-    max_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024, description="disk budget")
+    path: FilePath = Path("edge-outbox.sqlite3")
+    max_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024, le=1 << 40, description="disk budget (<= 1 TiB)")
     when_full: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
     synchronous: Literal["NORMAL", "FULL"] = Field(
         "NORMAL", description="SQLite sync: NORMAL survives a killed process, FULL also a power cut"
@@ -381,17 +440,19 @@ class CommandsConfig(Strict):
     enabled: bool = True
     secret: SecretStr | None = Field(None, description="HMAC-SHA256 key; set it to require signed commands")
     max_bytes: int = Field(4096, ge=64, le=1024 * 1024, description="larger command payloads are refused")
-    max_age_s: float = Field(300.0, gt=0, description="signed commands older than this are refused (replay guard)")
+    max_age_s: float = Field(
+        300.0, gt=0, le=MAX_SECONDS, description="signed commands older than this are refused (replay guard)"
+    )
     db: Path | None = Field(None, description="feedback/replay SQLite file; default beside the outbox")
-    recent_events: int = Field(5000, ge=100, description="events remembered for feedback look-ups")
-    snapshots: int = Field(2000, ge=0, description="snapshot crops kept for feedback export")
-    queue: int = Field(256, ge=1, description="commands waiting for the worker; more are answered busy")
+    recent_events: int = Field(5000, ge=100, le=1_000_000, description="events remembered for feedback look-ups")
+    snapshots: int = Field(2000, ge=0, le=MAX_COUNT, description="snapshot crops kept for feedback export")
+    queue: int = Field(256, ge=1, le=MAX_COUNT, description="commands waiting for the worker; more are answered busy")
 
 
 class OutputsConfig(Strict):
     """Sinks other than MQTT."""
 
-    jsonl: Path | None = Field(None, description="append events as JSON lines to this file")
+    jsonl: FilePath | None = Field(None, description="append events as JSON lines to this file")
     stdout: bool = False
 
 
@@ -401,6 +462,38 @@ class MetricsConfig(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(9108, ge=1, le=65535)
+    health_camera_grace: float = Field(
+        60.0, gt=0, le=MAX_SECONDS, description="/healthz is 503 when no camera has been up for this many seconds"
+    )
+    health_backlog_max_age: float = Field(
+        300.0,
+        gt=0,
+        le=MAX_SECONDS,
+        description="/healthz is 503 when the broker is disconnected and the oldest waiting event is older (s)",
+    )
+
+
+class UpdateConfig(Strict):
+    """Signed remote config/model updates over MQTT (``cmd/update``, edge.update, docs/fleet.md)."""
+
+    enabled: bool = False
+    public_keys: list[FilePath] = Field(
+        default_factory=list, max_length=16, description="Ed25519 public keys (PEM) allowed to sign updates"
+    )
+    health_timeout: float = Field(
+        60.0, gt=0, le=MAX_SECONDS, description="seconds for every camera to come up after an update, else roll back"
+    )
+    max_age_s: float = Field(
+        600.0, gt=0, le=MAX_SECONDS, description="signed updates older than this are refused (replay guard)"
+    )
+    max_bytes: int = Field(512 * 1024, ge=1024, le=4 * 1024 * 1024, description="largest update command payload")
+    state_dir: FilePath | None = Field(None, description="previous config, update state; default beside the config")
+
+    @model_validator(mode="after")
+    def _keys(self) -> UpdateConfig:
+        if self.enabled and not self.public_keys:
+            raise ValueError("public_keys: at least one Ed25519 public key is needed to accept updates")
+        return self
 
 
 class AppConfig(Strict):
@@ -416,6 +509,7 @@ class AppConfig(Strict):
     metrics: MetricsConfig = MetricsConfig()
     commands: CommandsConfig = CommandsConfig()
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    update: UpdateConfig = Field(default_factory=UpdateConfig)
     watchdog: WatchdogConfig = WatchdogConfig()
 
     def model_options(self) -> dict[str, Any]:
@@ -430,70 +524,319 @@ class AppConfig(Strict):
         }
 
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# -- loading -------------------------------------------------------------------------------
+
+MAX_FILE_BYTES = 2 * 1024 * 1024  # a config with long plate lists is a few hundred kB
+MAX_DEPTH = 32  # the schema nests 6 levels; polygons add 2
+MAX_NODES = 200_000  # values after alias expansion (billion laughs stops here)
+MAX_CHARS = 8 * 1024 * 1024  # characters of text after alias expansion
 
 
-def _expand_env(value: Any, path: str, problems: list[str]) -> Any:
-    if isinstance(value, str):
+class LimitError(yaml.MarkedYAMLError):
+    """A YAML document the config loader refuses: too big, too deep, recursive, duplicate keys."""
 
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name not in os.environ:
-                problems.append(f"{path or '<root>'}: environment variable ${{{name}}} is not set")
-                return ""
-            return os.environ[name]
 
-        return _ENV.sub(sub, value)
-    if isinstance(value, dict):
-        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand_env(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
-    return value
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_expansion(root: Node) -> None:
+    """Refuse a document whose aliases refer to themselves or expand past the limits.
+
+    PyYAML shares an aliased node, so a billion-laughs file loads cheaply, but every later walk
+    over the data (``${VAR}`` expansion, validation) visits each use. Sizes are computed per
+    distinct node (memoised, iteratively: the expanded depth may be far beyond the recursion
+    limit), so the check itself is linear in the file size.
+    """
+    nodes: dict[int, int] = {}
+    chars: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    entered: set[int] = set()  # entered, not finished: the ancestors of the current node
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        kids = _children(node)
+        if finished:
+            entered.discard(key)
+            nodes[key] = 1 + sum(nodes[id(k)] for k in kids)
+            own = len(node.value) if isinstance(node, ScalarNode) else 0
+            chars[key] = own + sum(chars[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if nodes[key] > MAX_NODES or chars[key] > MAX_CHARS:
+                raise LimitError(
+                    problem=f"aliases expand this value to more than {MAX_NODES:,} values or {MAX_CHARS:,} "
+                    "characters (an alias bomb?)",
+                    problem_mark=node.start_mark,
+                )
+            if depth[key] > MAX_DEPTH:
+                raise LimitError(
+                    problem=f"aliases nest this value more than {MAX_DEPTH} levels deep", problem_mark=node.start_mark
+                )
+            continue
+        if key in nodes:
+            continue
+        entered.add(key)
+        stack.append((node, True))
+        for kid in kids:
+            if id(kid) in entered:
+                raise LimitError(problem="an alias refers to the value that contains it", problem_mark=kid.start_mark)
+            if id(kid) not in nodes:
+                stack.append((kid, False))
+
+
+try:
+    from yaml._yaml import CParser  # libyaml: scanning a large file in C is ~30x faster
+
+    class _SafeBase(Composer, CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+        """libyaml's event parser under PyYAML's Python composer (where the limits are checked)
+        and safe constructor: ``CSafeLoader`` composes in C, out of reach of those checks."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+except ImportError:  # PyYAML built without libyaml
+    _SafeBase = yaml.SafeLoader  # type: ignore[misc,assignment]
+
+
+class ConfigLoader(_SafeBase):
+    """A safe YAML loader for untrusted configs: duplicate keys, nesting deeper than
+    :data:`MAX_DEPTH`, recursive aliases, alias expansion past :data:`MAX_NODES` and integers
+    too long for Python are errors with a line number, never a hang, a crash or a silent pick."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # noqa: D102
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event: Any = self.peek_event()
+                raise LimitError(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_mapping_node(self, anchor: Any) -> MappingNode:  # noqa: D102
+        node: MappingNode = super().compose_mapping_node(anchor)
+        seen: dict[tuple[str, str], int] = {}
+        for key, _value in node.value:
+            if not isinstance(key, ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<" merge keys may repeat and are overridden by design
+            first = seen.setdefault((key.tag, key.value), key.start_mark.line + 1)
+            if first != key.start_mark.line + 1:
+                raise LimitError(
+                    problem=f"duplicate key {_short(key.value)!r} (first at line {first})",
+                    problem_mark=key.start_mark,
+                )
+        return node
+
+    def compose_document(self) -> Node | None:  # noqa: D102
+        node: Node | None = super().compose_document()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:  # noqa: D102
+        try:
+            return super().construct_yaml_int(node)  # type: ignore[no-any-return]
+        except ValueError:  # Python refuses int() of more than 4,300 digits
+            raise LimitError(problem="integer too long", problem_mark=node.start_mark) from None
+
+
+ConfigLoader.add_constructor("tag:yaml.org,2002:int", ConfigLoader.construct_yaml_int)  # type: ignore[type-var]
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """``text`` cut for an error message (keys can be megabytes long in a broken file)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ${NAME} or ${NAME:-default}
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _path_part(key: Any) -> str:
+    # Keys come from the file: keep them one short line in messages, without credentials (a
+    # misplaced colon can turn "rtsp://user:pass@host" into a key).
+    text = redact_text(key if isinstance(key, str) else repr(key))
+    if not re.fullmatch(r"#?[A-Za-z0-9_-]+", text):  # "#3": a list item without a name (rules)
+        text = repr(_short(text))
+    return _short(text)
+
+
+MAX_ENV_REFS = 1_000  # ${VAR} references in one file; a real config has a handful
+
+
+class _EnvExpander:
+    """``${VAR}`` -> ``env[VAR]`` in every string of the loaded data.
+
+    The field path of a variable that is not set and has no default lands in ``unresolved``;
+    without ``env`` (``--no-env``) the reference stays as written, otherwise it is a problem.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None) -> None:
+        self.env = dict(env) if env is not None else None  # a dict: os.environ lookups are slow
+        self.problems: list[str] = []
+        self.unresolved: set[str] = set()
+        self.unset: set[str] = set()  # names of the variables behind ``unresolved``
+        self.refs = 0
+
+    def expand(self, value: Any, path: str = "") -> Any:
+        """``value`` with every reference replaced; ConfigError past :data:`MAX_ENV_REFS`."""
+        if isinstance(value, str):
+            if "${" not in value:
+                return value
+            self.refs += value.count("${")
+            if self.refs > MAX_ENV_REFS:
+                raise ConfigError(f"more than {MAX_ENV_REFS} ${{VAR}} references")
+            return _ENV.sub(lambda m: self._one(m, path), value)
+        if isinstance(value, dict):
+            return {k: self.expand(v, f"{path}.{_path_part(k)}" if path else _path_part(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.expand(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def _one(self, m: re.Match[str], path: str) -> str:
+        name, default = m.group(1), m.group(2)
+        if self.env is not None and name in self.env:
+            return self.env[name]
+        if default is not None:
+            return default
+        self.unset.add(name)
+        if self.env is None:
+            self.unresolved.add(path)
+            return m.group(0)
+        if path not in self.unresolved:  # once per field, however often the field repeats it
+            self.problems.append(
+                f"{path or '<root>'}: environment variable ${{{name}}} is not set "
+                f"(export {name}=... or write ${{{name}:-default}} in the file)"
+            )
+        self.unresolved.add(path)  # its validation errors would only repeat this one
+        return ""
+
+
+def _loc(parts: tuple[int | str, ...]) -> str:
+    loc = ""
+    for part in parts:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{_path_part(part)}" if loc else _path_part(part))
+    return loc or "<root>"
 
 
 def format_validation_error(err: ValidationError) -> list[str]:
     """One line per problem: ``field.path: message``. Input values are left out (may be secrets)."""
-    lines = []
-    for e in err.errors(include_input=False, include_url=False):
-        loc = ""
-        for part in e["loc"]:
-            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        lines.append(f"{loc or '<root>'}: {e['msg']}")
-    return lines
+    return [f"{_loc(e['loc'])}: {e['msg']}" for e in err.errors(include_input=False, include_url=False)]
 
 
-def parse_config(data: Any, source: str = "<config>") -> AppConfig:
-    """Validate already-loaded YAML data. Raises ConfigError listing every problem."""
-    problems: list[str] = []
+_MAX_LISTED = 50  # problems printed; a broken generated file can have thousands
+
+
+def _validate(data: Any, source: str, env: Mapping[str, str] | None) -> tuple[AppConfig | None, Any, set[str]]:
+    """Expand variables and validate; ConfigError listing every problem. Returns (config, expanded
+    data, names of unset variables); the config is None when ``env`` is None and only fields left
+    as ``${VAR}`` failed."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
-    data = _expand_env(data, "", problems)
+    expander = _EnvExpander(env)
+    try:
+        data = expander.expand(data)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    problems, unresolved = expander.problems, expander.unresolved
+    cfg: AppConfig | None = None
     try:
         cfg = AppConfig.model_validate(data)
     except ValidationError as err:
-        problems.extend(format_validation_error(err))
-        cfg = None
-    if problems or cfg is None:
-        raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(problems))
+        for line in format_validation_error(err):
+            field = line.split(": ", 1)[0]
+            if not any(field == u or field.startswith((u + ".", u + "[")) for u in unresolved):
+                problems.append(line)
+    if problems:
+        shown = problems[:_MAX_LISTED]
+        if len(problems) > len(shown):
+            shown.append(f"... and {len(problems) - len(shown)} more")
+        raise ConfigError(f"{source}: {len(problems)} problem(s)\n  " + "\n  ".join(shown))
+    return cfg, data, expander.unset
+
+
+def parse_config(data: Any, source: str = "<config>") -> AppConfig:
+    """Validate already-loaded YAML data. Raises ConfigError listing every problem."""
+    cfg, _, _ = _validate(data, source, os.environ)
+    assert cfg is not None  # with an environment every failure is a problem
     return cfg
+
+
+def load_yaml(text: str) -> Any:
+    """Parse one YAML document with :class:`ConfigLoader` (raises ``yaml.YAMLError``)."""
+    loader = ConfigLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _read(p: Path) -> Any:
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(f"{p}: {size:,} bytes is too large for a config file (limit {MAX_FILE_BYTES:,})")
+        return load_yaml(p.read_text(encoding="utf-8"))
+    except LimitError as err:
+        mark = err.problem_mark
+        where = f" line {mark.line + 1} column {mark.column + 1}:" if mark else ""
+        raise ConfigError(f"{p}:{where} {err.problem}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())
+        raise ConfigError(f"{p}:{where} is not valid YAML: {problem}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {p}: {err}") from None
 
 
 def load_config(path: str | Path) -> AppConfig:
     """Load and validate a YAML config file. Raises ConfigError naming the file and fields."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{p}:{where} is not valid YAML: {getattr(err, 'problem', err)}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read config file {p}: {err}") from None
-    return parse_config(data, str(p))
+    return parse_config(_read(p), str(p))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What ``edge config check`` reports about a valid file."""
+
+    device_id: str
+    cameras: dict[str, bool]  # name -> enabled
+    unchecked: list[str]  # variables left as ${VAR} (--no-env): the fields holding them were not checked
+
+
+def check_config(path: str | Path, *, no_env: bool = False) -> CheckResult:
+    """Validate a config file like :func:`load_config`. With ``no_env`` the environment is not
+    read: ``${VAR:-default}`` takes its default and fields holding a ``${VAR}`` without one are
+    not checked, so a config repository can be checked in CI without its secrets."""
+    p = Path(path)
+    cfg, data, unset = _validate(_read(p), str(p), None if no_env else os.environ)
+    unchecked = sorted(unset)
+    if cfg is not None:
+        return CheckResult(cfg.device_id, {n: c.enabled for n, c in cfg.cameras.items()}, unchecked)
+    # Only ${VAR} fields failed: describe the file from its data (valid everywhere else).
+    cams = data.get("cameras") if isinstance(data.get("cameras"), dict) else {}
+    return CheckResult(
+        str(data.get("device_id", AppConfig.model_fields["device_id"].default)),
+        {str(n): not (isinstance(c, dict) and c.get("enabled") is False) for n, c in cams.items()},
+        unchecked,
+    )
 
 
 def config_for_video(url: str, **camera: Any) -> AppConfig:

@@ -11,9 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import selectors
+import socket
 import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +159,7 @@ class _StatsCollector(Collector):
             yield _gauge("edge_outbox_depth", "Messages waiting in the outbox for a broker ack", st.depth)
             yield _gauge("edge_outbox_bytes", "Bytes used by the outbox (budget accounting)", st.bytes)
             yield _gauge("edge_outbox_budget_bytes", "Outbox disk budget", st.max_bytes)
+            yield _gauge("edge_outbox_disk_bytes", "Outbox files on disk (db + WAL + shm)", st.disk_bytes)
             yield _gauge("edge_outbox_oldest_age_seconds", "Age of the oldest waiting message", st.oldest_age())
             c = CounterMetricFamily("edge_outbox_dropped", "Messages dropped because the outbox was full")
             c.add_metric([], st.dropped)
@@ -256,11 +262,6 @@ class Metrics:
         """An event of ``camera`` reached the outbox ``seconds`` after its frame's capture."""
         self.capture_to_outbox.labels(camera).observe(max(0.0, seconds))
 
-    def remove_camera(self, name: str) -> None:
-        """Stop exposing camera ``name``."""
-        with self._lock:
-            self._cameras.pop(name, None)
-
     def observe_inference(self, model_name: str, backend: str, seconds: float) -> None:
         """The ``pipeline.on_inference`` hook."""
         self.inference.labels(model_name, backend).observe(seconds)
@@ -278,6 +279,211 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class HealthCheck:
+    """The ``/healthz`` rule: is the appliance doing its job (see events -> broker)?
+
+    Unhealthy (HTTP 503), with each reason listed in ``problems``, when any of:
+
+    1. the app is shutting down;
+    2. at least one camera is enabled and **no** camera has been up (delivering frames) for
+       more than ``camera_grace`` seconds, counted from start or from the last check that saw
+       one up;
+    3. MQTT is configured, the broker is **disconnected**, and the oldest message waiting in the
+       outbox is older than ``backlog_max_age`` seconds (events pile up undelivered).
+
+    Healthy (HTTP 200) otherwise: some cameras down while another works (listed per camera), a
+    disconnected broker with an empty or young backlog (a broker restart), a connected broker
+    draining an old backlog, and the first ``camera_grace`` seconds after start. The body always
+    reports cameras (name -> up), ``cameras_up``, ``mqtt`` (connected, last_error) and ``outbox``
+    (depth, oldest_age, dropped). Call it from one thread at a time (the HTTP server does).
+    """
+
+    CAMERA_GRACE = 60.0
+    BACKLOG_MAX_AGE = 300.0
+
+    def __init__(
+        self,
+        camera_grace: float = CAMERA_GRACE,
+        backlog_max_age: float = BACKLOG_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.camera_grace = camera_grace
+        self.backlog_max_age = backlog_max_age
+        self._clock = clock
+        self._camera_seen_up = clock()
+
+    def __call__(
+        self,
+        cameras: Mapping[str, bool],
+        publisher: Any = None,
+        outbox: Any = None,
+        shutting_down: bool = False,
+    ) -> dict[str, Any]:
+        """The ``/healthz`` body for cameras (name -> up), the MQTT publisher (duck-typed:
+        ``connected``, ``last_error``; None without MQTT) and the outbox (``stats()``)."""
+        now = self._clock()
+        problems: list[str] = []
+        if shutting_down:
+            problems.append("shutting down")
+        up = sum(1 for v in cameras.values() if v)
+        if up or not cameras:
+            self._camera_seen_up = now
+        down_for = now - self._camera_seen_up
+        if cameras and not up and down_for > self.camera_grace:
+            problems.append(f"no camera up for {down_for:.0f} s (grace {self.camera_grace:g} s)")
+        mqtt: dict[str, Any] | None = None
+        if publisher is not None:
+            mqtt = {"connected": bool(publisher.connected), "last_error": getattr(publisher, "last_error", None)}
+        box: dict[str, Any] | None = None
+        if outbox is not None:
+            st = outbox.stats()
+            box = {"depth": st.depth, "oldest_age": round(st.oldest_age(), 1), "dropped": st.dropped}
+            if mqtt is not None and not mqtt["connected"] and st.depth and st.oldest_age() > self.backlog_max_age:
+                cause = f": {mqtt['last_error']}" if mqtt["last_error"] else ""
+                problems.append(
+                    f"MQTT broker disconnected and {st.depth} event(s) waiting, oldest {st.oldest_age():.0f} s "
+                    f"(limit {self.backlog_max_age:g} s){cause}"
+                )
+        return {
+            "ok": not problems,
+            "problems": problems,
+            "cameras": dict(cameras),
+            "cameras_up": up,
+            "no_camera_up_for": round(down_for, 1) if cameras and not up else 0.0,
+            "mqtt": mqtt,
+            "outbox": box,
+        }
+
+
+class _PooledHTTPServer(HTTPServer):
+    """``http.server`` (the stdlib parses HTTP; nothing hand-written) with bounded resources.
+
+    Why not ``ThreadingHTTPServer``: it starts one thread per connection and never times a
+    connection out, so idle sockets (a port scanner, a stuck scraper) each hold a thread forever.
+    Here one thread accepts connections and waits (``selectors``) until a client has sent
+    something; only then a fixed pool of ``workers`` threads handles the request. So idle
+    connections cost a file descriptor, not a thread:
+
+    - a connection that sends nothing for ``timeout`` seconds is closed;
+    - at most ``max_idle`` connections wait at a time; a new one closes the oldest waiting one
+      (a fresh scrape always gets in, however many idle sockets are open);
+    - at most ``workers + backlog`` requests are handled or queued; beyond that a ready
+      connection is closed at once;
+    - a client that stalls mid-request holds a worker for at most ``timeout`` seconds (socket
+      timeout of the handler).
+    """
+
+    request_queue_size = 128  # listen backlog; socketserver's 5 makes a burst of connects wait for SYN retries
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        workers: int,
+        backlog: int,
+        max_idle: int,
+        timeout: float,
+    ) -> None:
+        super().__init__(address, handler)
+        self.timeout_s = timeout
+        self.max_idle = max_idle
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edge-metrics-http")
+        self._slots = threading.BoundedSemaphore(workers + backlog)
+        self._waiting: OrderedDict[socket.socket, tuple[Any, float]] = OrderedDict()  # sock -> (addr, deadline)
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._active: set[socket.socket] = set()  # sockets a worker is handling
+        self._active_lock = threading.Lock()
+        self._stopping = False
+
+    def serve(self) -> None:
+        """Accept, wait for data, dispatch, expire idle connections; until :meth:`stop`."""
+        self.socket.setblocking(False)
+        self._sel.register(self.socket, selectors.EVENT_READ)
+        self._sel.register(self._wake_r, selectors.EVENT_READ)
+        while not self._stopping:
+            try:
+                self._serve_once()
+            except Exception:  # never let the endpoint die of one odd connection
+                log.exception("metrics endpoint error; continuing")
+                time.sleep(0.1)
+        for sock in list(self._waiting):
+            self._drop(sock)
+
+    def _serve_once(self) -> None:
+        timeout = None
+        if self._waiting:
+            first_deadline = next(iter(self._waiting.values()))[1]  # insertion order = deadline order
+            timeout = max(0.0, first_deadline - time.monotonic())
+        for key, _ in self._sel.select(timeout):
+            if key.fileobj is self.socket:
+                self._accept()
+            elif key.fileobj is not self._wake_r:
+                self._dispatch(key.fileobj)  # type: ignore[arg-type]
+        now = time.monotonic()
+        while self._waiting and next(iter(self._waiting.values()))[1] <= now:
+            self._drop(next(iter(self._waiting)))
+
+    def _accept(self) -> None:
+        try:
+            sock, addr = self.socket.accept()
+        except OSError:  # the client went away already, or EAGAIN
+            return
+        if len(self._waiting) >= self.max_idle:
+            self._drop(next(iter(self._waiting)))  # the oldest idle one makes room
+        self._waiting[sock] = (addr, time.monotonic() + self.timeout_s)
+        self._sel.register(sock, selectors.EVENT_READ)
+
+    def _drop(self, sock: socket.socket) -> None:
+        self._waiting.pop(sock, None)
+        self._sel.unregister(sock)
+        self.shutdown_request(sock)
+
+    def _dispatch(self, sock: socket.socket) -> None:
+        addr, _ = self._waiting.pop(sock)
+        self._sel.unregister(sock)
+        if not self._slots.acquire(blocking=False):  # every worker busy and the queue full
+            self.shutdown_request(sock)
+            return
+        sock.setblocking(True)
+        self._pool.submit(self._work, sock, addr)
+
+    def _work(self, sock: socket.socket, addr: Any) -> None:
+        with self._active_lock:
+            self._active.add(sock)
+        try:
+            self.finish_request(sock, addr)
+        except Exception:
+            log.debug("metrics request from %s failed", addr, exc_info=True)
+        finally:
+            with self._active_lock:
+                self._active.discard(sock)
+            self.shutdown_request(sock)
+            self._slots.release()
+
+    def stop(self) -> None:
+        """Make :meth:`serve` return (call from another thread)."""
+        self._stopping = True
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._active_lock:  # unblock workers reading from slow clients (exit needs them)
+            for sock in self._active:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
 class MetricsServer:
     """``/metrics`` (Prometheus text) and ``/healthz`` (JSON) on a background thread."""
 
@@ -287,14 +493,25 @@ class MetricsServer:
         host: str = "127.0.0.1",
         port: int = 9108,
         health: Callable[[], dict[str, Any]] | None = None,
+        *,
+        workers: int = 4,
+        max_idle: int = 64,
+        timeout: float = 10.0,
     ) -> None:
         """``port`` 0 picks a free port (see :attr:`port`). ``health`` returns a dict with an
-        ``ok`` bool (HTTP 200 vs 503) plus any details."""
+        ``ok`` bool (HTTP 200 vs 503) plus any details.
+
+        Resources stay bounded whatever clients do: ``workers`` threads handle requests,
+        at most ``max_idle`` connections wait for their request, and a connection silent for
+        ``timeout`` seconds is closed (see :class:`_PooledHTTPServer`)."""
         self.metrics = metrics
         self.health = health or (lambda: {"ok": True})
         server = self
+        self_timeout = timeout
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = self_timeout  # socket timeout: a stalled client frees its worker
+
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
@@ -319,11 +536,12 @@ class MetricsServer:
             def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
                 log.debug("http: " + format, *args)
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _PooledHTTPServer(
+            (host, port), Handler, workers=workers, backlog=2 * workers, max_idle=max_idle, timeout=timeout
+        )
         self.host = host
         self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="edge-metrics", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve, name="edge-metrics", daemon=True)
 
     def start(self) -> MetricsServer:
         """Start serving; returns self."""
@@ -333,6 +551,6 @@ class MetricsServer:
 
     def stop(self) -> None:
         """Stop serving and free the port."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._httpd.stop()
         self._thread.join(timeout=5)
+        self._httpd.server_close()

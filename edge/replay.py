@@ -23,11 +23,12 @@ from tqdm import tqdm
 
 from edge.annotate import AnnotatedVideo, snapshot
 from edge.config import AppConfig, CameraConfig
-from edge.errors import SourceError
+from edge.errors import EdgeError, SourceError
 from edge.events.bus import EventBus, Processor
 from edge.events.schema import Event, Sequencer
 from edge.events.sinks import FanOut, JsonlSink, Sink
 from edge.pipeline import Pipeline
+from edge.redact import redact_text, redact_url
 from edge.sources import open_camera
 
 log = logging.getLogger("edge.replay")
@@ -107,8 +108,17 @@ def replay(
     bus = EventBus(app.device_id, FanOut(sinks), Sequencer(), processors=processors)
     video_out = AnnotatedVideo(video, annotate, cam_cfg) if annotate is not None else None
     total = _expected_frames(video, cam_cfg.detect.fps) if "://" not in video else None
-    bar = tqdm(total=total, unit="frame", desc="replay", file=sys.stderr, disable=not show_progress, leave=False)
+    # a bar only on a terminal: its \r updates would land in a log file as hundreds of lines
+    bar = tqdm(
+        total=total,
+        unit="frame",
+        desc="replay",
+        file=sys.stderr,
+        disable=not show_progress or not sys.stderr.isatty(),
+        leave=False,
+    )
     n_frames = 0
+    last_capture: float | None = None
     t0 = time.perf_counter()
     reader.start()
     try:
@@ -117,6 +127,7 @@ def replay(
             for event in pipeline.process(frame):
                 bus.emit(event)
             bus.tick(frame.capture_time)
+            last_capture = frame.capture_time
             n_frames += 1
             bar.update(1)
             if video_out is not None:
@@ -125,10 +136,17 @@ def replay(
                 overlay = snapshot(pipeline.last_detections, pipeline.tracker.tracks, _occupancy(pipeline))
                 pts = frame.pts if frame.pts is not None else frame.capture_time - start
                 video_out.until(pts, overlay if fresh else None)
-        for event in pipeline.close(_last_time(pipeline, start)):
+        # the stream ends at its last frame, not at the last track's last sighting
+        for event in pipeline.close(last_capture if last_capture is not None else start):
             bus.emit(event)
         if reader.stats.last_error and n_frames == 0:
-            raise SourceError(f"cannot read video {video}: {reader.stats.last_error}")
+            raise SourceError(f"cannot read video {redact_url(video)}: {reader.stats.last_error}")
+        st = pipeline.stats
+        if st.frame_errors and not st.frames_inferred:  # not one frame got through the models
+            raise EdgeError(
+                f"all {st.frame_errors} frames of {redact_url(video)} that reached the models failed: "
+                f"{redact_text(st.last_error)}"
+            )
     finally:
         reader.stop()
         bar.close()
@@ -137,11 +155,6 @@ def replay(
             video_out.close()
     seconds = time.perf_counter() - t0
     return ReplayResult(n_frames, counter.events, len(counter.tracks), seconds, pipeline.stats.frames_inferred)
-
-
-def _last_time(pipeline: Pipeline, fallback: float) -> float:
-    tracks = pipeline.tracker.tracks
-    return max(t.last_seen for t in tracks) if tracks else fallback
 
 
 def _occupancy(pipeline: Pipeline) -> dict[str, int]:

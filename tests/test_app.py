@@ -242,3 +242,20 @@ def test_snapshot_is_a_small_jpeg() -> None:
     dec = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert max(dec.shape[:2]) <= 160
     assert make_snapshot(Frame("c", 0, 0.0, img), [0.5, 0.5, 0.5, 0.5]) is None
+
+
+def test_run_exits_non_zero_when_every_frame_fails_in_the_models(
+    tmp_path: Path, car_video: Path, model_env: Path, monkeypatch: Any
+) -> None:
+    """A model that fails on every frame (fault injected into the real detector) stops the
+    appliance non-zero with the reason, instead of "all sources finished" and exit 0."""
+    from edge.app import EXIT_CAMERA_CRASHED
+    from edge.inference.model import Detector
+
+    def broken(self: Detector, image: object) -> None:
+        raise RuntimeError("output tensor has the wrong shape")
+
+    monkeypatch.setattr(Detector, "detect", broken)
+    cfg = config(tmp_path, {"car": str(car_video)})
+    cfg = cfg.model_copy(update={"cameras": {"car": cfg.cameras["car"].model_copy(update={"realtime": False})}})
+    assert run(cfg) == EXIT_CAMERA_CRASHED

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,17 +32,25 @@ def test_demo_prints_events_for_every_vehicle(car_video: Path) -> None:
     proc = edge("demo", "--fast", "--json", "--video", str(car_video))
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert {e["phase"] for e in events} == {"start", "end"}
-    assert len({e["track"] for e in events}) == 4
+    tracks = [e for e in events if e["type"] == "track"]
+    assert {e["phase"] for e in tracks} == {"start", "end"}
+    assert len({e["track"] for e in tracks}) == 4
+    # the demo's counting line: every car crosses it once; the two driving in open visits
+    assert len([e for e in events if e["type"] == "line"]) == 4
+    assert len([e for e in events if e["type"] == "visit" and e["phase"] == "start"]) == 2
     human = edge("demo", "--fast", "--video", str(car_video))
-    assert human.stdout.count(" start") == 4 and "car #1 end after" in human.stdout
+    assert human.stdout.count(" start (") == 4 and "car #1 end after" in human.stdout
 
 
-def _manifest_dir(tmp_path: Path, model_bytes: bytes) -> tuple[Path, Path]:
-    """A models/ dir with one manifest whose file (in a tmp mirror) has a matching sha256."""
+def _manifest_dir(
+    tmp_path: Path, model_bytes: bytes, extra_files: dict[str, bytes] | None = None, **manifest: object
+) -> tuple[Path, Path]:
+    """A models/ dir with one manifest whose files (in a tmp mirror) have matching sha256s."""
     mirror = tmp_path / "mirror" / "broken-detector"
     mirror.mkdir(parents=True)
-    (mirror / "model.onnx").write_bytes(model_bytes)
+    files = {"model.onnx": model_bytes, **(extra_files or {})}
+    for name, data in files.items():
+        (mirror / name).write_bytes(data)
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     (manifests / "broken-detector.yaml").write_text(
@@ -55,28 +64,25 @@ def _manifest_dir(tmp_path: Path, model_bytes: bytes) -> tuple[Path, Path]:
                 "licence": "test",
                 "files": [
                     {
-                        "path": "model.onnx",
-                        "url": "https://example.invalid/model.onnx",
-                        "sha256": hashlib.sha256(model_bytes).hexdigest(),
+                        "path": name,
+                        "url": f"https://example.invalid/{name}",
+                        "sha256": hashlib.sha256(data).hexdigest(),
                     }
+                    for name, data in files.items()
                 ],
                 "input": {"size": [416, 416]},
                 "head": {"type": "yolox"},
+                **manifest,
             }
         )
     )
     return manifests, tmp_path / "mirror"
 
 
-@pytest.mark.parametrize("cut", [0.5, 0.001], ids=["truncated", "corrupt"])
-def test_truncated_or_corrupt_model_is_one_clear_line(
-    tmp_path: Path, shared_models: Path, car_video: Path, cut: float
-) -> None:
-    data = (shared_models / "yolox-nano-coco" / "yolox_nano.onnx").read_bytes()
-    manifests, mirror = _manifest_dir(tmp_path, data[: int(len(data) * cut)])
-    proc = edge(
+def _replay_model(tmp_path: Path, video: Path, manifests: Path, mirror: Path) -> subprocess.CompletedProcess[str]:
+    return edge(
         "replay",
-        str(car_video),
+        str(video),
         "--model",
         "broken-detector",
         "--events-out",
@@ -87,9 +93,78 @@ def test_truncated_or_corrupt_model_is_one_clear_line(
             "EDGE_MODEL_CACHE": str(tmp_path / "cache"),
         },
     )
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """stderr without the model-pull report ("pulling ... from ...", "done: ...")."""
+    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith(("pulling ", "done: "))]
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.001], ids=["truncated", "corrupt"])
+def test_truncated_or_corrupt_model_is_one_clear_line(
+    tmp_path: Path, shared_models: Path, car_video: Path, cut: float
+) -> None:
+    data = (shared_models / "yolox-nano-coco" / "yolox_nano.onnx").read_bytes()
+    manifests, mirror = _manifest_dir(tmp_path, data[: int(len(data) * cut)])
+    proc = _replay_model(tmp_path, car_video, manifests, mirror)
     assert proc.returncode == 2
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    lines = _error_lines(proc.stderr)
     assert len(lines) == 1 and "cannot load model" in lines[0] and "model.onnx" in lines[0], proc.stderr
+
+
+def test_labels_file_that_is_not_utf8_is_one_clear_line(tmp_path: Path, shared_models: Path, car_video: Path) -> None:
+    data = (shared_models / "yolox-nano-coco" / "yolox_nano.onnx").read_bytes()
+    manifests, mirror = _manifest_dir(
+        tmp_path, data, {"labels.txt": "car\nvoiture\n".encode("latin-1") + b"v\xe9lo\n"}, labels_file="labels.txt"
+    )
+    proc = _replay_model(tmp_path, car_video, manifests, mirror)
+    assert proc.returncode == 2, proc.stderr
+    assert _error_lines(proc.stderr) == [
+        f"edge: error: labels file {tmp_path / 'cache' / 'broken-detector' / 'labels.txt'} of model broken-detector "
+        "is not UTF-8 text: invalid continuation byte at byte 13"
+    ]
+
+
+def test_detector_with_an_unknown_head_fails_at_load_not_per_frame(
+    tmp_path: Path, shared_models: Path, car_video: Path
+) -> None:
+    """`edge replay --model automl-traffic-lstm-ssd` (head lstm_ssd, not implemented yet) logged a
+    traceback per frame and exited 0 with no events; the model must be refused when it loads."""
+    data = (shared_models / "yolox-nano-coco" / "yolox_nano.onnx").read_bytes()
+    manifests, mirror = _manifest_dir(tmp_path, data, head={"type": "no_such_head"})
+    config = tmp_path / "edge.yaml"  # the detector alone: nothing else fails first
+    config.write_text(
+        f"cameras:\n  cam:\n    url: {car_video}\n    detect: {{model: broken-detector, attributes_model: null}}\n"
+    )
+    proc = edge(
+        "replay",
+        str(car_video),
+        "--config",
+        str(config),
+        "--events-out",
+        str(tmp_path / "e.jsonl"),
+        env={
+            "EDGE_MODELS_DIR": str(manifests),
+            "EDGE_MODEL_MIRROR": str(mirror),
+            "EDGE_MODEL_CACHE": str(tmp_path / "cache"),
+        },
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = _error_lines(proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith(
+        "edge: error: model broken-detector: output head 'no_such_head' is not supported"
+    ), proc.stderr
+    assert not (tmp_path / "cache" / "broken-detector" / "model.onnx").exists()  # refused before the pull
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["Yolox", "yolox; rm -rf /", ["yolox"]])
+def test_manifest_head_type_must_be_a_plain_identifier(tmp_path: Path, kind: object) -> None:
+    manifests, _ = _manifest_dir(tmp_path, b"x", head={"type": kind})
+    proc = edge("models", "list", env={"EDGE_MODELS_DIR": str(manifests)})
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"edge: error: {manifests / 'broken-detector.yaml'}: invalid manifest: head: ")
+    assert "head.type must be a plain identifier" in proc.stderr
 
 
 @pytest.mark.usefixtures("model_env")
@@ -106,3 +181,36 @@ def test_plates_bench_prints_a_table_per_folder(tmp_path: Path, shared_data: Pat
     assert all(r[2] == "3" for r in rows.values())  # three images scored in every mode
     # all three read right with EU formats (eu5 is labelled OYO9FEU; the UK plate says OY09FEU)
     assert rows["eu"][5] == "100.0%"
+
+
+@pytest.mark.usefixtures("model_env")
+def test_run_exits_non_zero_when_a_camera_worker_dies(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 7: `reconnect.initial_delay: .inf` killed the camera thread (OverflowError in a wait)
+    and `edge run` then exited 0, "all sources finished", so systemd did not restart it. The config
+    now refuses it; here it is forced past validation to stand for any bug in the camera thread."""
+    from edge.app import EXIT_CAMERA_CRASHED, run
+    from edge.config import parse_config
+    from tests.fixtures.mqtt import free_port
+
+    app = parse_config(
+        {
+            "cameras": {
+                "gate": {
+                    "url": f"rtsp://127.0.0.1:{free_port()}/nothing-listens",  # real reader, refused at once
+                    "detect": {"attributes_model": None},
+                    "reconnect": {"open_timeout": 2},
+                }
+            },
+            "outbox": {"path": str(tmp_path / "state.db")},
+            "outputs": {"jsonl": str(tmp_path / "events.jsonl")},
+            "metrics": {"enabled": False},
+        }
+    )
+    cam = app.cameras["gate"]
+    bad = cam.reconnect.model_copy(update={"initial_delay": float("inf"), "max_delay": float("inf")})
+    app = app.model_copy(update={"cameras": {"gate": cam.model_copy(update={"reconnect": bad})}})
+    t0 = time.monotonic()
+    assert run(app) == EXIT_CAMERA_CRASHED != 0
+    assert time.monotonic() - t0 < 60
+    assert "camera gate: supervisor crashed" in caplog.text
+    assert "all sources finished" not in caplog.text

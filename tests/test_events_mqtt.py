@@ -159,8 +159,8 @@ def test_home_assistant_discovery(tmp_path: Path, broker: Broker, mqtt_collector
 # -- TLS and passwords -------------------------------------------------------------------------
 
 
-def _pki(d: Path) -> dict[str, Path]:
-    """CA, server cert for 127.0.0.1, client cert; written with ``cryptography``."""
+def _pki(d: Path, server_names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> dict[str, Path]:
+    """CA, server cert for ``server_names`` (IPs or DNS names), client cert; written with ``cryptography``."""
     try:
         import cryptography  # noqa: F401 - in the [test] extra
     except ImportError:
@@ -200,15 +200,16 @@ def _pki(d: Path) -> dict[str, Path]:
     ca_key = key()
     ca = cert("edge-test-ca", ca_key, "edge-test-ca", ca_key, True)
     srv_key, cli_key = key(), key()
-    srv = cert(
-        "127.0.0.1",
-        srv_key,
-        "edge-test-ca",
-        ca_key,
-        False,
-        [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")],
-    )
+
+    def san(n: str) -> x509.GeneralName:
+        try:
+            return x509.IPAddress(ipaddress.ip_address(n))
+        except ValueError:
+            return x509.DNSName(n)
+
+    srv = cert(server_names[0], srv_key, "edge-test-ca", ca_key, False, [san(n) for n in server_names])
     cli = cert("edge-client", cli_key, "edge-test-ca", ca_key, False)
+    d.mkdir(parents=True, exist_ok=True)
     for n, obj in {"ca": ca, "server": srv, "client": cli}.items():
         out[n] = d / f"{n}.crt"
         out[n].write_bytes(obj.public_bytes(serialization.Encoding.PEM))
@@ -305,3 +306,64 @@ def test_wrong_password_is_clear_retries_and_never_leaks(
     for secret in (wrong, PASSWORD):
         assert secret not in caplog.text and secret not in out.out + out.err
     assert wrong not in repr(tls_cfg(b, pki, wrong))  # SecretStr
+
+
+# -- TLS misconfiguration is explained -------------------------------------------------------
+
+
+def _tls_only_broker(make_broker: Callable[..., Broker], pki: dict[str, Path], name: str) -> Broker:
+    """An anonymous TLS broker (no client certificate needed) with ``pki``'s server cert."""
+    conf = f"cafile {pki['ca']}\ncertfile {pki['server']}\nkeyfile {pki['server_key']}\n"
+    return make_broker(conf, name=name).start()
+
+
+def _failure_log(tmp_path: Path, cfg: MqttConfig, caplog: pytest.LogCaptureFixture) -> tuple[str, str | None]:
+    """Run a publisher against a misconfigured broker for a few retries: (log text, last_error)."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="edge.events.mqtt"):
+        pub = MqttPublisher(cfg, "edge-1", Outbox(tmp_path / f"o-{time.monotonic_ns()}.db"))
+        pub.start()
+        time.sleep(3.5)  # several 1 s retries
+        connected, last_error = pub.connected, pub.last_error
+        pub.stop(0)
+        pub.outbox.close()
+    assert not connected
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors  # explained once, then rate-limited while it retries
+    return errors[0], last_error
+
+
+@pytest.mark.parametrize("case", ["wrong_ca", "hostname_mismatch", "tls_to_plain_port", "plain_to_tls_port"])
+def test_tls_misconfiguration_is_explained(
+    case: str,
+    tmp_path: Path,
+    make_broker: Callable[..., Broker],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pki = _pki(tmp_path)
+    if case == "wrong_ca":
+        other = _pki(tmp_path / "other")  # a CA that did not sign the broker's certificate
+        b = _tls_only_broker(make_broker, pki, "tls")
+        cfg = mqtt_cfg(b, tls_ca=other["ca"])
+        expect = ["TLS: broker certificate rejected", "certificate", "check mqtt.tls_ca"]
+    elif case == "hostname_mismatch":
+        named = _pki(tmp_path / "named", server_names=("broker.example",))
+        b = _tls_only_broker(make_broker, named, "named")
+        cfg = mqtt_cfg(b, tls_ca=named["ca"])  # right CA, but we dial 127.0.0.1
+        expect = ["TLS: broker certificate rejected", "mismatch", "mqtt.host must be a name or IP listed"]
+    elif case == "tls_to_plain_port":
+        b = make_broker().start()
+        cfg = mqtt_cfg(b, tls_ca=pki["ca"])
+        expect = ["TLS handshake failed", "the port does not speak TLS"]
+    else:
+        b = _tls_only_broker(make_broker, pki, "tls")
+        cfg = mqtt_cfg(b)  # no mqtt.tls
+        expect = ["closed the connection before accepting it", "the port expects TLS: set mqtt.tls: true"]
+    line, last_error = _failure_log(tmp_path, cfg, caplog)
+    print(f"\n{case}: {line}")
+    assert f"MQTT broker 127.0.0.1:{b.port}" in line
+    for needle in expect:
+        assert needle in line, (needle, line)
+    assert last_error and expect[-1] in last_error  # also what health reports
+    broker_log = b.log_text()
+    assert broker_log.count("New connection from") + broker_log.count("Client connection from") >= 2  # retries

@@ -16,7 +16,7 @@ import pytest
 from edge.events.outbox import Outbox
 from tests.conftest import ROOT
 from tests.fixtures.mqtt import Broker, MqttCollector, sample_event
-from tests.test_events_mqtt import make_bus, mqtt_cfg
+from tests.test_events_mqtt import make_bus, mqtt_cfg, wait_connected
 
 OUTAGE_SECONDS = 30.0  # what issue #3 asks for
 
@@ -72,6 +72,39 @@ def test_broker_down_30s_mid_stream_loses_nothing(tmp_path: Path, broker: Broker
         collector.wait_for(lambda ms: ids <= {json.loads(m.payload)["id"] for m in ms if "/events/" in m.topic}, 60)
         check_delivery(collector, expected)
         assert bus.publisher.wait_idle(10)  # type: ignore[attr-defined]
+    finally:
+        bus.close()
+        collector.close()
+
+
+@pytest.mark.slow
+def test_reconnect_within_seconds_after_a_long_outage(tmp_path: Path, broker: Broker) -> None:
+    """With the backoff at its 30 s cap, the publisher is back < 5 s after the broker is."""
+    cfg = mqtt_cfg(broker, reconnect_min_delay=4, reconnect_max_delay=30)
+    collector = MqttCollector(broker, client_id="reconnect-sub")
+    bus = make_bus(tmp_path, cfg)
+    pub = bus.publisher  # type: ignore[attr-defined]
+    try:
+        wait_connected(pub)
+        broker.stop()
+        # Failed attempts wait 4, 8, 16 s: after 28 s the next wait is the 30 s cap.
+        outage = 35.0
+        t_end = time.monotonic() + outage
+        sent = []
+        while time.monotonic() < t_end:
+            sent.append(bus.emit(sample_event("cam1", len(sent))))
+            time.sleep(1.0)
+        assert not pub.connected and pub.outbox.depth == len(sent)
+        broker.start()  # returns once the port accepts connections
+        t_up = time.monotonic()
+        while not pub.connected and time.monotonic() - t_up < 40:
+            time.sleep(0.02)
+        delay = time.monotonic() - t_up
+        print(f"\nreconnect delay after a {outage:.0f} s outage (backoff at its 30 s cap): {delay:.2f} s")
+        assert pub.connected and delay < 5.0
+        ids = {e.id for e in sent}
+        got = collector.wait_for(lambda ms: ids <= {json.loads(m.payload)["id"] for m in ms if "/events/" in m.topic})
+        assert ids <= {json.loads(m.payload)["id"] for m in got if "/events/" in m.topic}
     finally:
         bus.close()
         collector.close()

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
+import os
+import pty
+import re
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +107,126 @@ def test_models_cli_pull_and_list(model_env: Path) -> None:
     assert row.split()[-1] == "yes"
     other = next(line for line in listing.stdout.splitlines() if line.startswith("vehicle-detection-0201"))
     assert other.split()[-1] == "no"
+
+
+# -- concurrent pulls (issue 7, item 9) -------------------------------------------------------
+
+RACE_MODEL = "vehicle-detection-0200"
+
+
+def _pull_in_child(barrier: Any, cache: str, mirror: str, out: Any) -> None:
+    """A separate process pulling RACE_MODEL once every puller is ready (spawned: top level)."""
+    lines: list[str] = []
+    barrier.wait()
+    try:
+        pull(RACE_MODEL, cache_dir=Path(cache), mirror=mirror, progress=lines.append)
+        out.put(("ok", lines))
+    except Exception as err:  # reported to the parent, which fails the test
+        out.put(("error", [f"{type(err).__name__}: {err}"]))
+
+
+def test_concurrent_pulls_from_threads_and_processes_share_one_fetch(tmp_path: Path, shared_models: Path) -> None:
+    """Cameras starting together on an empty cache used to fail with FileNotFoundError on the shared
+    ``.part`` file. Now every puller succeeds, each file is fetched once, and nothing is left over."""
+    cache = tmp_path / "cache"
+    n_threads, n_procs = 6, 3
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(n_threads + n_procs)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_pull_in_child, args=(barrier, str(cache), str(shared_models), results))
+        for _ in range(n_procs)
+    ]
+    for p in procs:
+        p.start()
+
+    def in_thread() -> list[str]:
+        lines: list[str] = []
+        barrier.wait(timeout=120)
+        pull(RACE_MODEL, cache_dir=cache, mirror=str(shared_models), progress=lines.append)
+        return lines
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        thread_lines = [f.result(timeout=180) for f in [pool.submit(in_thread) for _ in range(n_threads)]]
+    child = [results.get(timeout=180) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert [status for status, _ in child] == ["ok"] * n_procs, child
+    all_lines = [ln for lines in thread_lines + [lines for _, lines in child] for ln in lines]
+    manifest = find_manifest(RACE_MODEL)
+    assert sorted(ln.split(" (")[0] for ln in all_lines if ln.startswith("pulling ")) == sorted(
+        f"pulling {RACE_MODEL}/{f.path}" for f in manifest.files
+    ), all_lines  # one fetch per file, whoever got the lock first
+    folder = cache / RACE_MODEL
+    for f in manifest.files:
+        assert sha256_of(folder / f.path) == f.sha256
+    assert sorted(p.name for p in folder.iterdir()) == sorted([".pull.lock", *(f.path for f in manifest.files)])
+
+
+# -- what a pull tells the user (item 15) -----------------------------------------------------
+
+
+def test_pull_says_what_and_from_where_in_plain_lines_when_not_a_terminal(model_env: Path, shared_models: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "models", "pull", "yolox-nano-coco"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    src = shared_models / "yolox-nano-coco"
+    assert proc.stderr.splitlines() == [
+        f"pulling yolox-nano-coco/yolox_nano.onnx (3.7 MB) from {src}",
+        RegexMatch(r"done: yolox-nano-coco/yolox_nano\.onnx \(3\.7 MB in \d+\.\d s\)"),
+    ]
+    assert "\r" not in proc.stderr  # no progress-bar redraws in logs
+    assert proc.stdout == f"yolox-nano-coco: ready in {model_env / 'yolox-nano-coco'}\n"
+    again = subprocess.run(
+        [sys.executable, "-m", "edge", "models", "pull", "yolox-nano-coco"], capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0 and again.stderr == ""  # a cache hit is silent
+
+
+def test_pull_shows_a_progress_bar_on_a_terminal(model_env: Path) -> None:
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge", "models", "pull", "yolox-nano-coco"],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    )
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    text = out.decode(errors="replace")
+    assert "pulling yolox-nano-coco/yolox_nano.onnx (3.7 MB) from " in text
+    assert "\r" in text and "yolox-nano-coco/yolox_nano.onnx:" in text and "3.51M" in text  # tqdm's bar
+
+
+class RegexMatch:
+    """Equal to any string the regex fully matches (for list comparisons)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = re.compile(pattern)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and self.pattern.fullmatch(other) is not None
+
+    def __repr__(self) -> str:
+        return f"RegexMatch({self.pattern.pattern!r})"
+
+
+def test_pull_removes_temp_files_of_a_killed_pull(model_env: Path) -> None:
+    folder = model_env / "yolox-nano-coco"
+    folder.mkdir(parents=True)
+    stale = folder / ".yolox_nano.onnx.k1ll3d.part"
+    stale.write_bytes(b"half a model")
+    pull("yolox-nano-coco")
+    assert not stale.exists()
+    assert sha256_of(folder / "yolox_nano.onnx") == find_manifest("yolox-nano-coco").files[0].sha256

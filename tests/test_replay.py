@@ -261,7 +261,12 @@ def test_demo_lines_show_video_position_and_first_sight(car_video: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 8
+    # the demo draws a line across the middle: 4 cars x (start, end), their 4 crossings, and a
+    # visit opened by each of the 2 cars that drive in (the ones driving out match no visit)
+    assert len([ln for ln in lines if " start (" in ln or " end after" in ln]) == 8, lines
+    assert [ln.split()[-1] for ln in lines if " line middle " in ln] == ["in", "out", "in", "out"], lines
+    assert len([ln for ln in lines if "  visit " in ln and ": open car in via lot" in ln]) == 2, lines
+    assert len(lines) == 14, lines
     # "00:05  camera  white car #1 start (first seen at 00:04)": position of the event in the
     # video, and when the car was first seen (the duration on "end" counts from there)
     start = next(ln for ln in lines if "#1 start" in ln)
@@ -345,3 +350,23 @@ def test_replay_feeds_processors_through_the_bus(car_video: Path, tmp_path: Path
     # ticked once per replayed frame with the frame's time (the video's clock, not the wall's)
     assert len(proc.ticks) >= 140 and proc.ticks == sorted(proc.ticks)
     assert 1000.0 <= proc.ticks[0] < 1000.5 and 1029.0 < proc.ticks[-1] < 1031.0
+
+
+@pytest.mark.usefixtures("model_env")
+def test_replay_fails_clearly_when_every_frame_fails(
+    car_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model that fails on every frame (fault injected into the real detector) is an error,
+    not "0 tracks", and the log is not flooded: one traceback, every failure counted."""
+    from edge.errors import EdgeError
+    from edge.inference.model import Detector
+
+    def broken(self: Detector, image: object) -> None:
+        raise RuntimeError("output tensor has the wrong shape")
+
+    monkeypatch.setattr(Detector, "detect", broken)
+    app = config_for_video(str(car_video), detect={"fps": 2})
+    with pytest.raises(EdgeError, match=r"all \d+ frames of .* that reached the models failed: RuntimeError: output"):
+        replay(str(car_video), app, "camera", events_out=tmp_path / "e.jsonl", show_progress=False)
+    logged = [r for r in caplog.records if "frame" in r.getMessage() and "failed" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None

@@ -126,7 +126,8 @@ def test_sigterm_ends_a_hung_shutdown_in_bounded_time(tmp_path: Path) -> None:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "starting"
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (tmp_path / "events.jsonl").exists():
+        events = tmp_path / "events.jsonl"
+        while time.monotonic() < deadline and not (events.exists() and len(events.read_text().splitlines()) > 3):
             time.sleep(0.1)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)

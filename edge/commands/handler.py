@@ -76,8 +76,14 @@ class CommandHandler:
         engine: AnomalyEngine | None = None,
         bus: Emitter | None = None,
         clock: Callable[[], float] = time.time,
+        updater: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        max_update_bytes: int = 0,
     ) -> None:
+        """``updater``: the ``update`` command (edge.update, Ed25519-signed on its own; raises
+        ``UpdateRefused``); its payloads may be up to ``max_update_bytes`` on ``cmd/update``."""
         self.cfg, self.topics, self.publish, self.store = cfg, topics, publish, store
+        self.updater, self.max_update_bytes = updater, max_update_bytes
+        self.update_topic = topics.cmd("update")
         self.engine, self.bus, self.clock = engine, bus, clock
         self.reply_topic = topics.cmd("reply")
         self._secret = cfg.secret.get_secret_value().encode("utf-8") if cfg.secret is not None else None
@@ -150,11 +156,14 @@ class CommandHandler:
         try:
             if topic == self.reply_topic:
                 return  # our own answers (the subscription is cmd/#)
-            if len(payload) > self.cfg.max_bytes:
+            limit = self.cfg.max_bytes
+            if self.updater is not None and topic == self.update_topic:
+                limit = max(limit, self.max_update_bytes)
+            if len(payload) > limit:
                 self._finish(
                     "oversized",
                     _id_from_text(payload[:512]),
-                    f"payload: {len(payload)} bytes (max {self.cfg.max_bytes})",
+                    f"payload: {len(payload)} bytes (max {limit})",
                 )
                 return
             try:
@@ -185,6 +194,8 @@ class CommandHandler:
         try:
             data = self._decode(payload)
             cmd_id = _id_from(data)
+            if data.get("cmd") == "update":  # Ed25519-signed by the update key, not the HMAC secret
+                return self._finish("ok", cmd_id, None, self._update(data))
             if self._secret is not None:
                 self._authenticate(data)
             if data.get("cmd") not in COMMANDS:
@@ -223,6 +234,16 @@ class CommandHandler:
             raise _Rejected("unauthorized", str(err)) from None
         if not isinstance(data.get("id"), str) or not self._guard.first_use(data["id"], now):
             raise _Rejected("unauthorized", "id: already used (replayed command)")
+
+    def _update(self, data: dict[str, Any]) -> dict[str, Any]:
+        if self.updater is None:
+            raise _Rejected("failed", "cmd: remote updates are not enabled on this device (update.enabled)")
+        from edge.update.manager import UpdateRefused
+
+        try:
+            return self.updater(data)
+        except UpdateRefused as err:
+            raise _Rejected(err.outcome, err.error) from None
 
     def _execute(self, command: AnomalyCommand | FeedbackCommand) -> dict[str, Any]:
         if isinstance(command, FeedbackCommand):

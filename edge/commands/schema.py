@@ -2,6 +2,7 @@
 
 ``{"id": "c1", "cmd": "ack"|"resolve", "anomaly": "<id>"}``
 ``{"id": "c2", "cmd": "feedback", "event": "<event id>", "field": "type"|"plate"|"color", "value": "van"}``
+``{"id": "u1", "cmd": "update", ...}`` is routed to :mod:`edge.update` (Ed25519-signed, docs/fleet.md).
 Every command may carry ``ts`` (epoch seconds, required when commands are signed) and ``sig``.
 """
 

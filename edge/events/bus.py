@@ -94,10 +94,17 @@ class EventBus:
                 self.emit(event)
 
     def close(self) -> None:
-        """Close the sinks (MQTT drains, then goes offline) and save the sequence numbers."""
+        """Let processors emit their last events (a final partial period) and close them, newest
+        first so earlier ones still see those events; then close the sinks (MQTT drains, then
+        goes offline) and save the sequence numbers."""
         with self._lock:
             if self._closed:
                 return
+        for proc in reversed(self.processors):
+            closing = getattr(proc, "close", None)
+            if closing is not None:
+                self._emit_derived(proc, lambda c=closing: c() or [])  # type: ignore[misc]
+        with self._lock:
             self._closed = True
         try:
             self.sink.close()

@@ -43,10 +43,6 @@ class Topics:
         """Topic of one camera's events of one type."""
         return f"{self.base}/{camera}/events/{event_type}"
 
-    def events_filter(self) -> str:
-        """Subscription filter for every event of this device."""
-        return f"{self.base}/+/events/+"
-
     def snapshot(self, camera: str, event_id: str) -> str:
         """Topic of the JPEG crop that belongs to event ``event_id``."""
         return f"{self.base}/{camera}/snapshot/{event_id}"

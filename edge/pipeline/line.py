@@ -35,6 +35,9 @@ log = logging.getLogger("edge.pipeline")
 TRAJECTORY_MAX = 1000  # points kept per track; older ones are judged already (start waits <= 1.5 s)
 
 
+ERROR_LOG_EVERY = 60.0  # s between logged frame failures of one camera (all are counted)
+
+
 @dataclass
 class PipelineStats:
     """Plain counters, read by the Prometheus collector at scrape time."""
@@ -43,6 +46,7 @@ class PipelineStats:
     frames_inferred: int = 0
     frames_motion_skipped: int = 0
     frame_errors: int = 0
+    last_error: str = ""
     active_tracks: int = 0
     events_by_type: dict[str, int] = field(default_factory=dict)
 
@@ -66,6 +70,7 @@ class Pipeline:
         self.camera = camera
         self.cfg = cfg
         self.stats = PipelineStats()
+        self._last_error_log = float("-inf")
         self.on_inference: Callable[[str, str, float], None] | None = None
         self.detector = detector or _load(cfg.detect.model, app, Detector, progress)
         self.detector.score_threshold = min(cfg.tracker.low_score, cfg.objects.filter.min_score)
@@ -92,9 +97,15 @@ class Pipeline:
         self.stats.frames_in += 1
         try:
             return self._process(frame)
-        except Exception:  # a bad frame or a model hiccup must not stop the camera
+        except Exception as err:  # a bad frame or a model hiccup must not stop the camera
             self.stats.frame_errors += 1
-            log.exception("camera %s: frame %d failed; skipped", self.camera, frame.index)
+            self.stats.last_error = f"{type(err).__name__}: {err}"
+            mono = time.monotonic()
+            if mono - self._last_error_log >= ERROR_LOG_EVERY:  # a broken model fails every frame
+                self._last_error_log = mono
+                log.exception(
+                    "camera %s: frame %d failed (%d so far); skipped", self.camera, frame.index, self.stats.frame_errors
+                )
             return []
 
     def close(self, now: float | None = None) -> list[Event]:

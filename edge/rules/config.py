@@ -22,8 +22,12 @@ RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Severity = Literal["info", "warning", "critical"]
 
 
+# Visits and stays can last days, but an unbounded number is a typo that breaks time maths.
+MAX_RULE_SECONDS = 30 * 86_400.0
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _check_tz(v: str | None) -> str | None:
@@ -65,9 +69,11 @@ class RuleBase(_Strict):
     enabled: bool = True
     cameras: list[str] = Field(default_factory=list, description="only events of these cameras (empty: all)")
     resolve_after: float | None = Field(
-        None, gt=0, description="auto-resolve this many seconds after the last update (one-off anomalies)"
+        None, gt=0, le=MAX_RULE_SECONDS, description="auto-resolve this many seconds after the last update (one-off)"
     )
-    cooldown: float = Field(0.0, ge=0, description="after raising, s before the same subject may raise again")
+    cooldown: float = Field(
+        0.0, ge=0, le=MAX_RULE_SECONDS, description="after raising, s before the same subject may raise again"
+    )
     timezone: str | None = Field(None, description="IANA zone for times of day; default rules.timezone")
 
     @field_validator("timezone")
@@ -128,7 +134,7 @@ class OverstayRule(RuleBase):
     """A visit open longer than ``max_seconds``; resolves when the visit ends."""
 
     kind: Literal["overstay"]
-    max_seconds: float = Field(gt=0)
+    max_seconds: float = Field(gt=0, le=MAX_RULE_SECONDS)
     types: list[str] = Field(default_factory=list, description="only these vehicle types (empty: all)")
 
 
@@ -136,7 +142,7 @@ class LoiteringRule(RuleBase):
     """An object in a zone longer than ``max_seconds``; resolves when it leaves."""
 
     kind: Literal["loitering"]
-    max_seconds: float = Field(gt=0)
+    max_seconds: float = Field(gt=0, le=MAX_RULE_SECONDS)
     zones: list[str] = Field(default_factory=list, description="empty: all zones")
     types: list[str] = Field(default_factory=list)
 
@@ -146,7 +152,7 @@ class OccupancyRule(RuleBase):
 
     kind: Literal["occupancy"]
     zone: str
-    capacity: int = Field(ge=0)
+    capacity: int = Field(ge=0, le=100_000)
 
 
 class TypeNotAllowedRule(RuleBase):
@@ -171,7 +177,7 @@ class StateHeldRule(RuleBase):
 
     kind: Literal["state_held"]
     label: str
-    minutes: float = Field(gt=0)
+    minutes: float = Field(gt=0, le=MAX_RULE_SECONDS / 60)
 
 
 class NoExitByRule(RuleBase):
@@ -259,11 +265,18 @@ class VisitsConfig(_Strict):
     """How entry and exit crossings pair up into visits."""
 
     enabled: bool = True
-    plate_max_distance: int = Field(1, ge=0, description="Levenshtein distance for a plate match")
-    match_window: float = Field(86400.0, gt=0, description="an exit matches entries at most this many s old")
-    unresolved_after: float = Field(43200.0, gt=0, description="an open visit ends as unresolved after this many s")
+    plate_max_distance: int = Field(1, ge=0, le=5, description="Levenshtein distance for a plate match")
+    match_window: float = Field(
+        86400.0, gt=0, le=MAX_RULE_SECONDS, description="an exit matches entries at most this many s old"
+    )
+    unresolved_after: float = Field(
+        43200.0, gt=0, le=MAX_RULE_SECONDS, description="an open visit ends as unresolved after this many s"
+    )
     merge_window: float = Field(
-        60.0, ge=0, description="an entry with the plate of a visit opened this recently joins it (two entry cameras)"
+        60.0,
+        ge=0,
+        le=86_400,
+        description="an entry with the plate of a visit opened this recently joins it (two entry cameras)",
     )
 
 
@@ -275,6 +288,9 @@ class RulesConfig(_Strict):
     visits: VisitsConfig = Field(default_factory=VisitsConfig)
     rules: dict[RuleId, Rule] = Field(default_factory=dict, description="a list of rules (keyed by id when validated)")
     rules_file: Path | None = Field(None, description="YAML file whose rules (list or {rules: [...]}) are appended")
+    screentime_period: float = Field(
+        3600.0, gt=0, le=7 * 86400, description="seconds per screentime event of a frame classifier (clock-aligned)"
+    )
 
     @field_validator("timezone")
     @classmethod

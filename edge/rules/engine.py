@@ -69,7 +69,10 @@ class RuleEngine:
             for rule in self._rules:
                 if rule.cfg.applies_to(event.camera):
                     self._guard(rule.cfg.id, rule.on_event, event, t, ctx)
-            return ctx.out
+            if event.pos is None:
+                return ctx.out
+            # in a replay, what an event caused happened at its position in the video too
+            return [e if e.pos is not None else e.model_copy(update={"pos": event.pos}) for e in ctx.out]
 
     def tick(self, now: float) -> list[Event]:
         """Time-based rules: unresolved visits, overstay, loitering, state_held, deadlines, expiry."""
@@ -172,11 +175,19 @@ class RuleEngine:
             return None
 
 
-def build_processors(app: AppConfig, clock: Clock, state_dir: Path | None) -> list[Processor]:
-    """The processors for an app config: the rule engine, storing beside the outbox (or in
-    ``state_dir`` when given). Empty when ``rules.enabled`` is false."""
-    cfg = app.rules
-    if not cfg.enabled:
-        return []
-    directory = state_dir if state_dir is not None else Path(app.outbox.path).parent
-    return [RuleEngine(cfg, store_path=directory / STORE_NAME, clock=clock)]
+def build_processors(app: AppConfig, clock: Clock, state_dir: Path | None, *, persist: bool = True) -> list[Processor]:
+    """Every event-derived stage an app config asks for: the rule engine (unless
+    ``rules.enabled`` is false) and, when a camera runs a frame classifier, screen-time totals.
+
+    The engine's open visits and anomalies live in ``state_dir`` (default: beside the outbox);
+    ``persist=False`` keeps them in memory, so a replay neither reads nor changes a device's state.
+    """
+    from edge.rules.screentime import ScreenTime  # a sibling processor, not part of the engine
+
+    procs: list[Processor] = []
+    if app.rules.enabled:
+        directory = state_dir if state_dir is not None else Path(app.outbox.path).parent
+        procs.append(RuleEngine(app.rules, store_path=directory / STORE_NAME if persist else None, clock=clock))
+    if any(c.enabled and c.detect.classifier_model for c in app.cameras.values()):
+        procs.append(ScreenTime(app.rules.screentime_period))
+    return procs
