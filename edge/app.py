@@ -522,7 +522,8 @@ def run(
 
             shared.configure(scheduler.slots)  # a shared model serves that many cameras at once
         progress = dog.startup_progress if dog is not None else None
-        models_ready = _load_models(config, stop, progress) if real_pipeline else None
+        # ``models`` keeps the shared models loaded while this run lasts
+        models_ready, models = _load_models(config, stop, progress) if real_pipeline else (None, [])
         for name, cam_cfg in config.cameras.items():
             if not cam_cfg.enabled or stop.is_set():
                 continue
@@ -634,9 +635,11 @@ def _model_names(config: AppConfig) -> tuple[list[str], list[Any]]:
 
 def _load_models(
     config: AppConfig, stop: threading.Event, progress: Callable[[], None] | None = None
-) -> threading.Event:
+) -> tuple[threading.Event, list[Any]]:
     """Load every model once, one at a time, before any camera builds its pipeline (cameras
-    share them); the returned event is set when done. Cameras connect meanwhile.
+    share them); the returned event is set when done, the list holds the models (keep it
+    while the appliance runs: shared models are freed when nothing uses them). Cameras
+    connect meanwhile.
 
     Loading runs on its own thread so the main thread stays responsive to SIGTERM; a model
     that fails is logged here and fails its cameras again (each retries on its own).
@@ -650,6 +653,7 @@ def _load_models(
         opts["progress"] = lambda _msg: tick()
 
     ready = threading.Event()
+    held: list[Any] = []
 
     def load() -> None:
         try:
@@ -663,17 +667,17 @@ def _load_models(
             if stop.is_set():
                 return
             try:
-                preload([name], opts)
+                held.extend(preload([name], opts))
             except Exception as err:  # noqa: BLE001 - the camera reports it again and retries
                 log.error("model %s: %s", name, err)
             if progress is not None:
                 progress()
         for cfg in plates:
             try:
-                preload([], opts, [cfg])
+                held.extend(preload([], opts, [cfg]))
             except Exception as err:  # noqa: BLE001
                 log.error("plate models %s/%s: %s", cfg.detector_model, cfg.ocr_model, err)
         log.info("models loaded in %.1f s", time.monotonic() - t0)
 
     threading.Thread(target=load, name="edge-models", daemon=True).start()
-    return ready
+    return ready, held

@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,9 @@ log = logging.getLogger("edge.inference.shared")
 Key = tuple[str, str, int, str, str, int]
 
 _LOAD_LOCK = threading.RLock()  # one load/compile at a time in the whole process
-_BACKENDS: dict[Key, Backend] = {}
+# weak: a model stays loaded while a camera (or edge run's start-up list) uses it, and is freed
+# after the last user is gone (a config update that drops it, tests with their own caches)
+_BACKENDS: weakref.WeakValueDictionary[Key, Backend] = weakref.WeakValueDictionary()
 _STREAMS = 1  # inferences one shared model runs in parallel (edge run: its concurrency)
 
 
@@ -163,20 +166,21 @@ def ensure_model_once(
         return manifest, folder
 
 
-def preload(names: list[str], options: dict[str, Any], plates: list[Any] | None = None) -> float:
+def preload(names: list[str], options: dict[str, Any], plates: list[Any] | None = None) -> list[Any]:
     """Load every model in ``names`` (and each plates config's models) once, one at a time.
 
-    Returns the seconds it took. Raises ModelError like ``load_model`` does.
+    Returns the loaded objects: hold them while the models must stay loaded (shared models
+    are freed when nothing uses them). Raises ModelError like ``load_model`` does.
     """
     from edge.inference.model import load_model
 
-    t0 = time.monotonic()
+    held: list[Any] = []
     seen: set[str] = set()
     for name in names:
         if name in seen:
             continue
         seen.add(name)
-        load_model(name, **options)
+        held.append(load_model(name, **options))
     from edge.plates.reader import PlateReader
 
     done: set[Any] = set()
@@ -185,5 +189,5 @@ def preload(names: list[str], options: dict[str, Any], plates: list[Any] | None 
         if key in done:
             continue
         done.add(key)
-        PlateReader(cfg, **{k: v for k, v in options.items() if k != "progress"})
-    return time.monotonic() - t0
+        held.append(PlateReader(cfg, **{k: v for k, v in options.items() if k != "progress"}))
+    return held
