@@ -34,7 +34,11 @@ def table(r: dict[str, Any]) -> str:
         if "per_output" in v and v["per_output"].get(k):
             extra = "  (" + ", ".join(f"{a} {x * 100:.1f}%" for a, x in v["per_output"][k].items()) + ")"
         lines.append(f"    {k:40} {val * 100:7.2f}{extra}")
-    lines.append(f"  drop: {r['drop_points']:.2f} points" + (f" (--max-drop {r['max_drop']})" if r.get("max_drop") is not None else ""))
+    limit = f" (--max-drop {r['max_drop']})" if r.get("max_drop") is not None else ""
+    lines.append(f"  drop: {r['drop_points']:.2f} points{limit}")
+    if "class_agnostic" in v:
+        ca = ", ".join(f"{k} {x * 100:.2f}" for k, x in v["class_agnostic"].items())
+        lines.append(f"  class-agnostic mAP@0.5 (boxes only): {ca}")
     m = r["machine"]
     lines.append(f"  median latency ms ({m['cpus']} cpus, load avg {m['loadavg_1m']}; compare as ratios):")
     for k, ms in r["latency_ms"].items():

@@ -104,8 +104,8 @@ def _checked(source: Source) -> Source:
     if spec is None:
         raise ConvertError(f"manifest of {source.manifest.name} has no input spec: cannot build calibration data")
     try:
-        backend = load_backend("litert" if source.format == "tflite" else "onnx" if source.format == "onnx" else "openvino",
-                               source.path)
+        kind = {"tflite": "litert", "onnx": "onnx"}.get(source.format, "openvino")
+        backend = load_backend(kind, source.path)
     except ModelError as err:
         raise ConvertError(str(err)) from None
     names = [t.name for t in backend.inputs]

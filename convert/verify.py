@@ -122,8 +122,14 @@ def compare(
     if any(per.values()):
         result["per_output"] = per
     if task.manifest.task == "detect":
+        result["class_agnostic"] = {k: mean_ap(_agnostic(truth), _agnostic(v)) for k, v in decoded.items()}
         result["reference_objects"] = int(sum(len(d.class_id) for d in truth))
     return result
+
+
+def _agnostic(dets: list[Detections]) -> list[Detections]:
+    """Every box as one class: separates localisation from class flips between near-tied classes."""
+    return [Detections(d.xyxy, d.confidence, np.zeros_like(d.class_id), d.labels) for d in dets]
 
 
 def latency(backends: dict[str, Backend], samples: list[Sample], runs: int, warmup: int = 3) -> dict[str, float]:
