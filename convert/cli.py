@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--val", nargs="+", type=Path, default=[],
                    help="validation data: NNCF quantize_with_accuracy_control keeps the metric within --max-drop")
     q.add_argument("--val-frames", type=int, default=50)
+    q.add_argument("--val-range", type=_range, default=(0.0, 1.0))
     q.add_argument("--max-drop", type=float, help="fail (exit 1) when the metric drops more points than this")
     q.add_argument("--bench-runs", type=int, default=50, help="timed runs per backend")
     return p
@@ -102,8 +103,8 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
         if args.target == "openvino-int8":
             vfn, val = None, []
             if args.val:
-                val = calibrate.samples(list(args.val), m, tspec, args.val_frames, crops_from=args.crops_from,
-                                        what="validation")
+                val = calibrate.samples(list(args.val), m, tspec, args.val_frames, start=args.val_range[0],
+                                        end=args.val_range[1], crops_from=args.crops_from, what="validation")
                 vfn = verify.openvino_validation_fn(task, val, verify.reference_answers(task, reference, val))
             max_drop = (args.max_drop if args.max_drop is not None else 1.0) / 100
             openvino_int8.quantize(src.path, folder / entry, calib, preset=args.preset, validation=val,
