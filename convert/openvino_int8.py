@@ -21,7 +21,8 @@ def _read(path: Path) -> Any:
         # convert_model (not Core.read_model) runs the offline optimizations: BatchNorm folded into
         # convolutions, Sigmoid*Mul fused into Swish; NNCF otherwise puts int8 quantizers inside
         # every SiLU (208 of them in YOLOX-nano) and the detections fall apart (mAP 27%).
-        return ov.convert_model(str(path))
+        # IR files were optimized when they were made (and convert_model rejects older IR versions).
+        return ov.Core().read_model(str(path)) if path.suffix == ".xml" else ov.convert_model(str(path))
     except Exception as err:  # noqa: BLE001 - the runtime's own error types
         raise ConvertError(f"OpenVINO cannot read {path}: {str(err).strip().splitlines()[0][:200]}") from None
 

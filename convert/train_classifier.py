@@ -152,8 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edge.registry import ensure_model
     from edge.registry.manifest import InputSpec
 
-    videos = args.videos_dir or Path(os.environ.get("EDGE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    classes, imgs, ys = load_images(args.data, args.field, videos / "data" / "videos" if not args.videos_dir else videos)
+    shared = Path(os.environ.get("EDGE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    classes, imgs, ys = load_images(args.data, args.field, args.videos_dir or shared / "data" / "videos")
     y = np.array(ys)
     counts = np.bincount(y, minlength=len(classes))
     if counts.min() < 2:
