@@ -177,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from convert.train_classifier import main as train_main
 
             return train_main(argv[1:])
+        if argv[:1] == ["dequantize-tflite"]:
+            from convert.tflite import dequantize_main
+
+            return dequantize_main(argv[1:])
         args = build_parser().parse_args(argv)
         from convert.report import table
 
