@@ -61,7 +61,7 @@ def quantize(
     out_xml: Path,
     calib: list[Sample],
     *,
-    preset: str = "performance",
+    preset: str = "mixed",
     validation: list[Sample] | None = None,
     validation_fn: Callable[[Any, list[np.ndarray]], float] | None = None,
     max_drop: float = 0.01,
