@@ -160,6 +160,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
         "speedup": speed,
         "machine": verify.machine(),
         "accuracy_control": bool(args.val),
+        "preset": args.preset if args.target == "openvino-int8" else None,
     }
     deploy.write_manifest(
         m, name=name, fmt=fmt, backends=backends, folder=folder, files=files, entry=entry,
