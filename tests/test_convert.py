@@ -270,5 +270,6 @@ def test_tflite_int8_route_from_a_float_tflite(
 def test_corrupt_model_file_exits_2(tmp_path: Path, model_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 10)
-    rc, _, err = _run([str(bad), "--like", "yolox-nano-coco", "--to", "openvino-int8", "--calib", str(tmp_path)], capsys)
+    args = [str(bad), "--like", "yolox-nano-coco", "--to", "openvino-int8", "--calib", str(tmp_path)]
+    rc, _, err = _run(args, capsys)
     assert rc == 2 and "cannot load model" in err and err.count("\n") == 1
