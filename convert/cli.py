@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--preset", choices=["performance", "mixed"], default="mixed",
                    help="NNCF preset: mixed = asymmetric activations, right for SiLU/Swish nets (YOLOX: 3 points "
                    "mAP drop vs 16 with performance); performance = symmetric, for ReLU nets")
+    q.add_argument("--keep-float", nargs="+", default=[], metavar="OP",
+                   help="OpenVINO op names (friendly names, e.g. from NNCF's log) NNCF leaves in float")
     q.add_argument("--val", nargs="+", type=Path, default=[],
                    help="validation data: NNCF quantize_with_accuracy_control keeps the metric within --max-drop")
     q.add_argument("--val-frames", type=int, default=50)
@@ -110,7 +112,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
                 vfn = verify.openvino_validation_fn(task, val, verify.reference_answers(task, reference, val))
             max_drop = (args.max_drop if args.max_drop is not None else 1.0) / 100
             openvino_int8.quantize(src.path, folder / entry, calib, preset=args.preset, validation=val,
-                                   validation_fn=vfn, max_drop=max_drop)
+                                   validation_fn=vfn, max_drop=max_drop, ignore=args.keep_float)
         else:
             openvino_int8.save_ir(src.path, folder / entry, fp16=args.target == "openvino-fp16")
     elif args.target == "onnx-int8":
