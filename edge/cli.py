@@ -219,6 +219,12 @@ def _cmd_plates_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from convert.cli import main as convert_main  # lazy: the [convert] extra may not be installed
+
+    return convert_main(args.convert_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="edge", description="Edge video analytics appliance")
@@ -284,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     fe_src.add_argument("--db", help="the feedback database file")
     fe.set_defaults(func=_cmd_feedback_export)
 
+    cv = sub.add_parser("convert", help="convert, quantize and verify models (edge convert -h)", add_help=False)
+    cv.add_argument("convert_args", nargs=argparse.REMAINDER)
+    cv.set_defaults(func=_cmd_convert)
+
     pl = sub.add_parser("plates", help="licence-plate tools")
     psub = pl.add_subparsers(dest="plates_command", required=True)
     pb = psub.add_parser("bench", help="accuracy and latency on OpenALPR-format folders")
@@ -295,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edge`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["convert"]:  # its own parser (argparse REMAINDER cannot pass on a leading -h)
+        return _cmd_convert(argparse.Namespace(convert_args=argv[1:]))
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
