@@ -211,6 +211,13 @@ def _cmd_feedback_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    from edge.fleet.config import load_fleet_config
+    from edge.fleet.service import run as run_fleet
+
+    return run_fleet(load_fleet_config(args.config))
+
+
 def _cmd_plates_bench(args: argparse.Namespace) -> int:
     import runpy
 
@@ -283,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     fe_src.add_argument("--config", help="the appliance config (its feedback database is used)")
     fe_src.add_argument("--db", help="the feedback database file")
     fe.set_defaults(func=_cmd_feedback_export)
+
+    fl = sub.add_parser("fleet", help="operator console: store every device's events, cross-device rules, web UI")
+    fl.add_argument("--config", required=True, help="fleet YAML (docs/console.md)")
+    fl.set_defaults(func=_cmd_fleet)
 
     pl = sub.add_parser("plates", help="licence-plate tools")
     psub = pl.add_subparsers(dest="plates_command", required=True)

@@ -75,7 +75,9 @@ class FleetCommands(_Strict):
 class FleetConfig(_Strict):
     """The whole ``edge fleet`` config."""
 
-    database: str = Field("sqlite:///edge-fleet.sqlite3", description="SQLAlchemy URL: sqlite:///F or postgresql+psycopg://")
+    database: str = Field(
+        "sqlite:///edge-fleet.sqlite3", description="SQLAlchemy URL: sqlite:///F or postgresql+psycopg://"
+    )
     store_events: bool = Field(True, description="store raw events (a rules-only instance may turn it off)")
     mqtt: FleetMqtt = Field(default_factory=FleetMqtt)
     rules: FleetRules = Field(default_factory=FleetRules)  # type: ignore[arg-type]

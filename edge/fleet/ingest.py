@@ -133,7 +133,7 @@ class Ingest:
             log.warning("broker refused the connection: %s", reason)
             return
         self.connected.set()
-        client.subscribe([(t, self.cfg.mqtt.qos) for t in self.topics()])
+        client.subscribe([(t, int(self.cfg.mqtt.qos)) for t in self.topics()])
 
     def _on_disconnect(self, *_a: Any) -> None:
         self.connected.clear()
@@ -184,9 +184,8 @@ class Ingest:
                     if isinstance(e, dict) and isinstance(e.get("id"), str) and e.get("device") and e.get("camera"):
                         batch.events.append(e)
                 elif len(parts) >= 5 and parts[-2] == "snapshot":
-                    batch.snapshots.append(
-                        {"event_id": parts[-1][:32], "device": parts[-4], "camera": parts[-3], "jpeg": m.payload, "received": time.time()}
-                    )  # fmt: skip
+                    snap = {"event_id": parts[-1][:32], "device": parts[-4], "camera": parts[-3]}
+                    batch.snapshots.append({**snap, "jpeg": m.payload, "received": time.time()})
                 elif parts[-1] == "status" and len(parts) == 3:
                     self.store.device_status(parts[1], status=m.payload.decode("utf-8", "replace")[:20])
                 elif parts[-1] == "stats" and len(parts) == 3:

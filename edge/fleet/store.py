@@ -97,7 +97,9 @@ class FleetStore:
             for origin, e in batch.derived:
                 self._derived(conn, origin, e)
             if batch.snapshots:
-                conn.execute(self._insert(snapshots).on_conflict_do_nothing(index_elements=["event_id"]), batch.snapshots)
+                conn.execute(
+                    self._insert(snapshots).on_conflict_do_nothing(index_elements=["event_id"]), batch.snapshots
+                )
         return new
 
     def _many(self, conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> list[str]:
@@ -144,7 +146,9 @@ class FleetStore:
         upd = {k: ins.excluded[k] for k in row if k not in ("id", "raised", "evidence")}
         if table is visits:
             upd["evidence"] = sa.func.coalesce(table.c.evidence, ins.excluded.evidence)
-        conn.execute(ins.on_conflict_do_update(index_elements=["id"], set_=upd, where=table.c.updated <= ins.excluded.updated))
+        conn.execute(
+            ins.on_conflict_do_update(index_elements=["id"], set_=upd, where=table.c.updated <= ins.excluded.updated)
+        )
 
     def device_status(self, device: str, status: str | None = None, stats: dict[str, Any] | None = None) -> None:
         """Record a device's retained status or its periodic stats."""
@@ -156,7 +160,11 @@ class FleetStore:
             vals.update(stats=json.dumps(stats, separators=(",", ":")), stats_at=now)
         ins = self._insert(devices).values(**vals)
         with self.engine.begin() as conn:
-            conn.execute(ins.on_conflict_do_update(index_elements=["device"], set_={k: v for k, v in vals.items() if k != "device"}))
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["device"], set_={k: v for k, v in vals.items() if k != "device"}
+                )
+            )
 
     def add_command(self, cmd_id: str, device: str, body: dict[str, Any], user: str) -> None:
         """Remember a command sent to a device (the reply is filled in by :meth:`command_reply`)."""
@@ -214,7 +222,7 @@ class FleetStore:
         limit: int = 500,
     ) -> list[dict[str, Any]]:
         """Visits, newest entry first, filtered (plate: substring, case-insensitive)."""
-        q = sa.select(visits.c[tuple(c.name for c in visits.c if c.name != "body")])
+        q = sa.select(*[c for c in visits.c if c.name != "body"])
         if device:
             q = q.where(sa.or_(visits.c.device == device, visits.c.exit_device == device))
         if since is not None:
@@ -233,7 +241,7 @@ class FleetStore:
         self, *, open_only: bool = False, since: float | None = None, until: float | None = None, limit: int = 500
     ) -> list[dict[str, Any]]:
         """Anomalies, newest first."""
-        q = sa.select(anomalies.c[tuple(c.name for c in anomalies.c if c.name != "body")])
+        q = sa.select(*[c for c in anomalies.c if c.name != "body"])
         if open_only:
             q = q.where(anomalies.c.open.is_(True))
         if since is not None:
@@ -286,9 +294,12 @@ class FleetStore:
         with self.engine.connect() as conn:
             n_events = conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() or 0
             n_visits = conn.execute(sa.select(sa.func.count()).select_from(visits)).scalar() or 0
-            n_open = conn.execute(
-                sa.select(sa.func.count()).select_from(anomalies).where(anomalies.c.open.is_(True))
-            ).scalar() or 0
+            n_open = (
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(anomalies).where(anomalies.c.open.is_(True))
+                ).scalar()
+                or 0
+            )
             last_v = conn.execute(sa.select(sa.func.max(visits.c.updated))).scalar() or 0
             last_a = conn.execute(sa.select(sa.func.max(anomalies.c.updated))).scalar() or 0
             last_c = conn.execute(sa.select(sa.func.max(commands.c.replied))).scalar() or 0
