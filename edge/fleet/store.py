@@ -146,9 +146,18 @@ class FleetStore:
         upd = {k: ins.excluded[k] for k in row if k not in ("id", "raised", "evidence")}
         if table is visits:
             upd["evidence"] = sa.func.coalesce(table.c.evidence, ins.excluded.evidence)
-        conn.execute(
-            ins.on_conflict_do_update(index_elements=["id"], set_=upd, where=table.c.updated <= ins.excluded.updated)
-        )
+        # newest wins, but an operator's ack/resolve (device clock "now") beats an update stamped with a
+        # later frame time, and nothing reopens a resolved anomaly or a closed visit
+        if table is anomalies:
+            final = sa.or_(
+                ins.excluded.state == "resolved", sa.and_(ins.excluded.state == "acked", table.c.state != "resolved")
+            )
+            guard = sa.and_(table.c.state != "resolved", sa.or_(table.c.updated <= ins.excluded.updated, final))
+        else:
+            guard = sa.and_(
+                table.c.status == "open", sa.or_(table.c.updated <= ins.excluded.updated, ins.excluded.status != "open")
+            )
+        conn.execute(ins.on_conflict_do_update(index_elements=["id"], set_=upd, where=guard))
 
     def device_status(self, device: str, status: str | None = None, stats: dict[str, Any] | None = None) -> None:
         """Record a device's retained status or its periodic stats."""
@@ -288,6 +297,34 @@ class FleetStore:
         if not ids:
             return set()
         return {r["event_id"] for r in self._all(sa.select(snapshots.c.event_id).where(snapshots.c.event_id.in_(ids)))}
+
+    def visit_snapshots(self, rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+        """visit id -> the event id of a snapshot of its entry: the entry crossing's own, else the
+        first snapshot of the entry track (devices send crops for track start and plate events)."""
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for v in rows:
+                if v.get("evidence") and conn.execute(
+                    sa.select(snapshots.c.event_id).where(snapshots.c.event_id == v["evidence"])
+                ).first():
+                    out[v["id"]] = v["evidence"]
+                    continue
+                body = conn.execute(sa.select(visits.c.body).where(visits.c.id == v["id"])).scalar()
+                a = (json.loads(body) if body else {}).get("attrs") or {}
+                cam, track = str(a.get("entry_camera") or "").split("/")[-1], a.get("entry_track")
+                if track is None:
+                    continue
+                q = (
+                    sa.select(events.c.id)
+                    .join(snapshots, snapshots.c.event_id == events.c.id)
+                    .where(events.c.device == v["device"], events.c.camera == cam, events.c.track == track)
+                    .order_by(events.c.ts)
+                    .limit(1)
+                )
+                found = conn.execute(q).scalar()
+                if found:
+                    out[v["id"]] = found
+        return out
 
     def summary(self) -> dict[str, Any]:
         """Counts for the console header and the live-update stream."""

@@ -164,9 +164,9 @@ def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: 
             plate=q.get("plate") or None, vtype=q.get("type") or None, origin=q.get("origin") or None,
             limit=min(int(q.get("limit") or 200), 2000),
         )  # fmt: skip
-        snaps = store.snapshot_ids(v["evidence"] for v in rows if v["evidence"])
+        snaps = store.visit_snapshots(rows)
         for v in rows:
-            v["snapshot"] = v["evidence"] if v["evidence"] in snaps else None
+            v["snapshot"] = snaps.get(v["id"])
             v["time_in_iso"], v["time_out_iso"] = export.iso(v["time_in"]), export.iso(v["time_out"])
         return rows
 

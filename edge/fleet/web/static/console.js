@@ -87,7 +87,8 @@ async function loadCommands() {
   const cs = await get("/api/commands");
   fill("commands", cs.map((c) => {
     const b = c.body; const what = b.cmd === "feedback" ? `feedback ${b.field} = ${b.value}` : `${b.cmd} ${b.anomaly.slice(0, 8)}`;
-    const rep = c.reply ? el("span", c.reply.ok ? `ok ${JSON.stringify(c.reply)}` : `refused: ${c.reply.error}`, c.reply.ok ? "ok" : "bad") : el("span", "waiting…", "muted");
+    const rep = c.reply ? el("span", replyText(c.reply), c.reply.ok ? "ok" : "bad") : el("span", "waiting…", "muted");
+    if (c.reply) rep.title = JSON.stringify(c.reply);
     return row([fmt(c.sent), c.user, c.device, what, rep]);
   }), "no action yet");
 }
@@ -104,6 +105,11 @@ function feedback(v) {
   };
   d.returnValue = ""; d.showModal();
 }
+function replyText(r) {
+  if (!r.ok) return `refused: ${r.error}`;
+  if (r.cmd === "feedback") return `ok: ${r.field} ${r.old ?? "?"} → ${r.new} (stored for training)`;
+  return `ok: ${r.cmd} done (${r.events} event${r.events === 1 ? "" : "s"})`;
+}
 const pending = new Set();
 function waitReply(id) { pending.add(id); loadCommands(); }
 async function checkReplies() {
@@ -111,7 +117,7 @@ async function checkReplies() {
   const cs = await get("/api/commands");
   for (const c of cs) if (pending.has(c.id) && c.reply) {
     pending.delete(c.id);
-    toast(c.reply.ok ? `${c.device} replied ok: ${JSON.stringify(c.reply)}` : `${c.device} refused: ${c.reply.error}`);
+    toast(`${c.device} replied ${replyText(c.reply)}`);
   }
 }
 async function refresh() {
