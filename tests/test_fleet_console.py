@@ -104,14 +104,20 @@ def test_console_login_visits_resolve_and_feedback_in_chromium(
     device = Device(tmp_path / "dev", broker, "site-a")
     try:
         # the device sends what its cameras saw (its own engine derives the visits) and a JPEG per new track
-        ok, frame = cv2.VideoCapture(str(car_video)).read()
-        assert ok
-        jpeg = cv2.imencode(".jpg", cv2.resize(frame, (160, 90)))[1].tobytes()
+        video = cv2.VideoCapture(str(car_video))
         for e in as_device(replay_events, "site-a"):
             if e["type"] in ("visit", "anomaly"):
                 continue
             stamped = device.bus.emit(Event.model_validate({k: v for k, v in e.items() if k not in ("seq", "pos")}))
-            if e["type"] == "track" and e.get("phase") == "start":
+            if e["type"] == "track" and e.get("phase") == "start":  # the crop a device sends (<= 160 px)
+                video.set(cv2.CAP_PROP_POS_MSEC, e["pos"] * 1000)
+                ok, frame = video.read()
+                assert ok
+                h, w = frame.shape[:2]
+                x0, y0, x1, y1 = (int(v * s) for v, s in zip(e["box"], (w, h, w, h)))
+                crop = frame[y0:y1, x0:x1]
+                scale = 160 / max(crop.shape[:2])
+                jpeg = cv2.imencode(".jpg", cv2.resize(crop, None, fx=scale, fy=scale))[1].tobytes()
                 device.pub.publish_direct(device.pub.topics.snapshot(stamped.camera, stamped.id), jpeg, qos=1)
         plate = {"device": "site-a", "camera": "gate", "type": "plate", "phase": "start", "track": 9}
         device.bus.emit(Event(**plate, ts="2026-11-22T08:01:00.000Z", attrs={"plate": "CA999", "list": "watch"}))
