@@ -100,9 +100,9 @@ def run_workers(n: int, url: str, port: int, msgs: list[tuple[str, bytes]], tmp:
         f.write_text(json.dumps(cfg))
         files.append(f)
 
-    def start() -> list[subprocess.Popen[bytes]]:
+    def start(wait: float = 4.0) -> list[subprocess.Popen[bytes]]:
         procs = [subprocess.Popen([sys.executable, "-m", "edge", "fleet", "--config", str(f)], env=env) for f in files]
-        time.sleep(4)  # connected and subscribed
+        time.sleep(wait)  # connected and subscribed
         return procs
 
     def stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -133,7 +133,7 @@ def run_workers(n: int, url: str, port: int, msgs: list[tuple[str, bytes]], tmp:
         # backlog: the broker holds the events for the stopped workers' sessions; time only the storing
         clear()
         pub_s2 = publish(port, msgs)
-        procs = start()
+        procs = start(wait=0)
         while store.count_events() == 0:
             time.sleep(0.02)
         t, first = time.perf_counter(), store.count_events()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,5 +189,3 @@ def _visits_with_snaps(store: Any) -> list[dict[str, Any]]:
     snaps = store.visit_snapshots(rows)
     return [{**v, "snapshot": snaps.get(v["id"])} for v in rows]
 
-
-time  # noqa: B018

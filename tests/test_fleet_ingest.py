@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from edge.fleet.config import parse_fleet_config
 from edge.fleet.export import rows, to_csv
-from edge.fleet.ingest import Ingest
 from edge.fleet.service import Fleet
 from edge.fleet.store import Batch, FleetStore
 from edge.fleet.web.auth import hash_password, verify_password
@@ -121,4 +120,3 @@ def test_sqlite_default_migrations_export_and_passwords(tmp_path: Path, replay_e
     store.close()
     h = hash_password("s3cret")
     assert verify_password("s3cret", h) and not verify_password("S3cret", h) and not verify_password("x", "junk")
-    Ingest  # noqa: B018  (imported for the type in other tests)
