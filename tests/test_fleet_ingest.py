@@ -5,32 +5,54 @@ two workers sharing the load through an MQTT shared subscription."""
 from __future__ import annotations
 
 import json
+import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from edge.commands import sign
 from edge.fleet.config import parse_fleet_config
 from edge.fleet.export import rows, to_csv
 from edge.fleet.service import Fleet
 from edge.fleet.store import Batch, FleetStore
 from edge.fleet.web.auth import hash_password, verify_password
-from tests.fixtures.mqtt import Broker
+from tests.fixtures.mqtt import Broker, free_port
 from tests.test_fleet_fixtures import Postgres, Publisher, as_device, line_event, postgres, replay_events, wait_until
 
 __all__ = ["postgres", "replay_events"]  # fixtures used here
 
 
+def _http(url: str, user: str | None = None, csrf: str | None = None) -> tuple[int, bytes]:
+    headers = {"X-Remote-User": user} if user else {}
+    if csrf is not None:
+        headers["X-CSRF-Token"] = csrf
+    req = urllib.request.Request(
+        url, headers=headers, method="POST" if csrf is not None else "GET", data=b"" if csrf is not None else None
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
 def fleet_config(broker: Broker, database: str, **extra: Any) -> Any:
     mqtt = {"host": broker.host, "port": broker.port, **extra.pop("mqtt", {})}
-    return parse_fleet_config({"database": database, "mqtt": mqtt, "web": {"enabled": False}, **extra})
+    return parse_fleet_config(
+        {"database": database, "mqtt": mqtt, "web": extra.pop("web", {"enabled": False}), **extra}
+    )
 
 
 def test_two_devices_duplicates_and_a_visit_across_devices(
     broker: Broker, postgres: Postgres, replay_events: list[dict[str, Any]]
 ) -> None:
     rules = {"enabled": True, "device_id": "fleet", "rules": [{"id": "watch", "kind": "plate_watch"}]}
-    fleet = Fleet(fleet_config(broker, postgres.database(), rules=rules)).start(serve=False)
+    web = {"port": free_port(), "auth_header": "X-Remote-User"}  # behind an authenticating proxy
+    cfg = fleet_config(broker, postgres.database(), rules=rules, web=web, commands={"secret": "k3y"})
+    fleet = Fleet(cfg).start()
     pub = Publisher(broker)
     try:
         dev_a, dev_b = as_device(replay_events, "site-a"), as_device(replay_events, "site-b")
@@ -69,6 +91,38 @@ def test_two_devices_duplicates_and_a_visit_across_devices(
         assert store.visits(device="site-b", plate="ca1234", origin="fleet") == crossing  # filters
         a = next(d for d in store.devices() if d["device"] == "site-a")
         assert a["status"] == "online" and a["stats"]["outbox"]["depth"] == 3
+
+        # a watch-listed plate at site B: the fleet engine raises it; the console resolves it with a
+        # signed command to edge/fleet/cmd/console, answered by the fleet's own CommandHandler
+        watch = {
+            **leave,
+            "id": "ab" * 16,
+            "type": "plate",
+            "phase": "start",
+            "attrs": {"plate": "BAD1", "list": "watch"},
+        }
+        pub.events([watch])
+        wait_until(lambda: len(store.anomalies(open_only=True)) == 1, what="fleet anomaly")
+        (anomaly,) = store.anomalies(open_only=True)
+        assert (anomaly["origin"], anomaly["device"], anomaly["camera"]) == ("fleet", "site-b", "site-b/south")
+        base = f"http://127.0.0.1:{web['port']}"
+        assert _http(base + "/api/visits")[0] == 401  # no header, no data
+        page = _http(base + "/", user="bob")[1].decode()
+        csrf = re.search(r'name="csrf" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        assert _http(base + f"/api/anomalies/{anomaly['id']}/resolve", user="bob", csrf="nope")[0] == 403
+        status, body = _http(base + f"/api/anomalies/{anomaly['id']}/resolve", user="bob", csrf=csrf)
+        sent = json.loads(body)["sent"]
+        assert status == 200 and sent["by"] == "bob" and sign(sent, "k3y") == sent["sig"]
+        wait_until(lambda: (store.command(sent["id"]) or {}).get("reply") is not None, what="the fleet's reply")
+        assert store.command(sent["id"])["reply"] == {  # type: ignore[index]
+            "id": sent["id"],
+            "ok": True,
+            "cmd": "resolve",
+            "anomaly": anomaly["id"],
+            "events": 1,
+        }
+        wait_until(lambda: not store.anomalies(open_only=True), what="resolved")
+        assert store.anomaly(anomaly["id"])["state"] == "resolved"  # type: ignore[index]
     finally:
         pub.close()
         fleet.stop()

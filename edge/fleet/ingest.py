@@ -139,7 +139,8 @@ class Ingest:
         self.connected.clear()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        if self.handler is not None and msg.topic.startswith(f"{self.prefix}/{self.cfg.rules.device_id}/cmd/"):
+        own = f"{self.prefix}/{self.cfg.rules.device_id}/cmd/"
+        if self.handler is not None and msg.topic.startswith(own) and msg.topic != own + "reply":
             self.handler.on_message(msg.topic, bytes(msg.payload))
             self.client.ack(msg.mid, msg.qos)
             return
