@@ -32,7 +32,7 @@ from edge.rules.config import RulesConfig
 from edge.rules.engine import RuleEngine
 from tests.conftest import need
 from tests.fixtures.mqtt import Broker, free_port
-from tests.test_fleet_fixtures import as_device, replay_events, wait_until
+from tests.test_fleet_fixtures import Publisher, as_device, line_event, replay_events, wait_until
 
 __all__ = ["replay_events"]
 CHROMIUM = os.environ.get("EDGE_CHROMIUM", "/usr/bin/chromium")
@@ -97,6 +97,7 @@ def test_console_login_visits_resolve_and_feedback_in_chromium(
             "database": f"sqlite:///{tmp_path / 'fleet.sqlite3'}",
             "mqtt": {"host": broker.host, "port": broker.port},
             "web": {"port": port, "users": {"alice": hash_password("correct horse")}},
+            "rules": {"enabled": True},  # visits across devices
         }
     )
     fleet = Fleet(cfg).start()
@@ -118,12 +119,33 @@ def test_console_login_visits_resolve_and_feedback_in_chromium(
                 scale = 160 / max(crop.shape[:2])
                 jpeg = cv2.imencode(".jpg", cv2.resize(crop, None, fx=scale, fy=scale))[1].tobytes()
                 device.pub.publish_direct(device.pub.topics.snapshot(stamped.camera, stamped.id), jpeg, qos=1)
+        # a car enters at site A's north gate (this device) and leaves at site B's south gate 10 min later
+        entry = line_event(
+            "site-a", "north", "2026-11-22T09:00:00.000Z", track=7, direction="in", role="entry", plate="CA123456"
+        )
+        device.bus.emit(Event.model_validate({k: v for k, v in entry.items() if k != "seq"}))
+        other = Publisher(broker)
+        other.events(
+            [
+                line_event(
+                    "site-b",
+                    "south",
+                    "2026-11-22T09:10:00.000Z",
+                    track=3,
+                    direction="out",
+                    role="exit",
+                    plate="CA123457",
+                )
+            ]
+        )
+        other.raw("edge/site-b/status", "online", retain=True)
+        other.close()
         plate = {"device": "site-a", "camera": "gate", "type": "plate", "phase": "start", "track": 9}
         device.bus.emit(Event(**plate, ts="2026-11-22T08:01:00.000Z", attrs={"plate": "CA999", "list": "watch"}))
         stats = {"cameras": {"gate": {"up": True}, "yard": {"up": False}}, "outbox": {"depth": 0, "oldest_age": 0}}
         device.pub.publish_direct(device.pub.topics.stats, json.dumps({**stats, "open": {"visits": 2, "anomalies": 1}}))
         store = fleet.store
-        wait_until(lambda: len(store.visits()) == 2 and len(store.anomalies(open_only=True)) == 1, what="visits")
+        wait_until(lambda: len(store.visits()) == 6 and len(store.anomalies(open_only=True)) == 1, what="visits")
         wait_until(lambda: any(v["snapshot"] for v in _visits_with_snaps(store)), what="snapshots")
 
         page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -140,7 +162,13 @@ def test_console_login_visits_resolve_and_feedback_in_chromium(
         page.click("#login")
         page.wait_for_selector("#visits tbody tr button[data-visit]")
         page.wait_for_function("document.querySelector('#n-open').textContent === '1'")
-        assert page.locator("#visits tbody tr").count() == 2
+        assert page.locator("#visits tbody tr").count() == 6  # 3 by the device's engine, 3 by the fleet's
+        crossing = page.locator("#visits tbody tr", has_text="site-b: site-b/south")  # left at another site
+        assert (
+            crossing.count() == 1
+            and "closed" in crossing.inner_text()
+            and "site-a: site-a/north" in crossing.inner_text()
+        )
         assert page.locator("#visits img.snap").count() >= 1
         assert page.inner_text("#devices tbody").split("\t")[:2] == ["site-a", "online"]
         page.wait_for_function("document.querySelector('#live').textContent === 'live'")
@@ -174,7 +202,7 @@ def test_console_login_visits_resolve_and_feedback_in_chromium(
         assert rows.exists()
 
         csv = page.request.get(base + "/export/visits.csv?since=2026-11-22T00:00:00Z").text()
-        assert csv.splitlines()[0].startswith("id,origin,device") and len(csv.splitlines()) == 3
+        assert csv.splitlines()[0].startswith("id,origin,device") and len(csv.splitlines()) == 7
         anomalies = json.loads(page.request.get(base + "/export/anomalies.json").text())
         assert [a["state"] for a in anomalies] == ["resolved"]
     finally:
@@ -188,4 +216,3 @@ def _visits_with_snaps(store: Any) -> list[dict[str, Any]]:
     rows = store.visits()
     snaps = store.visit_snapshots(rows)
     return [{**v, "snapshot": snaps.get(v["id"])} for v in rows]
-
