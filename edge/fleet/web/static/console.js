@@ -79,8 +79,9 @@ async function loadVisits() {
   fill("visits", vs.map((v) => {
     const snap = v.snapshot ? (() => { const i = el("img", null, "snap"); i.src = `/snapshot/${v.snapshot}.jpg`; i.alt = "snapshot"; return i; })() : el("span", "–", "muted");
     const b = el("button", "Report incorrect type/plate"); b.dataset.visit = v.id; b.onclick = () => feedback(v);
-    return row([fmt(v.time_in), fmt(v.time_out), v.entry_camera ? `${v.device}: ${v.entry_camera}` : v.device,
-      v.exit_camera ? `${v.exit_device}: ${v.exit_camera}` : "", v.status, v.vtype || "", v.plate || "", v.origin, snap, b]);
+    const cam = (c) => String(c).split("/").pop(); // fleet-engine cameras are "device/camera"
+    return row([fmt(v.time_in), fmt(v.time_out), v.entry_camera ? `${v.device}: ${cam(v.entry_camera)}` : v.device,
+      v.exit_camera ? `${v.exit_device}: ${cam(v.exit_camera)}` : "", v.status, v.vtype || "", v.plate || "", v.origin, snap, b]);
   }), "no visit matches");
 }
 async function loadCommands() {
