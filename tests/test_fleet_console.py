@@ -164,11 +164,7 @@ def test_console_login_visits_resolve_and_feedback_in_chromium(
         page.wait_for_function("document.querySelector('#n-open').textContent === '1'")
         assert page.locator("#visits tbody tr").count() == 6  # 3 by the device's engine, 3 by the fleet's
         crossing = page.locator("#visits tbody tr", has_text="site-b: south")  # left at another site
-        assert (
-            crossing.count() == 1
-            and "closed" in crossing.inner_text()
-            and "site-a: north" in crossing.inner_text()
-        )
+        assert crossing.count() == 1 and "closed" in crossing.inner_text() and "site-a: north" in crossing.inner_text()
         assert page.locator("#visits img.snap").count() >= 1
         assert page.inner_text("#devices tbody").split("\t")[:2] == ["site-a", "online"]
         page.wait_for_function("document.querySelector('#live').textContent === 'live'")

@@ -313,9 +313,12 @@ class FleetStore:
         out: dict[str, str] = {}
         with self.engine.connect() as conn:
             for v in rows:
-                if v.get("evidence") and conn.execute(
-                    sa.select(snapshots.c.event_id).where(snapshots.c.event_id == v["evidence"])
-                ).first():
+                if (
+                    v.get("evidence")
+                    and conn.execute(
+                        sa.select(snapshots.c.event_id).where(snapshots.c.event_id == v["evidence"])
+                    ).first()
+                ):
                     out[v["id"]] = v["evidence"]
                     continue
                 body = conn.execute(sa.select(visits.c.body).where(visits.c.id == v["id"])).scalar()
