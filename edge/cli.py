@@ -211,6 +211,13 @@ def _cmd_feedback_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    from edge.fleet.config import load_fleet_config
+    from edge.fleet.service import run as run_fleet
+
+    return run_fleet(load_fleet_config(args.config))
+
+
 def _cmd_plates_bench(args: argparse.Namespace) -> int:
     import runpy
 
@@ -293,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser("convert", help="convert, quantize and verify models (edge convert -h)", add_help=False)
     cv.add_argument("convert_args", nargs=argparse.REMAINDER)
     cv.set_defaults(func=_cmd_convert)
+
+    fl = sub.add_parser("fleet", help="operator console: store every device's events, cross-device rules, web UI")
+    fl.add_argument("--config", required=True, help="fleet YAML (docs/console.md)")
+    fl.set_defaults(func=_cmd_fleet)
 
     pl = sub.add_parser("plates", help="licence-plate tools")
     psub = pl.add_subparsers(dest="plates_command", required=True)
