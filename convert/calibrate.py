@@ -4,6 +4,7 @@ by the appliance's own ``edge.inference.preprocess.prepare`` as the model's mani
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,7 @@ def samples(
     assert manifest.input is not None
     out: list[Sample] = []
     per = max(1, -(-count // max(len(sources), 1)))
-    with tqdm(total=count, desc=f"{what} data", unit="img", leave=False) as bar:
+    with tqdm(total=count, desc=f"{what} data", unit="img", leave=False, disable=not sys.stderr.isatty()) as bar:
         for src in sources:
             it = images(src, per if crops_from is None else max(per // 2, 4), start, end)
             if crops_from:

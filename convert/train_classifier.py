@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,13 @@ def load_images(src: Path, field: str | None, videos_dir: Path | None) -> tuple[
         classes = sorted(groups)
         wanted = {f: classes.index(c) for c in classes for f in _frames(groups[c])}
         imgs, ys = [], []
-        for i, frame in tqdm(video_frames_at(video, sorted(wanted)), total=len(wanted), desc="frames", leave=False):
+        for i, frame in tqdm(
+            video_frames_at(video, sorted(wanted)),
+            total=len(wanted),
+            desc="frames",
+            leave=False,
+            disable=not sys.stderr.isatty(),
+        ):
             imgs.append(frame)
             ys.append(wanted[i])
         return classes, imgs, ys
@@ -120,8 +127,10 @@ def export(model: Any, feat: Any, coef: np.ndarray, bias: np.ndarray, out_xml: P
     import openvino.opset13 as ops
 
     flat = ops.reshape(ops.convert(feat, "f32"), ops.constant(np.array([1, -1], np.int64)), False)
-    logits = ops.add(ops.matmul(flat, ops.constant(coef.T.astype(np.float32)), False, False),
-                     ops.constant(bias.astype(np.float32)[None]))
+    logits = ops.add(
+        ops.matmul(flat, ops.constant(coef.T.astype(np.float32)), False, False),
+        ops.constant(bias.astype(np.float32)[None]),
+    )
     probs = ops.softmax(logits, 1)
     probs.output(0).set_names({"probs"})
     head = ov.Model([probs.output(0)], model.get_parameters(), "classifier")
@@ -165,10 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     compiled = ov.Core().compile_model(ov.Model([feat], model.get_parameters()), "CPU", {"INFERENCE_NUM_THREADS": 2})
     spec = load_backend("litert", folder / base.entry).inputs[0]
-    feats = np.stack([
-        np.asarray(compiled(prepare(img, base.input, spec)[0])[0]).reshape(-1)
-        for img in tqdm(imgs, desc="features", unit="img", leave=False)
-    ])
+    feats = np.stack(
+        [
+            np.asarray(compiled(prepare(img, base.input, spec)[0])[0]).reshape(-1)
+            for img in tqdm(imgs, desc="features", unit="img", leave=False, disable=not sys.stderr.isatty())
+        ]
+    )
     idx_tr, idx_te = train_test_split(np.arange(len(y)), test_size=args.holdout, random_state=args.seed, stratify=y)
     clf = LogisticRegression(max_iter=2000, C=1.0, class_weight="balanced")
     clf.fit(feats[idx_tr], y[idx_tr])
@@ -186,25 +197,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_spec = InputSpec(**{**base.input.model_dump(), "name": None})
     head = {"type": "classifier", "top_k": min(5, len(classes))}
     decode = get_head("classifier")
-    pred = [decode(backend.infer({backend.inputs[0].name: prepare(imgs[i], in_spec, backend.inputs[0])[0]}), head,
-                   classes)[0][0] for i in idx_te]
+    pred = [
+        decode(backend.infer({backend.inputs[0].name: prepare(imgs[i], in_spec, backend.inputs[0])[0]}), head, classes)[
+            0
+        ][0]
+        for i in idx_te
+    ]
     acc_export = float(np.mean([classes.index(pr) == y[i] for pr, i in zip(pred, idx_te)]))
     deploy.write_manifest(
-        base, name=name, fmt="openvino", backends=["openvino"], folder=out_folder, files=[entry, f"{name}.bin"],
-        entry=entry, description=f"whole-frame classifier ({', '.join(classes)}): {BACKBONE} features + logistic "
-        "regression head, by edge convert train-classifier", source_note=f"edge convert train-classifier {args.data}",
+        base,
+        name=name,
+        fmt="openvino",
+        backends=["openvino"],
+        folder=out_folder,
+        files=[entry, f"{name}.bin"],
+        entry=entry,
+        description=f"whole-frame classifier ({', '.join(classes)}): {BACKBONE} features + logistic "
+        "regression head, by edge convert train-classifier",
+        source_note=f"edge convert train-classifier {args.data}",
         models_dir=args.models_dir or args.out,
         overrides={"task": "classify", "head": head, "labels": classes, "input": in_spec.model_dump(mode="json")},
     )
     rep = {
-        "name": name, "classes": classes, "images": dict(zip(classes, counts.tolist())),
-        "train": len(idx_tr), "held_out": len(idx_te), "held_out_accuracy_head": acc_head,
-        "held_out_accuracy_exported": acc_export, "backbone": BACKBONE, "file": str(out_folder / entry),
+        "name": name,
+        "classes": classes,
+        "images": dict(zip(classes, counts.tolist())),
+        "train": len(idx_tr),
+        "held_out": len(idx_te),
+        "held_out_accuracy_head": acc_head,
+        "held_out_accuracy_exported": acc_export,
+        "backbone": BACKBONE,
+        "file": str(out_folder / entry),
         "bytes": (out_folder / entry).stat().st_size + (out_folder / f"{name}.bin").stat().st_size,
     }
     report.save(rep, out_folder / "report.json")
     print(json.dumps({k: rep[k] for k in ("name", "images", "train", "held_out")}))
-    print(f"held-out accuracy: head {acc_head * 100:.1f}%, exported model on the appliance's backend "
-          f"{acc_export * 100:.1f}% ({len(idx_te)} images)")
+    print(
+        f"held-out accuracy: head {acc_head * 100:.1f}%, exported model on the appliance's backend "
+        f"{acc_export * 100:.1f}% ({len(idx_te)} images)"
+    )
     print(f"model: {out_folder / entry}  manifest: {(args.models_dir or args.out) / (name + '.yaml')}")
     return 0

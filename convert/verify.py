@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ def compare(
     truth: list[Any] = []
     decoded: dict[str, list[Any]] = {k: [] for k in candidates}
     diffs: dict[str, dict[str, list[float]]] = {n: {"max_abs": [], "cosine": []} for n in ref_names}
-    for s in tqdm(samples, desc="verify", unit="img", leave=False):
+    for s in tqdm(samples, desc="verify", unit="img", leave=False, disable=not sys.stderr.isatty()):
         ref = reference.infer({reference.inputs[0].name: s.tensor})
         truth.append(task.decode(ref, s.lb, truth=True))
         for key, b in candidates.items():
@@ -138,7 +139,7 @@ def latency(backends: dict[str, Backend], samples: list[Sample], runs: int, warm
     for i in range(warmup):
         for b in backends.values():
             feed(b, samples[i % len(samples)])
-    for i in tqdm(range(runs), desc="benchmark", unit="run", leave=False):
+    for i in tqdm(range(runs), desc="benchmark", unit="run", leave=False, disable=not sys.stderr.isatty()):
         s = samples[i % len(samples)]
         for k, b in backends.items():
             t0 = time.perf_counter()

@@ -19,7 +19,7 @@ import yaml
 from convert import cli
 from convert.metrics import cosine, mean_ap
 from edge.types import Detections
-from tests.conftest import need
+from tests.conftest import error_lines, need
 
 VIDEOS = ("car-detection.mp4", "traffic_frames.mp4", "one-by-one-person-detection.mp4")
 
@@ -81,7 +81,7 @@ def test_map_perfect_missing_and_wrong_class() -> None:
 
 def test_unknown_model_exits_2(model_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = _run(["no-such-model", "--to", "openvino-fp16", "--eval", "x.mp4"], capsys)
-    assert rc == 2 and err.count("\n") == 1 and "neither a file nor a registry model" in err
+    assert rc == 2 and len(error_lines(err)) == 1 and "neither a file nor a registry model" in err
 
 
 def test_model_file_without_manifest_exits_2(
@@ -89,7 +89,7 @@ def test_model_file_without_manifest_exits_2(
 ) -> None:
     f = _tiny_onnx(tmp_path / "mystery.onnx", [1, 3, 416, 416])
     rc, _, err = _run([str(f), "--to", "openvino-fp16", "--eval", str(tmp_path)], capsys)
-    assert rc == 2 and "has no manifest: pass --manifest" in err and err.count("\n") == 1
+    assert rc == 2 and "has no manifest: pass --manifest" in err and len(error_lines(err)) == 1
 
 
 def test_wrong_input_shape_exits_2(tmp_path: Path, model_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,7 +101,7 @@ def test_wrong_input_shape_exits_2(tmp_path: Path, model_env: Path, capsys: pyte
 def test_empty_calibration_folder_exits_2(tmp_path: Path, model_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty").mkdir()
     rc, _, err = _run(["vehicle-detection-0200", "--to", "openvino-int8", "--calib", str(tmp_path / "empty")], capsys)
-    assert rc == 2 and "no images" in err and err.count("\n") == 1
+    assert rc == 2 and "no images" in err and len(error_lines(err)) == 1
 
 
 def test_pytorch_and_blocked_tflite_routes_explain(tmp_path: Path, model_env: Path,
@@ -272,4 +272,4 @@ def test_corrupt_model_file_exits_2(tmp_path: Path, model_env: Path, capsys: pyt
     bad.write_bytes(b"\x08\x07garbage" * 10)
     args = [str(bad), "--like", "yolox-nano-coco", "--to", "openvino-int8", "--calib", str(tmp_path)]
     rc, _, err = _run(args, capsys)
-    assert rc == 2 and "cannot load model" in err and err.count("\n") == 1
+    assert rc == 2 and "cannot load model" in err and len(error_lines(err)) == 1
