@@ -26,8 +26,10 @@ from edge.events.schema import Event, utc_iso
 from edge.events.sequence import PersistentSequencer
 from edge.events.sinks import FanOut, JsonlSink, MqttSink, Sink, StdoutSink
 from edge.events.topics import Topics
+from edge.inference.backends import installed as installed_backend
 from edge.metrics import Metrics, MetricsServer
 from edge.redact import redact_url
+from edge.systemd import Notifier, Watchdog, watchdog_interval
 from edge.types import Frame
 
 log = logging.getLogger("edge.app")
@@ -126,6 +128,7 @@ class CameraWorker:
         self.restarts = 0
         self.done = threading.Event()
         self._last_error_log = -1e9
+        self.last_frame = time.monotonic()  # newest frame (start-up counts): feeds the systemd watchdog
         self.thread = threading.Thread(target=self._supervise, name=f"edge-camera-{name}", daemon=True)
 
     def start(self) -> None:
@@ -176,6 +179,7 @@ class CameraWorker:
             for frame in reader:
                 if self.stop.is_set():
                     break
+                self.last_frame = time.monotonic()
                 try:
                     events = pipeline.process(frame)
                 except Exception as err:
@@ -251,6 +255,15 @@ def stats_payload(workers: list[CameraWorker], bus: EventBus, metrics: Metrics, 
     return out
 
 
+def _use_onnx_providers(config: AppConfig) -> None:
+    """``runtime.providers`` -> the ONNX Runtime backend (not imported unless configured)."""
+    rt = config.runtime
+    if (rt.providers != ["CPUExecutionProvider"] or rt.provider_options) and installed_backend("onnx"):
+        from edge.inference.backends.onnx import set_providers
+
+        set_providers(rt.providers, rt.provider_options)
+
+
 def _default_factories() -> tuple[CameraFactory, PipelineFactory]:
     from edge.pipeline import Pipeline  # lazy: owned by other modules, imported only for a real run
     from edge.sources import open_camera
@@ -284,6 +297,8 @@ def run(
     server: MetricsServer | None = None
     old_handlers: dict[int, Any] = {}
     shutting_down = threading.Event()
+    sd = Notifier.from_env()  # systemd Type=notify; a no-op outside systemd
+    watchdog = Watchdog(sd, watchdog_interval())
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -309,6 +324,7 @@ def run(
                 log.error("metrics endpoint %s:%d unavailable: %s", config.metrics.host, config.metrics.port, err)
         if publisher is not None:
             publisher.start()
+        _use_onnx_providers(config)
         for name, cam_cfg in config.cameras.items():
             if not cam_cfg.enabled:
                 continue
@@ -316,9 +332,11 @@ def run(
             w = CameraWorker(name, cam_cfg, config, bus, metrics, stop, camera_factory, pipeline_factory, publisher)
             workers.append(w)
             w.start()
+        sd.ready(f"{len(workers)} camera(s) started")
         stats_every = config.mqtt.stats_interval if config.mqtt else None
         next_stats = time.monotonic() + (stats_every or 0)
         while not stop.wait(0.2):
+            watchdog.tick(max((w.last_frame for w in workers), default=None))  # fed only while frames flow
             if workers and all(w.done.is_set() for w in workers):
                 log.info("all sources finished")
                 break
@@ -327,6 +345,7 @@ def run(
                 payload = json.dumps(stats_payload(workers, bus, metrics, started), separators=(",", ":"))
                 publisher.publish_direct(publisher.topics.stats, payload, qos=0)
     finally:
+        sd.stopping()
         shutting_down.set()
         stop.set()
         for w in workers:
