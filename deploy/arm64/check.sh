@@ -85,7 +85,7 @@ ls "$WHEELS" | sed 's/^/   /'
 
 step "project: git-tracked files -> /opt/edge, install.sh (venv, wheels, editable edge, user edge)"
 mkdir -p "$ROOT/opt/edge"
-find "$ROOT/opt/edge" -mindepth 1 -maxdepth 1 ! -name venv -exec rm -rf {} +
+find "$ROOT/opt/edge" -mindepth 1 -maxdepth 1 ! -name venv ! -name model-cache -exec rm -rf {} +
 (cd "$REPO" && git ls-files --cached --others --exclude-standard | while IFS= read -r f; do
     [ ! -f "$f" ] || cp --parents "$f" "$ROOT/opt/edge/"
 done)
@@ -100,7 +100,7 @@ cp -u "$SHARED/data/videos/car-detection.mp4" "$ROOT/usr/share/edge/data/videos/
 timed in_root edge models pull $MODELS --mirror /mirror --cache-dir /opt/edge/model-cache
 
 as_edge() {  # run as the unprivileged user, with the image's environment
-    $NICE chroot --userspec=edge:edge "$ROOT" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/var/lib/edge \
+    $NICE chroot --userspec=edge:edge "$ROOT" /usr/bin/env -i -C /var/lib/edge PATH=/usr/local/bin:/usr/bin:/bin HOME=/var/lib/edge \
         EDGE_MODEL_CACHE=/opt/edge/model-cache EDGE_SHARED=/usr/share/edge "$@"
 }
 cd /  # chroot keeps the cwd outside; the commands below do not use it
