@@ -129,6 +129,7 @@ class CameraWorker:
         self.done = threading.Event()
         self._last_error_log = -1e9
         self.last_frame = time.monotonic()  # newest frame (start-up counts): feeds the systemd watchdog
+        self.loaded = threading.Event()  # pipeline (models) built once: systemd READY waits for every camera
         self.thread = threading.Thread(target=self._supervise, name=f"edge-camera-{name}", daemon=True)
 
     def start(self) -> None:
@@ -169,6 +170,8 @@ class CameraWorker:
 
     def _run_once(self) -> None:
         pipeline = self.pipeline_factory(self.name, self.cam_cfg, self.app_cfg)
+        self.last_frame = time.monotonic()
+        self.loaded.set()
         reader = self.camera_factory(self.name, self.cam_cfg)
         self.reader = reader
         self.metrics.add_camera(self.name, reader, pipeline)
@@ -332,11 +335,14 @@ def run(
             w = CameraWorker(name, cam_cfg, config, bus, metrics, stop, camera_factory, pipeline_factory, publisher)
             workers.append(w)
             w.start()
-        sd.ready(f"{len(workers)} camera(s) started")
+        ready = False  # READY=1 once every camera loaded its models (or failed): TensorRT builds take minutes
         stats_every = config.mqtt.stats_interval if config.mqtt else None
         next_stats = time.monotonic() + (stats_every or 0)
         while not stop.wait(0.2):
-            watchdog.tick(max((w.last_frame for w in workers), default=None))  # fed only while frames flow
+            if not ready and all(w.loaded.is_set() or w.restarts or w.done.is_set() for w in workers):
+                ready = sd.ready(f"{len(workers)} camera(s) running") or True
+            if ready:
+                watchdog.tick(max((w.last_frame for w in workers), default=None))  # fed only while frames flow
             if workers and all(w.done.is_set() for w in workers):
                 log.info("all sources finished")
                 break

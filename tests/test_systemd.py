@@ -238,9 +238,46 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     unit.write_text(_unit_text().replace("/opt/edge/venv/bin/edge", str(stub)))
     res = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and not res.stderr.strip(), res.stderr
-    sec = subprocess.run(
-        [analyze, "security", "--offline=yes", str(unit)], capture_output=True, text=True, timeout=60
-    )
+    sec = subprocess.run([analyze, "security", "--offline=yes", str(unit)], capture_output=True, text=True, timeout=60)
     if sec.returncode == 0:  # hardening score (lower is better; 'OK' band is < 4.5 on systemd 252)
         score = float(sec.stdout.rsplit("edge.service:", 1)[1].split()[0])
         assert score < 4.5, sec.stdout[-300:]
+
+
+def test_ready_waits_until_every_camera_loaded_its_models(
+    tmp_path: Path, notify_socket: NotifySocket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slow model loading (a TensorRT engine build) happens before READY=1, so the watchdog is not
+    armed while it runs."""
+    monkeypatch.setenv("NOTIFY_SOCKET", notify_socket.path)
+    monkeypatch.setenv("WATCHDOG_USEC", "300000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+
+    def slow_pipeline(*args: Any) -> FakePipeline:
+        time.sleep(1.0)
+        return FakePipeline(*args)
+
+    cfg = parse_config(
+        {
+            "cameras": {"a": {"url": "rtsp://192.0.2.1/a"}},
+            "metrics": {"enabled": False},
+            "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
+        }
+    )
+    SwitchableReader.up.set()
+    stop = threading.Event()
+    started = time.monotonic()
+    t = threading.Thread(
+        target=run, args=(cfg, stop), kwargs={"camera_factory": SwitchableReader, "pipeline_factory": slow_pipeline}
+    )
+    t.start()
+    try:
+        assert _wait(lambda: notify_socket.times("READY=1"), 10)
+        ready_at = notify_socket.times("READY=1")[0]
+        assert ready_at - started >= 1.0
+        assert all(x >= ready_at for x in notify_socket.times("WATCHDOG=1"))
+        assert _wait(lambda: notify_socket.times("WATCHDOG=1"), 3)
+    finally:
+        stop.set()
+        t.join(20)
+        SwitchableReader.up.clear()
