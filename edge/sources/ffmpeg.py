@@ -127,7 +127,7 @@ def decode_args_for(cfg: object) -> list[str]:
 
 
 # hardware decode settings that failed here while software decoding worked: skipped from then on
-_HW_FAILED: set[tuple[str, ...]] = set()
+_HW_FAILED: set[tuple[str, ...]] = set()  # (camera, *args): one camera's codec says nothing of another's
 
 
 def size_filter(max_pixels: int) -> str:
@@ -206,7 +206,8 @@ class FFmpegCapture:
         With hardware decode args that fail while software decoding works: one warning, and this
         process decodes that camera in software from then on (``_HW_FAILED``)."""
         hw = tuple(self.decode_args)
-        if not hw or hw in _HW_FAILED:
+        key = (self.source.display, *hw)
+        if not hw or key in _HW_FAILED:
             return self._open(timeout, [])
         try:
             return self._open(timeout, list(hw))
@@ -216,7 +217,7 @@ class FFmpegCapture:
             self.close(graceful=False)
             self._errors.clear()
             self._open(timeout, [])  # raises (without blaming the decoder) when the camera itself is down
-            _HW_FAILED.add(hw)
+            _HW_FAILED.add(key)
             log.warning(
                 "%s: hardware decoding (%s) unavailable: %s; falling back to software decoding",
                 self.source.display,
