@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from edge.inference.backends import installed, load_backend  # noqa: E402
+from edge.inference.backends import installed, load_backend, pick_backend  # noqa: E402
 from edge.inference.model import AttributeClassifier, Classifier, Detector, load_model  # noqa: E402
 from edge.registry import ensure_model  # noqa: E402
 
@@ -77,6 +77,10 @@ def run_one(name: str, kind: str, frame: np.ndarray) -> str:
 def main(names: list[str]) -> int:
     frame = demo_frame()
     failed = 0
+    print("default backend per model (what edge demo / edge run use without a backend setting):")
+    for name in names:
+        manifest, _ = ensure_model(name)
+        print(f"  {name:44} -> {pick_backend(list(manifest.backends))}")
     print(f"{'model':44} {'backend':9} (times under emulation are not device times)")
     for name in names:
         manifest, _ = ensure_model(name)
