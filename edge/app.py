@@ -27,10 +27,12 @@ from edge.events.schema import Event, utc_iso
 from edge.events.sequence import PersistentSequencer
 from edge.events.sinks import FanOut, JsonlSink, MqttSink, Sink, StdoutSink
 from edge.events.topics import Topics
+from edge.inference.backends import installed as installed_backend
 from edge.metrics import HealthCheck, Metrics, MetricsServer
 from edge.redact import redact_text, redact_url
 from edge.rules import RuleEngine, build_processors
 from edge.rules.metrics import RulesCollector
+from edge.systemd import Notifier, Watchdog, watchdog_interval
 from edge.types import Frame
 
 log = logging.getLogger("edge.app")
@@ -175,6 +177,8 @@ class CameraWorker:
         self.done = threading.Event()
         self.crashed: BaseException | None = None  # set when the supervisor itself died of a bug
         self._last_error_log = -1e9
+        self.last_frame = time.monotonic()  # newest frame (start-up counts): feeds the systemd watchdog
+        self.loaded = threading.Event()  # pipeline (models) built once: systemd READY waits for every camera
         self.thread = threading.Thread(target=self._supervise, name=f"edge-camera-{name}", daemon=True)
 
     def start(self) -> None:
@@ -222,6 +226,8 @@ class CameraWorker:
 
     def _run_once(self) -> None:
         pipeline = self.pipeline_factory(self.name, self.cam_cfg, self.app_cfg)
+        self.last_frame = time.monotonic()
+        self.loaded.set()
         reader = self.camera_factory(self.name, self.cam_cfg)
         self.reader = reader
         self.metrics.add_camera(self.name, reader, pipeline)
@@ -232,6 +238,7 @@ class CameraWorker:
             for frame in reader:
                 if self.stop.is_set():
                     break
+                self.last_frame = time.monotonic()
                 try:
                     events = pipeline.process(frame)
                 except Exception as err:
@@ -313,6 +320,15 @@ def stats_payload(workers: list[CameraWorker], bus: EventBus, metrics: Metrics, 
         st = metrics.outbox.stats()
         out["outbox"] = {"depth": st.depth, "oldest_age": round(st.oldest_age(), 1), "dropped": st.dropped}
     return out
+
+
+def _use_onnx_providers(config: AppConfig) -> None:
+    """``runtime.providers`` -> the ONNX Runtime backend (not imported unless configured)."""
+    rt = config.runtime
+    if (rt.providers != ["CPUExecutionProvider"] or rt.provider_options) and installed_backend("onnx"):
+        from edge.inference.backends.onnx import set_providers
+
+        set_providers(rt.providers, rt.provider_options)
 
 
 def _default_factories() -> tuple[CameraFactory, PipelineFactory]:
@@ -402,6 +418,9 @@ def run(
         snapshot_store = SnapshotStore(feedback)
     # --- end commands ---------------------------------------------------------------------------
 
+    sd = Notifier.from_env()  # systemd Type=notify; a no-op outside systemd
+    watchdog = Watchdog(sd, watchdog_interval())
+
     reload_requested = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -432,6 +451,7 @@ def run(
                 log.error("metrics endpoint %s:%d unavailable: %s", config.metrics.host, config.metrics.port, err)
         if publisher is not None:
             publisher.start()
+        _use_onnx_providers(config)
         for name, cam_cfg in config.cameras.items():
             if not cam_cfg.enabled:
                 continue
@@ -440,6 +460,7 @@ def run(
             w.snapshot_store = snapshot_store
             workers.append(w)
             w.start()
+        ready = False  # READY=1 once every camera loaded its models (or failed): TensorRT builds take minutes
         stats_every = config.mqtt.stats_interval if config.mqtt else None
         next_stats = time.monotonic() + (stats_every or 0)
         while not stop.wait(0.2):
@@ -455,6 +476,10 @@ def run(
             if reload_requested.is_set():
                 reload_requested.clear()
                 reload_rules(config_path, bus)
+            if not ready and all(w.loaded.is_set() or w.restarts or w.done.is_set() for w in workers):
+                ready = sd.ready(f"{len(workers)} camera(s) running") or True
+            if ready:
+                watchdog.tick(max((w.last_frame for w in workers), default=None))  # fed only while frames flow
             if workers and all(w.done.is_set() for w in workers):
                 log.info("all sources finished")
                 break
@@ -463,6 +488,7 @@ def run(
                 payload = json.dumps(stats_payload(workers, bus, metrics, started), separators=(",", ":"))
                 publisher.publish_direct(publisher.topics.stats, payload, qos=0)
     finally:
+        sd.stopping()
         shutting_down.set()
         stop.set()
         for w in workers:

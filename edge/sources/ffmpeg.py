@@ -67,7 +67,11 @@ _PROTOCOLS = "pipe,rtsp,rtsps,rtp,srtp,tcp,udp,tls,http,https,httpproxy,crypto"
 
 
 def ffmpeg_command(
-    ffmpeg: str, source: Source, rtsp_transport: str = "tcp", max_pixels: int = DEFAULT_MAX_PIXELS
+    ffmpeg: str,
+    source: Source,
+    rtsp_transport: str = "tcp",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    decode_args: list[str] | None = None,
 ) -> list[str]:
     """The ffmpeg command line that decodes ``source`` to YUV4MPEG2 on stdout.
 
@@ -75,6 +79,7 @@ def ffmpeg_command(
     by every local user): ffmpeg reads it from its stdin as a one-entry ffconcat script
     (``input_script``), so the caller must pipe that script in. Frames above ``max_pixels``
     are downscaled by ffmpeg (aspect kept), so no oversized frame ever reaches this process.
+    ``decode_args`` (``hw_decode_args``) go right before the input.
     """
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
     if source.kind is SourceKind.RTSP:
@@ -85,6 +90,7 @@ def ffmpeg_command(
             cmd += ["-rtsp_transport", rtsp_transport]
     elif source.kind is SourceKind.DEVICE:
         cmd += ["-f", "v4l2"]
+    cmd += decode_args or []
     if source.has_credentials:
         # -nostdin only stops ffmpeg's keyboard interaction; pipe:0 still reads the script.
         cmd += ["-f", "concat", "-safe", "0", "-protocol_whitelist", _PROTOCOLS, "-i", "pipe:0"]
@@ -96,6 +102,32 @@ def ffmpeg_command(
     cmd += ["-vsync", "0", "-vf", f"{size_filter(max_pixels)},crop=trunc(iw/2)*2:trunc(ih/2)*2"]
     cmd += ["-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", "pipe:1"]
     return cmd
+
+
+def hw_decode_args(
+    hwaccel: str | None = None, hwaccel_device: str | None = None, decoder: str | None = None
+) -> list[str]:
+    """ffmpeg input options for hardware decoding (empty: software). Decoded frames are copied
+    back to system memory (no ``-hwaccel_output_format``), so the rest of the command is unchanged."""
+    args: list[str] = []
+    if hwaccel:
+        args += ["-hwaccel", hwaccel]
+        if hwaccel_device:
+            args += ["-hwaccel_device", hwaccel_device]
+    if decoder:
+        args += ["-c:v", decoder]
+    return args
+
+
+def decode_args_for(cfg: object) -> list[str]:
+    """``hw_decode_args`` from a camera config's ``hwaccel``/``hwaccel_device``/``decoder``."""
+    return hw_decode_args(
+        getattr(cfg, "hwaccel", None), getattr(cfg, "hwaccel_device", None), getattr(cfg, "decoder", None)
+    )
+
+
+# hardware decode settings that failed here while software decoding worked: skipped from then on
+_HW_FAILED: set[tuple[str, ...]] = set()  # (camera, *args): one camera's codec says nothing of another's
 
 
 def size_filter(max_pixels: int) -> str:
@@ -138,8 +170,10 @@ class FFmpegCapture:
         ffmpeg: str | None = None,
         stop: threading.Event | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        decode_args: list[str] | None = None,
     ) -> None:
         self.source = source
+        self.decode_args = list(decode_args or [])
         self.rtsp_transport = rtsp_transport
         self.max_pixels = max_pixels
         self._ffmpeg = ffmpeg or find_ffmpeg()
@@ -167,8 +201,32 @@ class FFmpegCapture:
         return _LOG_PREFIX.sub("", self._errors[-1]) if self._errors else None
 
     def open(self, timeout: float) -> None:
-        """Start ffmpeg and wait up to ``timeout`` s for the stream header."""
-        cmd = ffmpeg_command(self._ffmpeg, self.source, self.rtsp_transport, self.max_pixels)
+        """Start ffmpeg and wait up to ``timeout`` s for the stream header.
+
+        With hardware decode args that fail while software decoding works: one warning, and this
+        process decodes that camera in software from then on (``_HW_FAILED``)."""
+        hw = tuple(self.decode_args)
+        key = (self.source.display, *hw)
+        if not hw or key in _HW_FAILED:
+            return self._open(timeout, [])
+        try:
+            return self._open(timeout, list(hw))
+        except SourceError as err:
+            if self._stop.is_set():
+                raise
+            self.close(graceful=False)
+            self._errors.clear()
+            self._open(timeout, [])  # raises (without blaming the decoder) when the camera itself is down
+            _HW_FAILED.add(key)
+            log.warning(
+                "%s: hardware decoding (%s) unavailable: %s; falling back to software decoding",
+                self.source.display,
+                " ".join(hw),
+                err,
+            )
+
+    def _open(self, timeout: float, decode_args: list[str]) -> None:
+        cmd = ffmpeg_command(self._ffmpeg, self.source, self.rtsp_transport, self.max_pixels, decode_args)
         script = input_script(self.source, self.rtsp_transport)
         log.debug("starting: %s", redact_text(" ".join(cmd)))
         try:
