@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := ffmpeg mosquitto mosquitto-clients prometheus openssl \
 	gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav \
-	postgresql chromium
+	postgresql chromium systemd
 
 .PHONY: deps test bench lint demo arm64-check
 
