@@ -180,6 +180,9 @@ class DetectConfig(Strict):
     classifier_model: str | None = Field(
         None, description="optional whole-frame classifier: state events say which class is on screen and how long"
     )
+    classifier_fps: float | None = Field(
+        None, gt=0, le=120, description="whole-frame classifications per second, motion or not (default: detect.fps)"
+    )
     classifier_min_score: Fraction = Field(0.5, description="a class below this score counts as no class")
     classifier_min_frames: int = Field(
         2, ge=1, le=MAX_COUNT, description="classified frames a new class must hold to count"
