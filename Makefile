@@ -1,14 +1,18 @@
 # make test   : install system + Python dependencies, then run every test (what CI runs)
 # make bench  : run the benchmarks by hand (numbers are ratios within one run)
 # make lint   : ruff + mypy
+# make arm64-check : prove Dockerfile.arm64's steps in an emulated arm64 Debian (root, slow; log in $(ARM64_CACHE)/check.log)
 SHELL := /bin/bash
 PY ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := ffmpeg mosquitto mosquitto-clients prometheus openssl \
 	gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav \
+	postgresql chromium systemd
 
-.PHONY: deps test bench lint demo
+.PHONY: deps test bench lint demo arm64-check
+
+ARM64_CACHE ?= /work/arm64-cache
 
 deps:
 	$(SUDO) apt-get update -qq
@@ -30,3 +34,7 @@ bench:
 demo:
 	$(PY) -m pip install -q -e '.[all]'
 	edge demo
+
+arm64-check:
+	mkdir -p $(ARM64_CACHE)
+	ARM64_CACHE=$(ARM64_CACHE) deploy/arm64/check.sh 2>&1 | tee $(ARM64_CACHE)/check.log; exit $${PIPESTATUS[0]}

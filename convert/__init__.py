@@ -1,4 +1,6 @@
-"""Conversion toolchain (export, INT8 quantization with calibration, accuracy/speed checks).
+"""Conversion toolchain: export and quantize models for OpenVINO / ONNX Runtime / LiteRT, calibrated
+on real frames preprocessed exactly as the appliance does, and prove each result (``edge convert``).
 
-Not built yet: no issue asks for it so far. See convert/README.md.
+Heavy dependencies (NNCF, scikit-learn, ai-edge-quantizer) come with the ``[convert]`` extra and are
+imported only inside the modules that need them.
 """

@@ -29,11 +29,13 @@ from edge.events.schema import Event, utc_iso
 from edge.events.sequence import PersistentSequencer
 from edge.events.sinks import FanOut, JsonlSink, MqttSink, Sink, StdoutSink
 from edge.events.topics import Topics
+from edge.inference.backends import installed as installed_backend
 from edge.inference.scheduler import FairScheduler
 from edge.metrics import HealthCheck, Metrics, MetricsServer
 from edge.redact import redact_text, redact_url
 from edge.rules import RuleEngine, build_processors
 from edge.rules.metrics import RulesCollector
+from edge.systemd import Notifier, Watchdog, watchdog_interval
 from edge.types import Frame
 
 log = logging.getLogger("edge.app")
@@ -193,6 +195,8 @@ class CameraWorker:
         self.done = threading.Event()
         self.crashed: BaseException | None = None  # set when the supervisor itself died of a bug
         self._last_error_log = -1e9
+        self.last_frame = time.monotonic()  # newest frame (start-up counts): feeds the systemd watchdog
+        self.loaded = threading.Event()  # pipeline (models) built once: systemd READY waits for every camera
         self.thread = threading.Thread(target=self._supervise, name=f"edge-camera-{name}", daemon=True)
 
     def start(self) -> None:
@@ -253,12 +257,15 @@ class CameraWorker:
                 if self.stop.is_set():
                     return
             pipeline = self.pipeline_factory(self.name, self.cam_cfg, self.app_cfg)
+            self.last_frame = time.monotonic()
+            self.loaded.set()
             self.metrics.add_camera(self.name, reader, pipeline)
             self.started.set()
             latest = bool(getattr(reader, "latest", False))
             for frame in reader:
                 if self.stop.is_set():
                     break
+                self.last_frame = time.monotonic()
                 c0, w0 = time.thread_time(), time.monotonic()
                 with self._turn():
                     self.wait_seconds += time.monotonic() - w0
@@ -384,6 +391,15 @@ def stats_payload(workers: list[CameraWorker], bus: EventBus, metrics: Metrics, 
     return out
 
 
+def _use_onnx_providers(config: AppConfig) -> None:
+    """``runtime.providers`` -> the ONNX Runtime backend (not imported unless configured)."""
+    rt = config.runtime
+    if (rt.providers != ["CPUExecutionProvider"] or rt.provider_options) and installed_backend("onnx"):
+        from edge.inference.backends.onnx import set_providers
+
+        set_providers(rt.providers, rt.provider_options)
+
+
 def _default_factories() -> tuple[CameraFactory, PipelineFactory]:
     from edge.pipeline import Pipeline  # lazy: owned by other modules, imported only for a real run
     from edge.sources import open_camera
@@ -484,6 +500,9 @@ def run(
         snapshot_store = SnapshotStore(feedback)
     # --- end commands ---------------------------------------------------------------------------
 
+    sd = Notifier.from_env()  # systemd Type=notify; a no-op outside systemd
+    sd_watchdog = Watchdog(sd, watchdog_interval())
+
     reload_requested = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -516,6 +535,7 @@ def run(
                 log.error("metrics endpoint %s:%d unavailable: %s", config.metrics.host, config.metrics.port, err)
         if publisher is not None:
             publisher.start()
+        _use_onnx_providers(config)
         scheduler = FairScheduler(config.runtime.concurrency)
         if real_pipeline:
             from edge.inference import shared
@@ -538,6 +558,7 @@ def run(
         if dog is not None:
             dog.add_check(lambda: _stuck_camera(workers, config.watchdog.stuck_timeout))
         starting = True
+        ready = False  # READY=1 once every camera loaded its models (or failed): TensorRT builds take minutes
         stats_every = config.mqtt.stats_interval if config.mqtt else None
         next_stats = time.monotonic() + (stats_every or 0)
         while not stop.wait(0.2):
@@ -558,6 +579,10 @@ def run(
             if reload_requested.is_set():
                 reload_requested.clear()
                 reload_rules(config_path, bus)
+            if not ready and all(w.loaded.is_set() or w.restarts or w.done.is_set() for w in workers):
+                ready = sd.ready(f"{len(workers)} camera(s) running") or True
+            if ready:
+                sd_watchdog.tick(max((w.last_frame for w in workers), default=None))  # fed only while frames flow
             if workers and all(w.done.is_set() for w in workers):
                 log.info("all sources finished")
                 break
@@ -568,6 +593,7 @@ def run(
     finally:
         if dog is not None:
             dog.shutdown_started()
+        sd.stopping()
         shutting_down.set()
         stop.set()
         for w in workers:

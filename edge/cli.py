@@ -211,12 +211,25 @@ def _cmd_feedback_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    from edge.fleet.config import load_fleet_config
+    from edge.fleet.service import run as run_fleet
+
+    return run_fleet(load_fleet_config(args.config))
+
+
 def _cmd_plates_bench(args: argparse.Namespace) -> int:
     import runpy
 
     sys.argv = ["bench/plates.py", *args.dirs, *(["--regions", args.regions] if args.regions else [])]
     runpy.run_path(str(REPO / "bench" / "plates.py"), run_name="__main__")
     return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from convert.cli import main as convert_main  # lazy: the [convert] extra may not be installed
+
+    return convert_main(args.convert_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,6 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     fe_src.add_argument("--db", help="the feedback database file")
     fe.set_defaults(func=_cmd_feedback_export)
 
+    cv = sub.add_parser("convert", help="convert, quantize and verify models (edge convert -h)", add_help=False)
+    cv.add_argument("convert_args", nargs=argparse.REMAINDER)
+    cv.set_defaults(func=_cmd_convert)
+
+    fl = sub.add_parser("fleet", help="operator console: store every device's events, cross-device rules, web UI")
+    fl.add_argument("--config", required=True, help="fleet YAML (docs/console.md)")
+    fl.set_defaults(func=_cmd_fleet)
+
     pl = sub.add_parser("plates", help="licence-plate tools")
     psub = pl.add_subparsers(dest="plates_command", required=True)
     pb = psub.add_parser("bench", help="accuracy and latency on OpenALPR-format folders")
@@ -295,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edge`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["convert"]:  # its own parser (argparse REMAINDER cannot pass on a leading -h)
+        return _cmd_convert(argparse.Namespace(convert_args=argv[1:]))
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -180,6 +180,9 @@ class DetectConfig(Strict):
     classifier_model: str | None = Field(
         None, description="optional whole-frame classifier: state events say which class is on screen and how long"
     )
+    classifier_fps: float | None = Field(
+        None, gt=0, le=120, description="whole-frame classifications per second, motion or not (default: detect.fps)"
+    )
     classifier_min_score: Fraction = Field(0.5, description="a class below this score counts as no class")
     classifier_min_frames: int = Field(
         2, ge=1, le=MAX_COUNT, description="classified frames a new class must hold to count"
@@ -304,6 +307,31 @@ class PlatesConfig(Strict):
         return self
 
 
+HwAccel = Literal["auto", "vaapi", "vdpau", "cuda", "nvdec", "qsv", "drm", "vulkan", "opencl", "videotoolbox"]
+
+# ONNX Runtime execution provider names (builds differ in which they contain; edge checks at load)
+ORT_PROVIDERS = (
+    "CPUExecutionProvider",
+    "CUDAExecutionProvider",
+    "TensorrtExecutionProvider",
+    "NvTensorRTRTXExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "DmlExecutionProvider",
+    "CoreMLExecutionProvider",
+    "ROCMExecutionProvider",
+    "MIGraphXExecutionProvider",
+    "QNNExecutionProvider",
+    "XnnpackExecutionProvider",
+    "ACLExecutionProvider",
+    "ArmNNExecutionProvider",
+    "DnnlExecutionProvider",
+    "NnapiExecutionProvider",
+    "CANNExecutionProvider",
+    "VitisAIExecutionProvider",
+    "WebGpuExecutionProvider",
+)
+
+
 class CameraConfig(Strict):
     """One camera: where to read it and what to do with it."""
 
@@ -335,6 +363,15 @@ class CameraConfig(Strict):
         description="live: frames ffmpeg decodes; nonref skips non-reference frames, key decodes key frames only "
         "(for detect fps far below the stream's; the sampler then picks from what is decoded)",
     )
+    # hardware decode (live sources; files are decoded by OpenCV in software): unavailable -> one
+    # warning, software decode (edge.sources.ffmpeg)
+    hwaccel: HwAccel | None = Field(None, description="ffmpeg -hwaccel, e.g. vaapi (Intel), cuda, drm")
+    hwaccel_device: str | None = Field(None, description="ffmpeg -hwaccel_device, e.g. /dev/dri/renderD128")
+    decoder: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9_]{2,40}$",
+        description="ffmpeg decoder (-c:v), e.g. h264_v4l2m2m (Pi 4), h264_nvv4l2dec (Jetson), h264_cuvid, h264_qsv",
+    )
 
     @field_validator("url")
     @classmethod
@@ -365,6 +402,33 @@ class RuntimeConfig(Strict):
     concurrency: int | None = Field(
         None, ge=1, le=64, description="camera frames processed at the same time (default: CPU cores); fair shares"
     )
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        min_length=1,
+        description="ONNX Runtime execution providers, best first; unavailable ones are skipped with one warning, "
+        "CPUExecutionProvider is always the last resort",
+    )
+    provider_options: dict[str, dict[str, str | int | float | bool]] = Field(
+        default_factory=dict,
+        description="per-provider options, e.g. TensorrtExecutionProvider: {trt_fp16_enable: true}",
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if p not in ORT_PROVIDERS:
+                raise ValueError(f"unknown ONNX Runtime execution provider {p!r}; known: {', '.join(ORT_PROVIDERS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a provider is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _options_for_listed(self) -> RuntimeConfig:
+        extra = sorted(set(self.provider_options) - set(self.providers))
+        if extra:
+            raise ValueError(f"provider_options for providers not in providers: {', '.join(extra)}")
+        return self
 
 
 class WatchdogConfig(Strict):
@@ -521,7 +585,7 @@ class AppConfig(Strict):
             "precision": self.runtime.precision,
             "cache_dir": self.models.cache_dir,
             "mirror": self.models.mirror,
-        }
+        }  # runtime.providers reach the ONNX backend through edge.inference.backends.onnx.set_providers
 
 
 # -- loading -------------------------------------------------------------------------------

@@ -32,6 +32,13 @@ def need_exe(name: str) -> str:
     return path
 
 
+def error_lines(stderr: str) -> list[str]:
+    """The non-empty lines of stderr, less the model-pull report ("pulling X from ...", "done: X")
+    that precedes the work: what a user reads as the command's answer."""
+    lines = [ln.rsplit("\r", 1)[-1] for ln in stderr.splitlines()]
+    return [ln for ln in lines if ln.strip() and not ln.startswith(("pulling ", "done: "))]
+
+
 @pytest.fixture(scope="session")
 def shared_models() -> Path:
     need(SHARED_MODELS.is_dir(), f"shared model mirror at {SHARED_MODELS}")

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import error_lines
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -95,11 +97,6 @@ def _replay_model(tmp_path: Path, video: Path, manifests: Path, mirror: Path) ->
     )
 
 
-def _error_lines(stderr: str) -> list[str]:
-    """stderr without the model-pull report ("pulling ... from ...", "done: ...")."""
-    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith(("pulling ", "done: "))]
-
-
 @pytest.mark.parametrize("cut", [0.5, 0.001], ids=["truncated", "corrupt"])
 def test_truncated_or_corrupt_model_is_one_clear_line(
     tmp_path: Path, shared_models: Path, car_video: Path, cut: float
@@ -108,7 +105,7 @@ def test_truncated_or_corrupt_model_is_one_clear_line(
     manifests, mirror = _manifest_dir(tmp_path, data[: int(len(data) * cut)])
     proc = _replay_model(tmp_path, car_video, manifests, mirror)
     assert proc.returncode == 2
-    lines = _error_lines(proc.stderr)
+    lines = error_lines(proc.stderr)
     assert len(lines) == 1 and "cannot load model" in lines[0] and "model.onnx" in lines[0], proc.stderr
 
 
@@ -119,7 +116,7 @@ def test_labels_file_that_is_not_utf8_is_one_clear_line(tmp_path: Path, shared_m
     )
     proc = _replay_model(tmp_path, car_video, manifests, mirror)
     assert proc.returncode == 2, proc.stderr
-    assert _error_lines(proc.stderr) == [
+    assert error_lines(proc.stderr) == [
         f"edge: error: labels file {tmp_path / 'cache' / 'broken-detector' / 'labels.txt'} of model broken-detector "
         "is not UTF-8 text: invalid continuation byte at byte 13"
     ]
@@ -150,7 +147,7 @@ def test_detector_with_an_unknown_head_fails_at_load_not_per_frame(
         },
     )
     assert proc.returncode == 2, proc.stderr
-    lines = _error_lines(proc.stderr)
+    lines = error_lines(proc.stderr)
     assert len(lines) == 1 and lines[0].startswith(
         "edge: error: model broken-detector: output head 'no_such_head' is not supported"
     ), proc.stderr

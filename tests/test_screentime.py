@@ -171,3 +171,45 @@ def test_real_video_state_durations_and_screen_time_add_up_to_its_length(car_vid
     assert taxi == pytest.approx(by_class[LABELS[0]], abs=0.05) and taxi > 1.0
     assert len(hour) == 1 and hour[0].attrs["from"] == utc_iso(T0)
     assert sum(hour[0].attrs["totals"].values()) + hour[0].attrs["none"] == pytest.approx(durations, abs=0.05)
+
+
+@pytest.mark.usefixtures("model_env")
+def test_classifier_runs_at_its_own_rate_whatever_the_motion_gate(
+    car_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """detect.classifier_fps: 1 classification per second of video with the motion gate on (the
+    gate skips most of the quiet lot's frames), and the states still tile the whole video."""
+    from edge.inference.model import Classifier
+
+    calls: list[int] = []
+    real = Classifier.classify
+
+    def counting(self: Classifier, image: object, *a: object, **k: object) -> object:
+        calls.append(1)
+        return real(self, image, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Classifier, "classify", counting)
+    cap = cv2.VideoCapture(str(car_video))
+    length = (cap.get(cv2.CAP_PROP_FRAME_COUNT) - 1) / cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    app = config_for_video(
+        str(car_video),
+        detect={
+            "classifier_model": "mobilenet-v2-imagenet-quant",
+            "classifier_fps": 1,
+            "classifier_labels": LABELS,
+            "classifier_min_score": 0.3,
+            "attributes_model": None,
+            "fps": 5,
+        },
+    )
+    ends: list[Event] = []
+    res = replay(
+        str(car_video),
+        app,
+        "camera",
+        on_event=lambda e: ends.extend([e] if e.type == "state" and e.phase == "end" else []),
+    )
+    assert res.frames_inferred < res.frames  # the gate did skip frames
+    assert abs(len(calls) - length) <= 2, (len(calls), length)
+    assert abs(sum(e.attrs["duration"] for e in ends) - length) <= 1.0

@@ -26,7 +26,7 @@ from edge.sources.ffmpeg import ffmpeg_command, input_script
 from edge.sources.sampling import Backoff, Sampler, target_size
 from edge.sources.url import SourceKind, parse_source
 from edge.types import Frame
-from tests.conftest import need_exe
+from tests.conftest import error_lines, need_exe
 from tests.fixtures.rtsp import RtspServer, free_port
 
 FAST_RECONNECT = {"initial_delay": 0.2, "max_delay": 1.0, "stall_timeout": 2.0, "open_timeout": 4.0}
@@ -351,12 +351,14 @@ def test_two_cameras_one_dies_other_keeps_delivering(
     a = readers("a", camera(a_server.url()))
     b = readers("b", camera(b_server.url(), rtsp_transport="udp"))
     assert a.read(timeout=10) is not None and b.read(timeout=10) is not None
-    killed = time.time()
     a_server.kill()
     wait_for(lambda: not a.stats.connected, 5)
+    # frames ffmpeg had decoded before the server died may still drain from the pipe under load;
+    # once the reader has noticed the loss, nothing more may come
+    lost = time.time()
     frames = collect(b, 2.5)
     assert len(frames) >= 10 and b.stats.connected
-    stale = [f for f in collect(a, 0.5) if f.capture_time > killed]
+    stale = [f for f in collect(a, 0.5) if f.capture_time > lost]
     assert not stale and a.stats.last_error
     assert a._thread is not None and a._thread.is_alive()  # still retrying, not crashed
 
@@ -569,8 +571,7 @@ def test_replay_of_unreachable_url_exits_2_with_one_line(auth: str, tmp_path: Pa
     # What a terminal shows: the text after the progress bar's last carriage return per line
     # (bytes: text mode would turn every \r into a line break).
     stderr = proc.stderr.decode()
-    lines = [ln.rsplit("\r", 1)[-1] for ln in stderr.split("\n")]
-    lines = [ln for ln in lines if ln.strip()]
+    lines = error_lines(stderr)
     assert proc.returncode == 2, stderr
     assert len(lines) == 1 and shown in lines[0] and "Connection refused" in lines[0], stderr
     assert "S3cr" not in stderr and "tPW" not in stderr
@@ -599,7 +600,7 @@ def subprocess_run(cmd: list[str], timeout: float) -> str:
 
 # Reads a camera in a fresh interpreter and reports the largest frame and its own peak RSS.
 _READ_AND_MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.sources import open_camera
@@ -616,7 +617,9 @@ try:
                 break
 except SourceError as err:
     error = str(err)
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM belongs to this process image: ru_maxrss would also count the fork of the (large)
+# test process before exec
+rss_mb = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM:")) / 1024
 print(json.dumps({"shapes": shapes, "error": error, "rss_mb": rss_mb}))
 """
 

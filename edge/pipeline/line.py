@@ -9,6 +9,7 @@ leave unstamped (``seq`` 0): the EventBus stamps ``device`` and ``seq``.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class Pipeline:
         self.cfg = cfg
         self.stats = PipelineStats()
         self._last_error_log = float("-inf")
+        self._last_classified = -1  # time slot of the last whole-frame classification
         self.on_inference: Callable[[str, str, float], None] | None = None
         self.detector = detector or _load(cfg.detect.model, app, Detector, progress)
         self.detector.score_threshold = min(cfg.tracker.low_score, cfg.objects.filter.min_score)
@@ -121,15 +123,16 @@ class Pipeline:
         image, now = frame.image, frame.capture_time
         if image is None or image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 8:
             raise ValueError(f"unusable frame shape {getattr(image, 'shape', None)}")
+        # the whole-frame classifier runs at its own rate, motion or not: "no taxi" is a still scene
+        events = self._classify_scene(image, now)
         if not self.gate.should_infer(image, force=not self.tracker.settled()):
             self.stats.frames_motion_skipped += 1
             self.tracker.keep_alive(now)
             self.last_detections = Detections()
-            return []
+            return events
         dets = self.detector.detect(image)
         self.stats.frames_inferred += 1
         self._observe(self.detector)
-        events = self._classify_scene(image, now)
         dets = filter_detections(dets, self.cfg.objects, list(self.cfg.masks), self.cfg.tracker.low_score)
         dets, ended = self.tracker.update(dets, now)
         self.last_detections = dets
@@ -199,9 +202,15 @@ class Pipeline:
         return self.events.track(phase, t, now)
 
     def _classify_scene(self, image: np.ndarray, now: float) -> list[Event]:
-        """Whole-frame class on frames that were inferred (unchanged frames keep their class)."""
+        """Whole-frame class at ``detect.classifier_fps`` (default: every sampled frame)."""
         if self.classifier is None:
             return []
+        fps = self.cfg.detect.classifier_fps
+        if fps is not None:  # one per slot of 1/fps s: no drift when frames come at uneven times
+            slot = math.floor(now * fps)
+            if slot <= self._last_classified:
+                return []
+            self._last_classified = slot
         label, score = self.classifier.classify(image)[0]
         self._observe(self.classifier)
         return [self.events.state(c) for c in self.scene.update(label, score, now)]

@@ -76,6 +76,7 @@ def ffmpeg_command(
     rtsp_transport: str = "tcp",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     decode: str = "all",
+    decode_args: list[str] | None = None,
 ) -> list[str]:
     """The ffmpeg command line that decodes ``source`` to YUV4MPEG2 on stdout.
 
@@ -87,6 +88,7 @@ def ffmpeg_command(
     ``decode`` (``all``, ``nonref``, ``key``): frames the decoder skips - with a detect rate far
     below the stream's, decoding only reference (or key) frames saves most of the decode CPU
     and of the frames piped to us; the sampler then picks from the frames that remain.
+    ``decode_args`` (``hw_decode_args``) go right before the input.
     """
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
     if source.kind is SourceKind.RTSP:
@@ -100,9 +102,11 @@ def ffmpeg_command(
     skip = SKIP_FRAME.get(decode)
     if skip is not None and source.kind is not SourceKind.DEVICE:
         cmd += ["-skip_frame", skip]
-    # one decoder thread: frame threading (the default) costs ~10% more CPU at camera sizes and
-    # holds back one frame per extra thread (80 ms at 12.5 fps); many cameras fill the cores anyway
-    cmd += ["-threads", "1"]
+    cmd += decode_args or []
+    if not decode_args:
+        # one decoder thread: frame threading (the default) costs ~10% more CPU at camera sizes
+        # and holds back one frame per extra thread (80 ms at 12.5 fps); many cameras fill the cores
+        cmd += ["-threads", "1"]
     if source.has_credentials:
         # -nostdin only stops ffmpeg's keyboard interaction; pipe:0 still reads the script.
         cmd += ["-f", "concat", "-safe", "0", "-protocol_whitelist", _PROTOCOLS, "-i", "pipe:0"]
@@ -114,6 +118,32 @@ def ffmpeg_command(
     cmd += ["-vsync", "0", "-vf", f"{size_filter(max_pixels)},crop=trunc(iw/2)*2:trunc(ih/2)*2"]
     cmd += ["-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", "pipe:1"]
     return cmd
+
+
+def hw_decode_args(
+    hwaccel: str | None = None, hwaccel_device: str | None = None, decoder: str | None = None
+) -> list[str]:
+    """ffmpeg input options for hardware decoding (empty: software). Decoded frames are copied
+    back to system memory (no ``-hwaccel_output_format``), so the rest of the command is unchanged."""
+    args: list[str] = []
+    if hwaccel:
+        args += ["-hwaccel", hwaccel]
+        if hwaccel_device:
+            args += ["-hwaccel_device", hwaccel_device]
+    if decoder:
+        args += ["-c:v", decoder]
+    return args
+
+
+def decode_args_for(cfg: object) -> list[str]:
+    """``hw_decode_args`` from a camera config's ``hwaccel``/``hwaccel_device``/``decoder``."""
+    return hw_decode_args(
+        getattr(cfg, "hwaccel", None), getattr(cfg, "hwaccel_device", None), getattr(cfg, "decoder", None)
+    )
+
+
+# hardware decode settings that failed here while software decoding worked: skipped from then on
+_HW_FAILED: set[tuple[str, ...]] = set()  # (camera, *args): one camera's codec says nothing of another's
 
 
 def size_filter(max_pixels: int) -> str:
@@ -157,9 +187,11 @@ class FFmpegCapture:
         stop: threading.Event | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         decode: str = "all",
+        decode_args: list[str] | None = None,
     ) -> None:
         self.source = source
         self.decode = decode
+        self.decode_args = list(decode_args or [])
         self.rtsp_transport = rtsp_transport
         self.max_pixels = max_pixels
         self._ffmpeg = ffmpeg or find_ffmpeg()
@@ -187,8 +219,34 @@ class FFmpegCapture:
         return _LOG_PREFIX.sub("", self._errors[-1]) if self._errors else None
 
     def open(self, timeout: float) -> None:
-        """Start ffmpeg and wait up to ``timeout`` s for the stream header."""
-        cmd = ffmpeg_command(self._ffmpeg, self.source, self.rtsp_transport, self.max_pixels, self.decode)
+        """Start ffmpeg and wait up to ``timeout`` s for the stream header.
+
+        With hardware decode args that fail while software decoding works: one warning, and this
+        process decodes that camera in software from then on (``_HW_FAILED``)."""
+        hw = tuple(self.decode_args)
+        key = (self.source.display, *hw)
+        if not hw or key in _HW_FAILED:
+            return self._open(timeout, [])
+        try:
+            return self._open(timeout, list(hw))
+        except SourceError as err:
+            if self._stop.is_set():
+                raise
+            self.close(graceful=False)
+            self._errors.clear()
+            self._open(timeout, [])  # raises (without blaming the decoder) when the camera itself is down
+            _HW_FAILED.add(key)
+            log.warning(
+                "%s: hardware decoding (%s) unavailable: %s; falling back to software decoding",
+                self.source.display,
+                " ".join(hw),
+                err,
+            )
+
+    def _open(self, timeout: float, decode_args: list[str]) -> None:
+        cmd = ffmpeg_command(
+            self._ffmpeg, self.source, self.rtsp_transport, self.max_pixels, self.decode, decode_args
+        )
         script = input_script(self.source, self.rtsp_transport)
         log.debug("starting: %s", redact_text(" ".join(cmd)))
         try:

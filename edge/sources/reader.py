@@ -14,7 +14,7 @@ from edge.errors import SourceError
 from edge.redact import redact_text
 from edge.sources.buffer import FrameBuffer
 from edge.sources.capture import Capture, FileCapture, ReadTimeout
-from edge.sources.ffmpeg import DEFAULT_MAX_PIXELS, FFmpegCapture, find_ffmpeg
+from edge.sources.ffmpeg import DEFAULT_MAX_PIXELS, FFmpegCapture, decode_args_for, find_ffmpeg
 from edge.sources.sampling import Backoff, Sampler, resize
 from edge.sources.stats import RateMeter, ReaderStats
 from edge.sources.url import Source, SourceKind, parse_source
@@ -168,6 +168,7 @@ class CameraReader:
                 stop=self._stop,
                 max_pixels=self.max_pixels,
                 decode=str(getattr(self.cfg, "decode", "all")),
+                decode_args=decode_args_for(self.cfg),  # hardware decode (h10-devices)
             )
             graceful = True
             try:

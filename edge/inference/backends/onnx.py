@@ -1,13 +1,57 @@
-"""ONNX Runtime backend (CPU execution provider)."""
+"""ONNX Runtime backend. Execution providers come from ``runtime.providers`` (``set_providers``);
+one the installed onnxruntime lacks (or that fails to start) is skipped with one warning and the
+session falls back to the next, finally ``CPUExecutionProvider``."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 from edge.inference.backends.base import Backend, TensorSpec
+
+log = logging.getLogger("edge.inference.onnx")
+
+_CPU = "CPUExecutionProvider"
+_providers: list[str] = [_CPU]
+_provider_options: dict[str, dict[str, Any]] = {}
+_warned: set[tuple[str, ...]] = set()
+
+
+def set_providers(providers: list[str], options: dict[str, dict[str, Any]] | None = None) -> None:
+    """Execution providers (best first) and their options for every session opened from now on."""
+    global _providers, _provider_options
+    _providers, _provider_options = list(providers), dict(options or {})
+
+
+def _warn_once(missing: list[str], why: str, using: list[str]) -> None:
+    key = (why, *missing)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(
+            "ONNX Runtime execution provider(s) %s %s; falling back to %s",
+            ", ".join(missing),
+            why,
+            ", ".join(using),
+        )
+
+
+def select_providers(requested: list[str] | None = None) -> list[str]:
+    """The requested providers this onnxruntime has, in order, ending with CPU (warns once)."""
+    wanted = list(requested or _providers)
+    available = set(ort.get_available_providers())
+    chosen = [p for p in wanted if p in available]
+    if _CPU not in chosen:
+        chosen.append(_CPU)
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        has = ", ".join(sorted(available))
+        _warn_once(missing, f"not available in this onnxruntime {ort.__version__} (it has {has})", chosen)
+    return chosen
+
 
 _DTYPES = {
     "tensor(float)": np.float32,
@@ -29,14 +73,21 @@ class OnnxBackend(Backend):
 
     key = "onnx"
 
-    def __init__(self, path: Path, threads: int = 2) -> None:
+    def __init__(self, path: Path, threads: int = 2, providers: list[str] | None = None) -> None:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         # idle ORT workers busy-wait by default; with several models on 2 cores they starve each other
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        chosen = select_providers(providers)
+        options = [{k: str(v) for k, v in _provider_options.get(p, {}).items()} for p in chosen]
+        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen, provider_options=options)
+        active = self._session.get_providers()  # a listed provider can still fail to start (no GPU, no CUDA libs)
+        failed = [p for p in chosen if p not in active]
+        if failed:
+            _warn_once(failed, "failed to start", active)
+        self.providers = active
         self.inputs = [_spec(a) for a in self._session.get_inputs()]
         self.outputs = [_spec(a) for a in self._session.get_outputs()]
 

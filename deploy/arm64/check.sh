@@ -1,0 +1,135 @@
+#!/bin/bash
+# Prove the arm64 image on an x86 machine: the steps of Dockerfile.arm64, run in a Debian
+# bookworm arm64 rootfs (debootstrap) under qemu-user-static, then the demo, a backend smoke
+# test and the plate benchmark inside it. Needs root. Slow (tens of minutes): not for CI.
+#
+#   deploy/arm64/check.sh            (or: make arm64-check)
+#
+#   ARM64_CACHE   rootfs + wheels, reused between runs (default /work/arm64-cache)
+#   EDGE_SHARED   the shared folder with models/ and data/ (default ../shared)
+#   DEBIAN_MIRROR (default http://deb.debian.org/debian)
+#   PLATES_DIR    OpenALPR folder for the plate benchmark (default $EDGE_SHARED/data/openalpr/eu)
+#
+# Emulated speed is not device speed: the timings printed prove that it runs, nothing more.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=${ARM64_CACHE:-/work/arm64-cache}
+SHARED=$(cd "${EDGE_SHARED:-$REPO/../shared}" && pwd)
+MIRROR_URL=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+PLATES_DIR=${PLATES_DIR:-$SHARED/data/openalpr/eu}
+ROOT=$CACHE/rootfs
+WHEELS=$CACHE/wheels
+HERE=$REPO/deploy/arm64
+# the models the image carries (same list as Dockerfile.arm64's EDGE_MODELS)
+MODELS=$(sed -n 's/^ARG EDGE_MODELS="\(.*\)"$/\1/p' "$REPO/Dockerfile.arm64")
+NICE="nice -n 10"
+
+step() { printf '\n== %s  [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
+timed() { local t0=$SECONDS; "$@"; echo "   ($((SECONDS - t0)) s)"; }
+
+[ "$(id -u)" = 0 ] || { echo "check.sh: needs root (debootstrap, chroot, mounts)" >&2; exit 1; }
+[ -n "$MODELS" ] || { echo "check.sh: no ARG EDGE_MODELS=\"...\" line in Dockerfile.arm64" >&2; exit 1; }
+mkdir -p "$CACHE"
+
+step "host: qemu-user-static, binfmt, debootstrap"
+if ! command -v debootstrap >/dev/null || ! [ -e /usr/bin/qemu-aarch64-static ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static binfmt-support debootstrap >/dev/null
+fi
+mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+update-binfmts --enable qemu-aarch64 2>/dev/null || true
+grep -q enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 || { echo "qemu-aarch64 binfmt not enabled" >&2; exit 1; }
+
+MOUNTS=()
+bind() {  # bind SRC DEST [ro]
+    mkdir -p "$ROOT$2"
+    mountpoint -q "$ROOT$2" || mount --bind "$1" "$ROOT$2"
+    [ "${3:-}" != ro ] || mount -o remount,bind,ro "$ROOT$2"
+    MOUNTS+=("$ROOT$2")
+}
+cleanup() {
+    local i
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[i]}" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+in_root() { $NICE chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root "$@"; }
+
+step "rootfs: Debian bookworm arm64 (debootstrap, once) in $ROOT"
+if [ ! -f "$ROOT/.edge-debootstrap-ok" ]; then
+    rm -rf "$ROOT"
+    timed $NICE debootstrap --arch=arm64 --variant=minbase bookworm "$ROOT" "$MIRROR_URL" >"$CACHE/debootstrap.log"
+    touch "$ROOT/.edge-debootstrap-ok"
+fi
+in_root uname -m
+bind /proc /proc
+bind /sys /sys
+bind /dev /dev
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+
+APT=$(grep -v '^#' "$HERE/apt-packages.txt" | xargs)
+step "rootfs: apt-get install python3 python3-venv $APT (once per package list)"
+stamp="$ROOT/.edge-apt-$(echo "$APT" | md5sum | cut -c1-8)"
+if [ ! -f "$stamp" ]; then
+    timed in_root sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends python3 python3-venv $APT >/dev/null && apt-get clean"
+    touch "$stamp"
+fi
+in_root python3 --version
+
+step "wheels: aarch64 wheels of deploy/arm64/requirements.txt, downloaded on the host"
+PLATFORMS=$(grep -v '^#' "$HERE/platforms.txt" | sed 's/^/--platform /' | xargs)
+# shellcheck disable=SC2086
+timed python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 $PLATFORMS \
+    -r "$HERE/requirements.txt" -d "$WHEELS" 2>"$CACHE/pip-download.log" || { cat "$CACHE/pip-download.log"; exit 1; }
+ls "$WHEELS" | sed 's/^/   /'
+
+step "project: git-tracked files -> /opt/edge, install.sh (venv, wheels, editable edge, user edge)"
+mkdir -p "$ROOT/opt/edge"
+find "$ROOT/opt/edge" -mindepth 1 -maxdepth 1 ! -name venv ! -name model-cache -exec rm -rf {} +
+(cd "$REPO" && git ls-files --cached --others --exclude-standard | while IFS= read -r f; do
+    [ ! -f "$f" ] || cp --parents "$f" "$ROOT/opt/edge/"
+done)
+bind "$WHEELS" /wheels ro
+timed in_root env EDGE_WHEELS=/wheels /opt/edge/deploy/arm64/install.sh
+
+step "models: edge models pull $MODELS --mirror (sha256-checked), sample clip"
+bind "$SHARED/models" /mirror ro
+mkdir -p "$ROOT/usr/share/edge/data/videos"
+cp -u "$SHARED/data/videos/car-detection.mp4" "$ROOT/usr/share/edge/data/videos/"
+# shellcheck disable=SC2086
+timed in_root edge models pull $MODELS --mirror /mirror --cache-dir /opt/edge/model-cache
+
+as_edge() {  # run as the unprivileged user, with the image's environment
+    $NICE chroot --userspec=edge:edge "$ROOT" /usr/bin/env -i -C /var/lib/edge PATH=/usr/local/bin:/usr/bin:/bin HOME=/var/lib/edge \
+        EDGE_MODEL_CACHE=/opt/edge/model-cache EDGE_SHARED=/usr/share/edge "$@"
+}
+cd /  # chroot keeps the cwd outside; the commands below do not use it
+
+step "inside arm64: uname -m = $(in_root uname -m), user = $(as_edge id -un)"
+step "inside arm64: edge demo --fast (the four cars)"
+timed as_edge edge demo --fast
+
+step "inside arm64: every model on every installed backend it supports (one inference each)"
+timed as_edge /opt/edge/venv/bin/python /opt/edge/deploy/arm64/smoke.py $MODELS
+
+# PLATES_LIMIT: the first N labelled images of the folder (sorted by label file, as the bench reads
+# them), copied as an OpenALPR-format folder; 0 = the whole folder. Under emulation each image takes
+# seconds to tens of seconds, so the default keeps the check under an hour.
+PLATES_LIMIT=${PLATES_LIMIT:-12}
+if [ "$PLATES_LIMIT" = 0 ]; then
+    step "inside arm64: edge plates bench $(basename "$PLATES_DIR") (all images)"
+    bind "$PLATES_DIR" /data/plates ro
+else
+    step "inside arm64: edge plates bench $(basename "$PLATES_DIR") (first $PLATES_LIMIT labelled images)"
+    rm -rf "$ROOT/data/plates" && mkdir -p "$ROOT/data/plates"
+    find "$PLATES_DIR" -maxdepth 1 -name '*.txt' | LC_ALL=C sort | head -n "$PLATES_LIMIT" | while IFS= read -r txt; do
+        cp "$txt" "$PLATES_DIR/$(cut -f1 "$txt")" "$ROOT/data/plates/"
+    done
+fi
+timed as_edge edge plates bench /data/plates
+
+step "inside arm64: edge config check deploy/profiles/*.yaml"
+for f in "$ROOT"/opt/edge/deploy/profiles/*.yaml; do
+    as_edge edge config check "/opt/edge/deploy/profiles/$(basename "$f")"
+done
+step "arm64 check passed"

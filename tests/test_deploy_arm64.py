@@ -1,0 +1,156 @@
+"""Cheap CI guard for Dockerfile.arm64 and deploy/arm64/check.sh (the real proof, an emulated arm64
+build, takes tens of minutes: ``make arm64-check``). Checks that the two stay consistent, that every
+file the Dockerfile copies exists, and that the pinned wheel set resolves for aarch64 (a pip
+``--dry-run`` against the index: metadata only, ~15 s)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SHARED, need
+
+DOCKERFILE = ROOT / "Dockerfile.arm64"
+ARM64 = ROOT / "deploy" / "arm64"
+CHECK = ARM64 / "check.sh"
+
+
+def _instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def _lines(path: Path) -> list[str]:
+    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and ln[0] != "#"]
+
+
+def test_every_copied_file_exists() -> None:
+    copies = [args for word, args in _instructions() if word == "COPY"]
+    assert copies
+    for args in copies:
+        parts = shlex.split(args)
+        flags = [p for p in parts if p.startswith("--")]
+        srcs = [p for p in parts if not p.startswith("--")][:-1]
+        base = ROOT
+        if "--from=shared" in flags:
+            need(SHARED.is_dir(), f"shared folder {SHARED} (the 'shared' build context)")
+            base = SHARED
+        for src in srcs:
+            assert (base / src).exists(), f"Dockerfile.arm64 copies {src}, which does not exist in {base}"
+
+
+def test_dockerfile_essentials() -> None:
+    ins = _instructions()
+    words = [w for w, _ in ins]
+    assert ins[-1] == ("CMD", '["run", "--config", "/etc/edge/edge.yaml"]')
+    assert ("ENTRYPOINT", '["edge"]') in ins
+    user = [a for w, a in ins if w == "USER"]
+    assert user and user[-1] not in ("root", "0")
+    assert words.index("USER") > max(i for i, w in enumerate(words) if w == "RUN")  # nothing runs as root after
+    health = next(a for w, a in ins if w == "HEALTHCHECK")
+    assert "/healthz" in health
+    runs = " ".join(a for w, a in ins if w == "RUN")
+    assert "deploy/arm64/install.sh" in runs  # the same install steps as check.sh
+    assert "edge models pull $EDGE_MODELS --mirror" in runs
+    assert any(w == "ARG" and a.startswith("MODEL_MIRROR") for w, a in ins)
+
+
+def test_models_in_the_image_are_known_and_cover_all_backends() -> None:
+    from edge.registry import find_manifest
+
+    m = re.search(r'^ARG EDGE_MODELS="(.+)"$', DOCKERFILE.read_text(encoding="utf-8"), re.M)
+    assert m, "check.sh reads the model list from the ARG EDGE_MODELS=\"...\" line"
+    names = m.group(1).split()
+    manifests = [find_manifest(n) for n in names]  # raises for an unknown model
+    assert {b for mf in manifests for b in mf.backends[:1]} >= {"litert", "onnx", "openvino"}
+    # the image's default config and the demo use models that are baked in
+    from edge.config import load_config
+
+    cfg = load_config(ARM64 / "edge.yaml")
+    for cam in cfg.cameras.values():
+        assert cam.detect.model in names and (cam.detect.attributes_model or names[0]) in names
+
+
+def test_check_script_uses_the_shared_files() -> None:
+    text = CHECK.read_text(encoding="utf-8")
+    for name in ("install.sh", "requirements.txt", "apt-packages.txt", "platforms.txt", "smoke.py"):
+        assert name in text, f"check.sh does not use deploy/arm64/{name}"
+        assert (ARM64 / name).is_file()
+    for cmd in ("edge demo --fast", "edge plates bench", "smoke.py $MODELS", "EDGE_MODELS"):
+        assert cmd in text
+    assert "apt-packages.txt" in DOCKERFILE.read_text(encoding="utf-8")
+    assert "requirements.txt" in (ARM64 / "install.sh").read_text(encoding="utf-8")
+    res = subprocess.run(["bash", "-n", str(CHECK)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run(["sh", "-n", str(ARM64 / "install.sh")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_requirements_are_pinned_and_cover_the_project() -> None:
+    import tomllib
+
+    pins = {}
+    for line in _lines(ARM64 / "requirements.txt"):
+        name, sep, version = line.partition("==")
+        assert sep and version, f"not pinned: {line}"
+        pins[_norm(name)] = version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for dep in project["dependencies"]:
+        name = _norm(re.split(r"[<>=!~; \[]", dep, maxsplit=1)[0])
+        assert name in pins, f"pyproject dependency {dep!r} is not pinned in deploy/arm64/requirements.txt"
+    assert int(pins["numpy"].split(".")[0]) < 2  # tflite-runtime 2.14 is built against numpy 1.x
+    assert {"tflite-runtime", "onnxruntime", "openvino"} <= set(pins)
+
+
+@pytest.mark.slow
+def test_wheel_set_resolves_for_aarch64(tmp_path: Path) -> None:
+    """Every pinned package has a cp311 aarch64 (or pure) wheel, and the set is closed under its
+    dependencies (so check.sh's --no-deps --no-index install cannot miss one)."""
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    platforms = [a for p in _lines(ARM64 / "platforms.txt") for a in ("--platform", p)]
+    report = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed", "-q"]
+    cmd += ["--only-binary=:all:", "--python-version", "3.11", *platforms, "--target", str(tmp_path / "t")]
+    cmd += ["-r", str(ARM64 / "requirements.txt"), "--report", str(report)]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        need(False, "the package index within 90 s")
+        return
+    if res.returncode != 0 and ("Network" in res.stderr or "connection" in res.stderr.lower()):
+        need(False, f"the package index: {res.stderr.strip().splitlines()[-1]}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    installs = json.loads(report.read_text())["install"]
+    assert len(installs) == len(_lines(ARM64 / "requirements.txt"))
+    have = {_norm(i["metadata"]["name"]) for i in installs}
+    env = default_environment()
+    env.update(platform_machine="aarch64", sys_platform="linux", platform_system="Linux")
+    env.update(python_version="3.11", python_full_version="3.11.2", implementation_name="cpython")
+    for i in installs:
+        wheel = i["download_info"]["url"].rsplit("/", 1)[-1]
+        assert wheel.endswith("-none-any.whl") or "aarch64" in wheel, wheel
+        assert "cp311" in wheel or "abi3" in wheel or "py3" in wheel or "py2.py3" in wheel, wheel
+        for spec in i["metadata"].get("requires_dist", []):
+            req = Requirement(spec)
+            if req.marker is not None and not req.marker.evaluate({**env, "extra": ""}):
+                continue
+            assert _norm(req.name) in have, f"{i['metadata']['name']} needs {req.name}, missing from requirements.txt"
