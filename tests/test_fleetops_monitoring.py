@@ -28,11 +28,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "edge.json"
 RATE_WINDOW = "10s"  # what $__rate_interval becomes (scrape interval 1 s)
 
 # Panel queries allowed to return nothing in this test, and why.
-EXPECTED_EMPTY_PANELS: dict[str, str] = {
-    # h11 (many-cameras branch) adds these histograms to edge/metrics.py; empty until merged
-    "edge_frame_age_seconds_bucket": "added by the many-cameras branch",
-    "edge_capture_to_outbox_seconds_bucket": "added by the many-cameras branch",
-}
+EXPECTED_EMPTY_PANELS: dict[str, str] = {}
 # Alerts that must not fire on this test's device (one healthy camera, one that never connects),
 # and why; every metric they read must still exist (checked separately), so none is vacuous.
 EXPECTED_EMPTY_ALERTS: dict[str, str] = {
@@ -50,8 +46,6 @@ EXPECTED_EMPTY_ALERTS: dict[str, str] = {
 # Metric names an alert or panel reads that may be missing from the scrape, and why.
 ABSENT_OK = {
     "ALERTS": "only exists while an alert is pending or firing",
-    "edge_frame_age_seconds_bucket": "added by the many-cameras branch",
-    "edge_capture_to_outbox_seconds_bucket": "added by the many-cameras branch",
 }
 
 

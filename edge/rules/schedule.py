@@ -63,7 +63,7 @@ def zone(name: str) -> ZoneInfo:
     """An IANA zone (``Africa/Johannesburg``); ValueError naming it when unknown."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
         raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from None
 
 
