@@ -32,26 +32,20 @@ class Sample:
 
 
 def _video_frames(path: Path, count: int, start: float, end: float) -> Iterator[tuple[str, np.ndarray]]:
+    """``count`` frames spread evenly over the ``start``..``end`` fraction of the video."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise ConvertError(f"cannot open video {path}")
     try:
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        if total <= 0:
-            raise ConvertError(f"video {path} has no frames")
-        lo, hi = int(total * start), max(int(total * end), int(total * start) + 1)
-        idx = np.unique(np.linspace(lo, hi - 1, min(count, hi - lo)).round().astype(int))
-        wanted, i = set(idx.tolist()), 0
-        while wanted:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if i in wanted:
-                wanted.discard(i)
-                yield f"{path.name}#{i}", frame
-            i += 1
     finally:
         cap.release()
+    if total <= 0:
+        raise ConvertError(f"video {path} has no frames")
+    lo, hi = int(total * start), max(int(total * end), int(total * start) + 1)
+    idx = np.unique(np.linspace(lo, hi - 1, min(count, hi - lo)).round().astype(int))
+    for i, frame in video_frames_at(path, idx.tolist()):
+        yield f"{path.name}#{i}", frame
 
 
 def video_frames_at(path: Path, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
