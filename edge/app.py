@@ -480,7 +480,7 @@ def run(
 
         cc, pub = config.commands, publisher
         feedback = FeedbackStore(default_db_path(config), cc.recent_events, cc.snapshots)
-        engine: Any = next((p for p in bus.processors if hasattr(p, "ack") and hasattr(p, "resolve")), None)
+        engine = rule_engine(bus)
         reply = lambda topic, payload: pub.publish_direct(topic, payload, qos=1)  # noqa: E731
         commands = CommandHandler(
             cc,
