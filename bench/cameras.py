@@ -68,6 +68,7 @@ class Row:
     drop_pct: float = 0.0
     cpu_edge: float = 0.0  # cores
     cpu_ffmpeg: float = 0.0
+    cpu_machine: float = 0.0  # cores busy on the whole machine (RTSP server, broker, other jobs too)
     rss_edge: float = 0.0  # MB
     rss_ffmpeg: float = 0.0
     pss_ffmpeg: float = 0.0  # MB, proportional set size: shared libraries split between them
@@ -162,6 +163,12 @@ def cpu_and_rss(pid: int) -> tuple[float, float, float, float]:
         return 0.0, 0.0, 0.0, 0.0
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, everything but idle/iowait)."""
+    t = psutil.cpu_times()
+    return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+
 def ffmpeg_pss(pid: int) -> float:
     """Proportional set size (MB) of the ffmpeg readers together (shared pages split)."""
     total = 0.0
@@ -194,7 +201,7 @@ def write_config(path: Path, n: int, url: str, mqtt_port: int, metrics_port: int
         "outbox": {"path": str(path.parent / f"outbox-{n}.sqlite3")},
         "metrics": {"port": metrics_port},
         "commands": {"enabled": False},
-        "runtime": {"threads": args.threads},
+        "runtime": {"threads": args.threads, **({"concurrency": args.concurrency} if args.concurrency else {})},
     }
     path.write_text(yaml.safe_dump(cfg))
 
@@ -226,7 +233,7 @@ def run_one(n: int, shared: bool, url: str, broker: Broker, work: Path, args: ar
             row.notes.append(f"not every camera had a frame within {args.start_timeout:g} s")
         time.sleep(args.warmup)
         a, ta, wa = scrape(mport), time.monotonic(), time.time()
-        c0 = cpu_and_rss(proc.pid)
+        c0, m0 = cpu_and_rss(proc.pid), machine_busy()
         rss: list[tuple[float, float]] = []
         end = ta + args.seconds
         while time.monotonic() < end and proc.poll() is None:
@@ -234,7 +241,7 @@ def run_one(n: int, shared: bool, url: str, broker: Broker, work: Path, args: ar
             _, _, re_, rf = cpu_and_rss(proc.pid)
             rss.append((re_, rf))
         b, tb, wb = scrape(mport), time.monotonic(), time.time()
-        c1 = cpu_and_rss(proc.pid)
+        c1, m1 = cpu_and_rss(proc.pid), machine_busy()
         row.pss_ffmpeg = ffmpeg_pss(proc.pid)
         dt = tb - ta
         row.load = os.getloadavg()[0]
@@ -255,6 +262,7 @@ def run_one(n: int, shared: bool, url: str, broker: Broker, work: Path, args: ar
             row.drop_pct = 100.0 * sum(dropped.values()) / handed if handed else 0.0
         row.cpu_edge = (c1[0] - c0[0]) / dt if dt > 0 else 0.0
         row.cpu_ffmpeg = (c1[1] - c0[1]) / dt if dt > 0 else 0.0
+        row.cpu_machine = (m1 - m0) / dt if dt > 0 else 0.0
         if rss:
             row.rss_edge = statistics.median(r[0] for r in rss)
             row.rss_ffmpeg = statistics.median(r[1] for r in rss)
@@ -280,7 +288,8 @@ def run_one(n: int, shared: bool, url: str, broker: Broker, work: Path, args: ar
 
 
 HEADER = (
-    "| N | mode | load | start s | read fps/cam | processed fps/cam (worst) | drops % | CPU edge+ffmpeg (cores) "
+    "| N | mode | load | start s | read fps/cam | processed fps/cam (worst) | drops % "
+    "| CPU edge+ffmpeg / machine (cores) "
     "| RSS edge MB (ffmpeg PSS) | frame->MQTT p50/p95 ms (events) | real time |"
 )
 
@@ -294,7 +303,8 @@ def fmt(row: Row, fps: float) -> str:
     return (
         f"| {row.n} | {row.mode} | {row.load:.1f} | {st} | {row.read_fps:.1f} "
         f"| {row.proc_fps:.2f} ({row.worst_fps:.2f}) "
-        f"| {row.drop_pct:.2f} | {row.cpu_edge:.2f}+{row.cpu_ffmpeg:.2f} | {row.rss_edge:.0f} ({row.pss_ffmpeg:.0f}) "
+        f"| {row.drop_pct:.2f} | {row.cpu_edge:.2f}+{row.cpu_ffmpeg:.2f} / {row.cpu_machine:.2f} "
+        f"| {row.rss_edge:.0f} ({row.pss_ffmpeg:.0f}) "
         f"| {lat} | {ok} |"
     )
 
@@ -307,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds after start-up before measuring")
     ap.add_argument("--start-timeout", type=float, default=60.0)
     ap.add_argument("--fps", type=float, default=5.0, help="detect fps per camera")
-    ap.add_argument("--decode", default="all", choices=["all", "nonref", "key"])
+    ap.add_argument("--decode", default="all", choices=["all", "fast", "nonref", "key"])
+    ap.add_argument("--concurrency", type=int, default=0, help="runtime.concurrency (0: the appliance's default)")
     ap.add_argument(
         "--threads", type=int, default=1, help="runtime.threads: inference threads per request (1 for many cameras)"
     )

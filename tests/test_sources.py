@@ -671,3 +671,29 @@ def test_bounded_reader_ends_when_the_stream_ends(
     assert time.monotonic() - t0 < 8 and reader.finished
     assert reader.failure is not None and reader.stats.reconnects == 1
     assert all(f.capture_time < time.time() for f in rest)
+
+
+def _decode_all(url: str, decode: str) -> list[np.ndarray]:
+    from edge.sources.ffmpeg import FFmpegCapture
+
+    cap = FFmpegCapture(parse_source(url), decode=decode)
+    cap.open(10.0)
+    frames = []
+    try:
+        while cap.grab(10.0):
+            frames.append(cap.retrieve())
+    finally:
+        cap.close()
+    return frames
+
+
+def test_fast_decode_keeps_every_frame_and_the_picture(car_video: Path) -> None:
+    """``decode: fast`` (no deblocking filter, cheaper for many cameras) delivers the same frames
+    as a full decode, with pictures a detector cannot tell apart (PSNR well above 30 dB)."""
+    need_exe("ffmpeg")
+    full = _decode_all(str(car_video), "all")  # ffmpeg reads the file as it would a camera
+    fast = _decode_all(str(car_video), "fast")
+    assert len(full) > 300 and abs(len(full) - len(fast)) <= 2
+    psnr = [cv2.PSNR(a, b) for a, b in zip(full, fast)]
+    assert min(psnr) > 30 and float(np.median(psnr)) > 38, (min(psnr), np.median(psnr))
+    assert float(np.median(psnr)) < 80  # the filter really was skipped: most frames differ
