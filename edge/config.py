@@ -264,7 +264,17 @@ class PlatesConfig(Strict):
     max_chars: int = Field(10, ge=1, le=16)
     min_confidence: Fraction = Field(0.5, description="reads below are not reported")
     min_vehicle_height: int = Field(
-        48, ge=8, le=4000, description="pixels: smaller (distant) vehicles are not read, their plates are unreadable"
+        48,
+        ge=8,
+        le=4000,
+        description="pixels of the frame plates are read from (native with full_resolution): smaller (distant) "
+        "vehicles are not read, their plates are unreadable",
+    )
+    full_resolution: bool = Field(
+        True,
+        description="crop plates from the camera's native frames (bounded by max_frame_pixels), not the "
+        "detect.width ones: the camera reader then delivers native frames and the pipeline resizes for "
+        "detection (more memory per buffered frame; see docs/plates.md for the cost)",
     )
     reads_per_track: int = Field(
         10, ge=1, le=1000, description="plate reads per vehicle track: bounds the cost of a parked car"

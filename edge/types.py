@@ -19,7 +19,9 @@ class Frame:
     ``capture_time`` is UTC epoch seconds: wall clock when read for live sources, or the
     source's start time plus the media timestamp for files (so replays are reproducible).
     ``index`` counts frames read from the source (before sampling), ``pts`` is the media
-    timestamp in seconds where known.
+    timestamp in seconds where known. ``image`` is at the camera's detect size, or native
+    (bounded by ``max_frame_pixels``) for a camera that crops plates from full-resolution
+    frames (``edge.sources.reader.native_frames``); the pipeline resizes it for detection.
     """
 
     camera: str

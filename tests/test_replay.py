@@ -63,23 +63,37 @@ def test_one_track_per_vehicle_from_entry_to_exit(car_video: Path) -> None:
 
 
 # What each car is, by looking at full frames of the clip (e.g. 16.0 s shows cars 2 and 3 side
-# by side): four passenger cars. Colours are those the attributes model can name (white, gray,
-# yellow, red, green, blue, black): car 2 is silver, which is honestly gray or white (the model
-# currently says white; a colour fix is under way elsewhere), so it accepts both.
+# by side): four passenger cars, white, silver, red, white. Colours are those the attributes model
+# can name (white, gray, yellow, red, green, blue, black). Car 2 (silver) should be gray, but the
+# model scores it white in every clean view (p(white) >= 0.99, log-odds white:gray 4-12, against
+# 9-21 for the white cars, under every crop margin, resize and exposure tried; docs/plates.md,
+# "Vehicle colour"), so no vote can turn it gray: it is pinned to one stable colour here, and
+# test_silver_car_is_gray states the goal.
 CAR_LOOKS = [("car", {"white"}), ("car", {"gray", "white"}), ("car", {"red"}), ("car", {"white"})]
+
+
+def car_colours(events: list[dict]) -> list[tuple[set[str], set[str]]]:
+    """(types, colours) seen on every event of each car, in crossing order."""
+    tracks = by_track(events)
+    assert len(tracks) == len(CARS)
+    starts = sorted((seconds(ev[0]["start"]), tid) for tid, ev in tracks.items())
+    looks = [[(e["attrs"]["type"], e["attrs"]["color"]) for e in tracks[tid]] for _, tid in starts]
+    return [({t for t, _ in car}, {c for _, c in car}) for car in looks]
 
 
 @pytest.mark.usefixtures("model_env")
 def test_vehicle_type_and_colour_on_every_track_event(car_video: Path) -> None:
-    events = run(car_video)
-    tracks = by_track(events)
-    assert len(tracks) == len(CARS)
-    starts = sorted((seconds(ev[0]["start"]), tid) for tid, ev in tracks.items())
-    for (kind, colours), (_, tid) in zip(CAR_LOOKS, starts):
-        # every event of the car carries the same, right type and a plausible colour
-        assert {e["attrs"]["type"] for e in tracks[tid]} == {kind}, tracks[tid]
-        seen = {e["attrs"]["color"] for e in tracks[tid]}
-        assert seen <= colours, (tid, seen, colours)
+    seen = car_colours(run(car_video))
+    for (kind, colours), (types, got) in zip(CAR_LOOKS, seen):
+        # every event of the car carries the same, right type and one colour, the right one
+        assert types == {kind}, seen
+        assert len(got) == 1 and got <= colours, seen
+
+
+@pytest.mark.xfail(strict=True, reason="the attributes model scores this silver car white (see CAR_LOOKS)")
+@pytest.mark.usefixtures("model_env")
+def test_silver_car_is_gray(car_video: Path) -> None:
+    assert [c for _, c in car_colours(run(car_video))] == [{"white"}, {"gray"}, {"red"}, {"white"}]
 
 
 @pytest.mark.usefixtures("model_env")

@@ -136,6 +136,15 @@ class AttributeClassifier(LoadedModel):
         result: dict[str, tuple[str, float]] = get_head("attributes")(outputs, self.manifest.head, self.labels)
         return result
 
+    def probabilities(self, image: np.ndarray) -> dict[str, dict[str, float]]:
+        """Every value's score per attribute of one BGR crop, e.g. {"color": {"white": 0.7, "gray": 0.3, ...}}."""
+        outputs, _ = self.run(image)
+        out: dict[str, dict[str, float]] = {}
+        for name, values in self.manifest.head["outputs"].items():
+            scores = outputs[name].reshape(-1)
+            out[name] = {str(v): float(p) for v, p in zip(values, scores)}
+        return out
+
 
 _KINDS: dict[str, type[LoadedModel]] = {"detect": Detector, "classify": Classifier, "attributes": AttributeClassifier}
 

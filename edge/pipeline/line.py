@@ -24,6 +24,7 @@ from edge.motion import MotionGate
 from edge.pipeline.describe import VehicleDescriber
 from edge.pipeline.events import EventBuilder
 from edge.plates.stage import PlateStage
+from edge.sources.sampling import resize
 from edge.tracking import Track, Tracker
 from edge.tracking.filters import filter_detections
 from edge.tracking.lines import LineCounter
@@ -120,9 +121,11 @@ class Pipeline:
         return events
 
     def _process(self, frame: Frame) -> list[Event]:
-        image, now = frame.image, frame.capture_time
-        if image is None or image.ndim != 3 or image.shape[0] < 8 or image.shape[1] < 8:
-            raise ValueError(f"unusable frame shape {getattr(image, 'shape', None)}")
+        full, now = frame.image, frame.capture_time
+        if full is None or full.ndim != 3 or full.shape[0] < 8 or full.shape[1] < 8:
+            raise ValueError(f"unusable frame shape {getattr(full, 'shape', None)}")
+        # the reader delivers native frames to cameras that crop plates from them (a no-op for the rest)
+        image = resize(full, self.cfg.detect.width, self.cfg.detect.height)
         # the whole-frame classifier runs at its own rate, motion or not: "no taxi" is a still scene
         events = self._classify_scene(image, now)
         if not self.gate.should_infer(image, force=not self.tracker.settled()):
@@ -143,15 +146,16 @@ class Pipeline:
         for t in ended:
             events += self._end(t, now)
         for t in matched:
-            if t.confirmed:
-                events += self._confirmed_track(t, image, now)
+            if t.confirmed:  # boxes are normalised: plates are cropped from the full-resolution frame
+                events += self._confirmed_track(t, full, now)
         self.stats.active_tracks = len(self.tracker.active)
         self._count(events)
         return events
 
     def _confirmed_track(self, t: Track, image: np.ndarray, now: float) -> list[Event]:
         """Events of one matched, confirmed track: its start (once its type is known), plate
-        reads, and an update when its zones change or every ``update_interval`` seconds."""
+        reads (from ``image``, the frame as delivered), and an update when its zones change or
+        every ``update_interval`` seconds."""
         zones = self.zones.of(t.last_box, t.label)
         st = t.state
         if not st.started:

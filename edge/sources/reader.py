@@ -1,4 +1,9 @@
-"""One thread per camera: read, sample, resize and hand frames over; reconnect when needed."""
+"""One thread per camera: read, sample, resize and hand frames over; reconnect when needed.
+
+Frames leave at the detect size (``detect.width``/``height``), except for cameras that crop
+plates from native frames (``native_frames``): those get the decoded frame as is (still bounded
+by ``max_frame_pixels``) and the pipeline resizes it for detection.
+"""
 
 from __future__ import annotations
 
@@ -59,6 +64,7 @@ class CameraReader:
         self.max_open_attempts = max_open_attempts
         # Decoded frames above this are downscaled (live) or refused (files): bounded memory.
         self.max_pixels = int(getattr(cfg, "max_frame_pixels", DEFAULT_MAX_PIXELS))
+        self.native = native_frames(cfg)  # deliver decoded frames unresized (the pipeline resizes)
         self._failure: SourceError | None = None
         self.stats = ReaderStats()
         self._start_time = start_time
@@ -261,8 +267,10 @@ class CameraReader:
         stats.capture_fps = self._rate.tick(mono)
         if not sampler.accept(t):
             return
-        det = self.cfg.detect
-        image = resize(capture.retrieve(), det.width, det.height)
+        image = capture.retrieve()
+        if not self.native:
+            det = self.cfg.detect
+            image = resize(image, det.width, det.height)
         frame = Frame(camera=self.name, index=index, capture_time=capture_time, image=image, pts=capture.pts)
         stats.frames_dropped += self._buffer.put(frame)
 
@@ -277,6 +285,16 @@ class CameraReader:
             self._last_logged_error = message
         else:
             log.debug("camera %s: %s", self.name, message)
+
+
+def native_frames(cfg: CameraConfig) -> bool:
+    """Whether this camera's frames are delivered at native resolution: only when plates are read
+    from full-resolution crops and a detect size is set. Every other camera keeps the cheap
+    detect-size frames (a smaller buffer, and the resize happens once, here)."""
+    plates = cfg.plates
+    det = cfg.detect
+    wants = plates is not None and plates.enabled and plates.full_resolution
+    return bool(wants and (det.width or det.height))
 
 
 def open_camera(
