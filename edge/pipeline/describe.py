@@ -64,6 +64,8 @@ class VehicleDescriber:
         clean = not _touches_edge(t.box) and min(box_px) >= CLEAN_MIN_PX and t.score >= CLEAN_MIN_SCORE
         if st.clean_samples >= ATTRIBUTE_SAMPLES or (not clean and st.clean_samples > 0):
             return  # enough clean views, or a partial one after a clean one: nothing to learn
+        if not clean and st.attr_samples >= ATTRIBUTE_SAMPLES:
+            return  # a vehicle that never shows whole (parked at the edge, far away) costs no more
         crop = self._crop(image, t.box)
         if crop is None:
             return
