@@ -30,8 +30,9 @@ def clean_models(tmp_path: Path, model_env: Path, shared_data: Path, monkeypatch
     models.mkdir()
     (models / "vehicle-detection-0200.yaml").write_text((REPO_MODELS / "vehicle-detection-0200.yaml").read_text())
     data = yaml.safe_load((REPO_MODELS / f"{BUILT}.yaml").read_text())
-    data["build"]["args"] = ["--to", "openvino-int8", "--calib", "{data}/videos/traffic_frames.mp4", "--calib-frames",
-                             "6", "--eval", "{data}/videos/car-detection.mp4", "--eval-frames", "4", "--bench-runs", "2"]
+    data["build"]["args"] = ["--to", "openvino-int8", "--calib", "{data}/videos/traffic_frames.mp4",
+                             "--calib-frames", "6", "--eval", "{data}/videos/car-detection.mp4", "--eval-frames", "4",
+                             "--bench-runs", "2"]
     data["build"]["min_metric"] = 0.5
     (models / f"{BUILT}.yaml").write_text(yaml.safe_dump(data))
     monkeypatch.setattr(manifest_mod, "MODELS_DIR", models)
