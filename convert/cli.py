@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--val-range", type=_range, default=(0.0, 1.0))
     q.add_argument("--io", choices=["float", "int8", "uint8"], default="float",
                    help="tflite-int8: type of the model's input and output (float = what the appliance feeds)")
+    q.add_argument("--activations", choices=["int8", "int16", "float"], default="int8",
+                   help="tflite-int8: activation precision (int8 = full integer; int16 = 16x8; float = weights only)")
     q.add_argument("--max-drop", type=float, help="fail (exit 1) when the metric drops more points than this")
     q.add_argument("--bench-runs", type=int, default=50, help="timed runs per backend")
     return p
@@ -132,7 +134,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
         entry, files = f"{name}.tflite", [f"{name}.tflite"]
         fp32 = _tflite_fp32(src, folder / entry if args.target == "tflite-fp32" else out_root / "_sources" / entry)
         if args.target == "tflite-int8":
-            tflite.quantize(fp32, folder / entry, calib, io=args.io)
+            tflite.quantize(fp32, folder / entry, calib, io=args.io, activations=args.activations)
         elif fp32 != folder / entry:
             shutil.copyfile(fp32, folder / entry)
         if fp32 != src.path and fp32 != folder / entry:
@@ -178,6 +180,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
         "accuracy_control": bool(args.val),
         "preset": args.preset if args.target == "openvino-int8" else None,
         "io": args.io if args.target == "tflite-int8" else None,
+        "activations": args.activations if args.target == "tflite-int8" else None,
         "export": src.export_check or None,
     }
     overrides, why_not = _io_overrides(m, cands[converted_key]) if fmt == "tflite" else ({}, None)

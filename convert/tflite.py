@@ -21,9 +21,15 @@ from convert.errors import ConvertError
 IO_TYPES = ("float", "int8", "uint8")
 
 
-def quantize(source: Path, out: Path, calib: list[Sample], io: str = "float") -> Path:
-    """FP32 .tflite -> INT8 .tflite (static, per-channel weights, int8 activations); model
-    input/output ``io``: float, int8 or uint8."""
+ACTIVATIONS = ("int8", "int16", "float")
+
+
+def quantize(source: Path, out: Path, calib: list[Sample], io: str = "float", activations: str = "int8") -> Path:
+    """FP32 .tflite -> INT8 .tflite (static, per-channel int8 weights); ``activations`` int8 (full
+    integer), int16 (16x8: slower reference kernels, far more accurate for SiLU nets) or float
+    (weights only); model input/output ``io``: float, int8 or uint8 (int8 activations only)."""
+    if io != "float" and activations != "int8":
+        raise ConvertError(f"--io {io} needs int8 activations (the model's ends are then int8)")
     if source.suffix.lower() != ".tflite":
         raise ConvertError(f"TFLite INT8 needs a TFLite FP32 source, not {source.name}")
     try:
@@ -41,7 +47,8 @@ def quantize(source: Path, out: Path, calib: list[Sample], io: str = "float") ->
     key = next(iter(sigs))
     in_name = sigs[key]["inputs"][0]
     qt = quantizer.Quantizer(bytearray(model_bytes))
-    qt.load_quantization_recipe(recipe.static_wi8_ai8())
+    qt.load_quantization_recipe({"int8": recipe.static_wi8_ai8, "int16": recipe.static_wi8_ai16,
+                                 "float": recipe.weight_only_wi8_afp32}[activations]())
     if io == "float":
         # keep float input/output: the appliance's preprocessing feeds float, its backends dequantize
         for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
