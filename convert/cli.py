@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation data: NNCF quantize_with_accuracy_control keeps the metric within --max-drop")
     q.add_argument("--val-frames", type=int, default=50)
     q.add_argument("--val-range", type=_range, default=(0.0, 1.0))
+    q.add_argument("--max-iterations", type=int, default=12,
+                   help="with --val: rounds of reverting layers to float (each re-validates)")
     q.add_argument("--io", choices=["float", "int8", "uint8"], default="float",
                    help="tflite-int8: type of the model's input and output (float = what the appliance feeds)")
     q.add_argument("--activations", choices=["int8", "int16", "float"], default="int8",
@@ -120,7 +122,8 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
                 vfn = verify.openvino_validation_fn(task, val, verify.reference_answers(task, reference, val))
             max_drop = (args.max_drop if args.max_drop is not None else 1.0) / 100
             openvino_int8.quantize(src.path, folder / entry, calib, preset=args.preset, validation=val,
-                                   validation_fn=vfn, max_drop=max_drop, ignore=args.keep_float)
+                                   validation_fn=vfn, max_drop=max_drop, ignore=args.keep_float,
+                                   max_iterations=args.max_iterations)
         else:
             openvino_int8.save_ir(src.path, folder / entry, fp16=args.target == "openvino-fp16")
     elif args.target == "onnx-int8":
