@@ -132,17 +132,20 @@ class _Const(np.ndarray):
 
 
 def freeze_constants(gm: Any) -> Any:
-    """Bake constant (initializer) inputs of onnx2torch's Slice / Resize / Reshape modules into them."""
+    """Bake constant (initializer) inputs of onnx2torch's Slice / Resize / Reshape modules into them
+    (positional or keyword; an omitted optional input stays None)."""
     import torch
 
-    class Frozen(torch.nn.Module):
-        def __init__(self, inner: Any, consts: list[_Const | None]) -> None:
-            super().__init__()
-            self.inner, self.consts = inner, consts
+    runtime = object()  # marks an argument that stays a graph input
 
-        def forward(self, *xs: Any) -> Any:
+    class Frozen(torch.nn.Module):
+        def __init__(self, inner: Any, consts: list[Any], kw: dict[str, Any]) -> None:
+            super().__init__()
+            self.inner, self.consts, self.kw = inner, consts, kw
+
+        def forward(self, *xs: Any, **kwargs: Any) -> Any:
             it = iter(xs)
-            return self.inner(*[next(it) if c is None else c for c in self.consts])
+            return self.inner(*[next(it) if c is runtime else c for c in self.consts], **kwargs, **self.kw)
 
     class StaticReshape(torch.nn.Module):
         def __init__(self, shape: list[int]) -> None:
@@ -152,32 +155,37 @@ def freeze_constants(gm: Any) -> Any:
         def forward(self, x: Any) -> Any:
             return torch.reshape(x, [x.shape[i] if d == 0 else d for i, d in enumerate(self.shape)])
 
-    def const(node: Any) -> _Const | None:
+    def const(node: Any) -> Any:
+        if node is None:
+            return None  # an omitted optional input (e.g. Resize's roi)
         if getattr(node, "op", None) != "get_attr":
-            return None
+            return runtime
         t = gm
         for a in node.target.split("."):
             t = getattr(t, a)
         return np.asarray(t.detach().numpy()).view(_Const)
 
     for node in list(gm.graph.nodes):
-        if node.op != "call_module" or node.kwargs:
+        if node.op != "call_module":
             continue
         kind = type(gm.get_submodule(node.target)).__name__
         if kind not in ("OnnxSlice", "OnnxResize", "OnnxReshape"):
             continue
-        if not all(hasattr(a, "op") for a in node.args):  # literal Python args: nothing to bake
-            continue
-        consts = [None, *(const(a) for a in node.args[1:])]
-        if all(c is None for c in consts):
+        if not all(a is None or hasattr(a, "op") for a in [*node.args, *node.kwargs.values()]):
+            continue  # other literals: leave alone
+        consts = [runtime, *(const(a) for a in node.args[1:])]
+        kw = {k: const(a) for k, a in node.kwargs.items()}
+        if not any(isinstance(c, _Const) for c in [*consts, *kw.values()]):
             continue
         if kind == "OnnxReshape":
-            if consts[1] is None:
+            if len(consts) < 2 or not isinstance(consts[1], _Const) or node.kwargs:
                 continue
             gm.add_submodule(node.target, StaticReshape([int(v) for v in consts[1].tolist()]))
         else:
-            gm.add_submodule(node.target, Frozen(gm.get_submodule(node.target), consts))
-        node.args = tuple(a for a, c in zip(node.args, consts) if c is None)
+            baked = {k: c for k, c in kw.items() if c is not runtime}
+            gm.add_submodule(node.target, Frozen(gm.get_submodule(node.target), consts, baked))
+            node.kwargs = {k: a for k, a in node.kwargs.items() if k not in baked}
+        node.args = tuple(a for a, c in zip(node.args, consts) if c is runtime)
     gm.graph.eliminate_dead_code()
     gm.delete_all_unused_submodules()
     gm.recompile()

@@ -88,3 +88,31 @@ def test_torchscript_and_exported_program_sources(torch_env: Path, shared_data: 
 
     rep = _convert(str(torch_env / "tiny.pt2"), "openvino-int8", torch_env, shared_data)
     assert rep["export"]["torch_vs_openvino_ir_max_abs"] < 1e-4 and rep["target"] == "openvino-int8"
+
+
+def test_onnx_to_tflite_through_onnx2torch_bakes_constant_inputs(torch_env: Path, shared_data: Path) -> None:
+    """Slice / Resize / Reshape with initializer inputs (what torch.export cannot trace in
+    onnx2torch's modules) convert exactly to TFLite."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name: str, values: list, dtype: type = np.int64) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(values, dtype=dtype), name)
+
+    nodes = [
+        helper.make_node("Slice", ["images", "s0", "s1", "s2", "s3"], ["half"]),  # every 2nd row
+        helper.make_node("Resize", ["half", "", "scales"], ["full"], mode="nearest"),
+        helper.make_node("Reshape", ["full", "shape"], ["flat"]),
+        helper.make_node("Softmax", ["flat"], ["out"], axis=1),
+    ]
+    inits = [const("s0", [0]), const("s1", [32]), const("s2", [2]), const("s3", [2]),
+             const("scales", [1, 1, 2, 1], np.float32), const("shape", [0, -1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3072])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(torch_env / "tiny.onnx"))
+
+    rep = _convert(str(torch_env / "tiny.onnx"), "tflite-fp32", torch_env, shared_data)
+    assert rep["verify"]["outputs"]["out"]["max_abs"] < 1e-5
+    assert rep["verify"]["values"]["converted (litert)"] == 1.0
