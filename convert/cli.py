@@ -9,6 +9,7 @@ Exit codes: 0 ok, 1 the metric dropped more than ``--max-drop``, 2 bad input (on
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from convert.errors import CheckFailed, ConvertError
 from edge.errors import EdgeError
 
-TARGETS = ["openvino-fp32", "openvino-fp16", "openvino-int8", "onnx-int8", "tflite-int8"]
+TARGETS = ["openvino-fp32", "openvino-fp16", "openvino-int8", "onnx-int8", "tflite-fp32", "tflite-int8"]
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -32,7 +33,8 @@ def _range(text: str) -> tuple[float, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge convert", description="convert, quantize and verify a model")
-    p.add_argument("src", help="registry model name, or a model file (.onnx, .xml, .tflite)")
+    p.add_argument("src", help="registry model name, a model file (.onnx, .xml, .tflite), or PyTorch: TorchScript .pt, "
+                   "exported program .pt2, or package.module:factory returning an nn.Module (needs --manifest/--like)")
     p.add_argument("--to", required=True, choices=TARGETS, dest="target")
     p.add_argument("--name", help="name of the converted model (default SRC-TARGET)")
     p.add_argument("--out", default="out/converted", help="mirror-layout folder for OUT/<name>/<files> + report")
@@ -59,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation data: NNCF quantize_with_accuracy_control keeps the metric within --max-drop")
     q.add_argument("--val-frames", type=int, default=50)
     q.add_argument("--val-range", type=_range, default=(0.0, 1.0))
+    q.add_argument("--max-iterations", type=int, default=12,
+                   help="with --val: rounds of reverting layers to float (each re-validates)")
+    q.add_argument("--io", choices=["float", "int8", "uint8"], default="float",
+                   help="tflite-int8: type of the model's input and output (float = what the appliance feeds)")
+    q.add_argument("--activations", choices=["int8", "int16", "float"], default="int8",
+                   help="tflite-int8: activation precision (int8 = full integer; int16 = 16x8; float = weights only)")
     q.add_argument("--max-drop", type=float, help="fail (exit 1) when the metric drops more points than this")
     q.add_argument("--bench-runs", type=int, default=50, help="timed runs per backend")
     return p
@@ -76,7 +84,9 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
     from convert import calibrate, deploy, report, source, verify
     from edge.inference.backends import Backend, installed, load_backend
 
-    src = source.resolve(args.src, manifest=args.manifest, like=args.like, entry=args.entry)
+    out_root = Path(args.out)
+    src = source.resolve(args.src, manifest=args.manifest, like=args.like, entry=args.entry,
+                         workdir=out_root / "_sources")
     m = src.manifest
     reference = source.open_source(src, "f32")
     tspec = reference.inputs[0]
@@ -94,9 +104,9 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
     task = verify.Task(m, m.read_labels(src.folder))
 
     name = args.name or f"{m.name}-{args.target}"
-    out_root = Path(args.out)
     folder = out_root / name
     folder.mkdir(parents=True, exist_ok=True)
+    intermediate: Backend | None = None
     fmt, backends = {"openvino": ("openvino", ["openvino"]), "onnx": ("onnx", ["onnx", "openvino"]),
                      "tflite": ("tflite", ["litert"])}[args.target.split("-")[0]]
     if args.target.startswith("openvino"):
@@ -112,7 +122,8 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
                 vfn = verify.openvino_validation_fn(task, val, verify.reference_answers(task, reference, val))
             max_drop = (args.max_drop if args.max_drop is not None else 1.0) / 100
             openvino_int8.quantize(src.path, folder / entry, calib, preset=args.preset, validation=val,
-                                   validation_fn=vfn, max_drop=max_drop, ignore=args.keep_float)
+                                   validation_fn=vfn, max_drop=max_drop, ignore=args.keep_float,
+                                   max_iterations=args.max_iterations)
         else:
             openvino_int8.save_ir(src.path, folder / entry, fp16=args.target == "openvino-fp16")
     elif args.target == "onnx-int8":
@@ -124,11 +135,19 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
         from convert import tflite
 
         entry, files = f"{name}.tflite", [f"{name}.tflite"]
-        tflite.quantize(src.path, folder / entry, calib)
+        fp32 = _tflite_fp32(src, folder / entry if args.target == "tflite-fp32" else out_root / "_sources" / entry)
+        if args.target == "tflite-int8":
+            tflite.quantize(fp32, folder / entry, calib, io=args.io, activations=args.activations)
+        elif fp32 != folder / entry:
+            shutil.copyfile(fp32, folder / entry)
+        if fp32 != src.path and fp32 != folder / entry:
+            intermediate = load_backend("litert", fp32)
 
     # candidates: the converted model as the appliance runs it, plus the source at default precision
     converted_key = f"converted ({backends[0]})"
     cands: dict[str, Backend] = {converted_key: load_backend(backends[0], folder / entry)}
+    if intermediate is not None:
+        cands["intermediate tflite fp32 (litert)"] = intermediate
     if fmt == "openvino":
         cands["converted (openvino f32)"] = load_backend("openvino", folder / entry, precision="f32")
     if fmt == "onnx" and installed("openvino"):
@@ -163,15 +182,53 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
         "machine": verify.machine(),
         "accuracy_control": bool(args.val),
         "preset": args.preset if args.target == "openvino-int8" else None,
+        "io": args.io if args.target == "tflite-int8" else None,
+        "activations": args.activations if args.target == "tflite-int8" else None,
+        "export": src.export_check or None,
     }
+    overrides, why_not = _io_overrides(m, cands[converted_key]) if fmt == "tflite" else ({}, None)
+    if why_not:
+        rep["manifest"] = f"not written: {why_not}"
+        report.save(rep, folder / "report.json")
+        return rep
     deploy.write_manifest(
         m, name=name, fmt=fmt, backends=backends, folder=folder, files=files, entry=entry,
         description=f"{m.name} converted to {args.target} by edge convert ({m.description})"[:300],
         source_note=f"edge convert {m.name} --to {args.target}; calibration: {', '.join(p.name for p in cal_from)}",
         models_dir=Path(args.models_dir) if args.models_dir else out_root, source_folder=src.folder,
+        overrides=overrides,
     )
     report.save(rep, folder / "report.json")
     return rep
+
+
+def _tflite_fp32(src: Any, out: Path) -> Path:
+    """A float TFLite of the source: itself, or via litert-torch (PyTorch, or ONNX through onnx2torch)."""
+    from convert import torch_export
+
+    if src.format == "tflite":
+        return Path(src.path)
+    if src.module is not None:
+        return torch_export.to_tflite(src.module, src.input_shape, out)
+    if src.format == "onnx":
+        return torch_export.to_tflite(torch_export.onnx_module(src.path), src.input_shape, out)
+    raise ConvertError(
+        f"{src.path.name}: no converter from OpenVINO IR to TFLite; convert the ONNX or PyTorch original"
+    )
+
+
+def _io_overrides(m: Any, backend: Any) -> tuple[dict[str, Any], str | None]:
+    """Manifest input changes for a TFLite model with integer input, or why the appliance cannot feed it."""
+    t = backend.inputs[0]
+    if not t.quantized:
+        return {}, None
+    spec = m.input
+    plain = tuple(spec.mean) == (0, 0, 0) and tuple(spec.std) == (1, 1, 1)
+    raw = abs(t.scale - 1) < 1e-3 and t.zero_point == 0 and plain
+    if t.dtype.name == "uint8" and raw:
+        return {"input": {**spec.model_dump(mode="json"), "dtype": "uint8"}}, None
+    return {}, (f"the appliance feeds float or raw uint8 pixels; this model's input is {t.dtype.name} with scale "
+                f"{t.scale:.4g}, zero point {t.zero_point} (use --io float, or uint8 for a 0..255 input)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

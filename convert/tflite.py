@@ -1,26 +1,37 @@
 """TFLite INT8 without TensorFlow: ai-edge-quantizer static quantization (int8 weights and
 activations) of a TFLite FP32 model, calibrated on the same samples.
 
-Blocked routes here (see docs/convert.md): ONNX -> TFLite needs onnx2tf/onnx-tf, which need
-TensorFlow; PyTorch -> TFLite (litert-torch, formerly ai-edge-torch) needs torch, whose PyPI wheel
-pulls ~3 GB of CUDA libraries (the CPU-only index is not reachable here) plus jax and transformers.
+The FP32 TFLite comes from the source itself (a TFLite model) or from litert-torch
+(``convert.torch_export``: PyTorch sources, and ONNX through onnx2torch). Model input/output stay
+float by default (the appliance's preprocessing feeds float); ``io="int8"`` keeps the quantizer's
+int8 input/output, ``io="uint8"`` adds a QUANTIZE op at each end so the model takes and gives uint8
+(raw 0..255 pixels when the input's scale comes out as 1, zero point 0). The ops after the last
+convolution (the "float tail", :func:`output_tail`) stay float, so an output fed by it stays float.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from convert.calibrate import Sample
 from convert.errors import ConvertError
 
+IO_TYPES = ("float", "int8", "uint8")
 
-def quantize(source: Path, out: Path, calib: list[Sample]) -> Path:
-    """FP32 .tflite -> INT8 .tflite (static, per-channel weights, int8 activations)."""
+
+ACTIVATIONS = ("int8", "int16", "float")
+
+
+def quantize(source: Path, out: Path, calib: list[Sample], io: str = "float", activations: str = "int8") -> Path:
+    """FP32 .tflite -> INT8 .tflite (static, per-channel int8 weights); ``activations`` int8 (full
+    integer), int16 (16x8: slower reference kernels, far more accurate for SiLU nets) or float
+    (weights only); model input/output ``io``: float, int8 or uint8 (int8 activations only)."""
+    if io != "float" and activations != "int8":
+        raise ConvertError(f"--io {io} needs int8 activations (the model's ends are then int8)")
     if source.suffix.lower() != ".tflite":
-        raise ConvertError(
-            f"TFLite INT8 needs a TFLite FP32 source, not {source.name}: ONNX -> TFLite needs TensorFlow "
-            "(onnx2tf) and PyTorch -> TFLite needs torch (litert-torch); neither is installable here"
-        )
+        raise ConvertError(f"TFLite INT8 needs a TFLite FP32 source, not {source.name}")
     try:
         from ai_edge_quantizer import qtyping, quantizer, recipe
     except ImportError:
@@ -36,16 +47,106 @@ def quantize(source: Path, out: Path, calib: list[Sample]) -> Path:
     key = next(iter(sigs))
     in_name = sigs[key]["inputs"][0]
     qt = quantizer.Quantizer(bytearray(model_bytes))
-    qt.load_quantization_recipe(recipe.static_wi8_ai8())
-    # keep float input/output: the appliance's preprocessing feeds float, its backends dequantize
-    for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
-        qt.update_quantization_recipe(regex=".*", operation_name=op,
+    qt.load_quantization_recipe({"int8": recipe.static_wi8_ai8, "int16": recipe.static_wi8_ai16,
+                                 "float": recipe.weight_only_wi8_afp32}[activations]())
+    if io == "float":
+        # keep float input/output: the appliance's preprocessing feeds float, its backends dequantize
+        for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
+            qt.update_quantization_recipe(regex=".*", operation_name=op,
+                                          algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE)
+    tail = output_tail(model_bytes)
+    if tail:
+        # the float tail after the last conv/matmul (sigmoids, concat of box offsets with scores,
+        # reshapes): one int8 scale over offsets (tens) and scores (0..1) wipes out the scores.
+        # The quantizer matches an op's "scope": its output tensor names, each followed by ";"
+        qt.update_quantization_recipe(regex="|".join(f"^{re.escape(n)};$" for n in tail),
+                                      operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
                                       algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE)
     calib_result = qt.calibrate({key: [{in_name: s.tensor.astype("float32")} for s in calib]})
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = qt.quantize(calib_result)
-    out.write_bytes(bytes(result.quantized_model))
+    model = bytes(qt.quantize(calib_result).quantized_model)
+    out.write_bytes(with_uint8_io(model) if io == "uint8" else model)
     return out
+
+
+_BODY_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL")
+
+
+def output_tail(model: bytes) -> list[str]:
+    """Output tensor names of the ops between the last conv/matmul and the model's outputs."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils as fu
+
+    m = fu.read_model_from_bytearray(bytearray(model))
+    g = m.subgraphs[0]
+    kinds = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    producer = {t: i for i, op in enumerate(g.operators) for t in op.outputs}
+    seen: set[int] = set()
+    names: list[str] = []
+    stack = list(g.outputs)
+    while stack:
+        i = producer.get(stack.pop(), -1)
+        if i < 0 or i in seen:
+            continue
+        seen.add(i)
+        op = g.operators[i]
+        if kinds.get(m.operatorCodes[op.opcodeIndex].builtinCode) in _BODY_OPS:
+            continue
+        names.append((g.tensors[op.outputs[0]].name or b"").decode())
+        stack.extend(op.inputs)
+    return [n for n in names if n]
+
+
+def with_uint8_io(model: bytes) -> bytes:
+    """An int8-I/O model with uint8 input and output: a QUANTIZE op (uint8 -> int8, zero point
+    +128, same scale) before the first input and one (int8 -> uint8) after each output, as
+    TensorFlow's converter does for ``inference_input_type=tf.uint8``."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils as fu
+
+    m = fu.read_model_from_bytearray(bytearray(model))
+    g = m.subgraphs[0]
+    code = next((i for i, c in enumerate(m.operatorCodes) if c.builtinCode == schema.BuiltinOperator.QUANTIZE), None)
+    if code is None:
+        oc = schema.OperatorCodeT()
+        oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = schema.BuiltinOperator.QUANTIZE, 114, 2
+        m.operatorCodes.append(oc)
+        code = len(m.operatorCodes) - 1
+
+    def int8(idx: int) -> bool:
+        q = g.tensors[idx].quantization
+        return g.tensors[idx].type == schema.TensorType.INT8 and q is not None and q.scale is not None
+
+    def twin(idx: int, suffix: str) -> int:
+        """A uint8 copy of int8 tensor ``idx`` (same scale, zero point + 128); returns its index."""
+        t = g.tensors[idx]
+        u = schema.TensorT()
+        u.name, u.shape, u.type = (t.name or b"") + suffix.encode(), list(t.shape), schema.TensorType.UINT8
+        q = schema.QuantizationParametersT()
+        q.scale, q.zeroPoint = list(t.quantization.scale), [int(z) + 128 for z in t.quantization.zeroPoint]
+        u.quantization = q
+        buf = schema.BufferT()
+        m.buffers.append(buf)
+        u.buffer = len(m.buffers) - 1
+        g.tensors.append(u)
+        return len(g.tensors) - 1
+
+    def op(src: int, dst: int) -> Any:
+        o = schema.OperatorT()
+        o.opcodeIndex, o.inputs, o.outputs = code, [src], [dst]
+        return o
+
+    # outputs left float (a float tail) stay float
+    new_in = [twin(i, "_uint8") if int8(i) else i for i in g.inputs]
+    new_out = [twin(i, "_uint8") if int8(i) else i for i in g.outputs]
+    before = [op(u, i) for u, i in zip(new_in, g.inputs) if u != i]
+    g.operators = before + list(g.operators) + [op(i, u) for i, u in zip(g.outputs, new_out) if u != i]
+    remap = dict(zip(list(g.inputs) + list(g.outputs), new_in + new_out))
+    g.inputs, g.outputs = new_in, new_out
+    for sig in m.signatureDefs or []:
+        for tm in list(sig.inputs or []) + list(sig.outputs or []):
+            tm.tensorIndex = remap.get(tm.tensorIndex, tm.tensorIndex)
+    return bytes(fu.convert_object_to_bytearray(m))
 
 
 def with_signature(model: bytes) -> bytes:

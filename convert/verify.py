@@ -74,9 +74,13 @@ def _named(backend: Backend, ref_names: list[str], out: dict[str, np.ndarray]) -
 
 
 def feed(backend: Backend, s: Sample) -> dict[str, np.ndarray]:
-    """Run one sample, cast to the backend's input dtype."""
+    """Run one sample, cast to the backend's input dtype (quantized with its scale for int8/uint8 I/O)."""
     t = backend.inputs[0]
-    x = s.tensor if s.tensor.dtype == t.dtype else s.tensor.astype(t.dtype)
+    x = s.tensor
+    if t.quantized and not np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(t.dtype)
+        x = np.clip(np.rint(x / t.scale + t.zero_point), info.min, info.max)
+    x = x if x.dtype == t.dtype else x.astype(t.dtype)
     return backend.infer({t.name: x})
 
 

@@ -104,12 +104,13 @@ def test_empty_calibration_folder_exits_2(tmp_path: Path, model_env: Path, capsy
     assert rc == 2 and "no images" in err and len(error_lines(err)) == 1
 
 
-def test_pytorch_and_blocked_tflite_routes_explain(tmp_path: Path, model_env: Path,
+def test_pytorch_file_that_is_not_a_model_exits_2(tmp_path: Path, model_env: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     pt = tmp_path / "model.pt"
     pt.write_bytes(b"x")
-    rc, _, err = _run([str(pt), "--to", "openvino-int8", "--calib", str(tmp_path)], capsys)
-    assert rc == 2 and "needs torch" in err
+    rc, _, err = _run([str(pt), "--like", "yolox-nano-coco", "--to", "openvino-int8", "--calib", str(tmp_path)], capsys)
+    assert rc == 2 and len(error_lines(err)) == 1
+    assert "is not TorchScript" in err or "needs torch" in err
 
 
 def test_edge_cli_dispatches_convert(model_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -197,12 +198,12 @@ def test_onnx_int8_route(tmp_path: Path, videos: Path, capsys: pytest.CaptureFix
     assert rep["bytes"] < rep["source"]["bytes"] / 2  # int8 weights
 
 
-def test_tflite_int8_from_onnx_is_blocked_with_reason(tmp_path: Path, videos: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_tflite_from_openvino_ir_explains_there_is_no_converter(tmp_path: Path, videos: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
     _need_convert_extra()
     rc, _, err = _run(["vehicle-detection-0200", "--to", "tflite-int8", "--calib", str(videos / "traffic_frames.mp4"),
                        "--calib-frames", "2", "--eval-frames", "1", "--out", str(tmp_path)], capsys)
-    assert rc == 2 and "TFLite FP32 source" in err and "TensorFlow" in err
+    assert rc == 2 and "no converter from OpenVINO IR to TFLite" in err
 
 
 def test_train_classifier_feedback_layout_and_deploy(tmp_path: Path, videos: Path, monkeypatch: pytest.MonkeyPatch,

@@ -31,6 +31,8 @@ def test_every_shared_model_has_a_manifest(shared_models: Path) -> None:
 
 def test_manifest_hashes_match_the_mirror(shared_models: Path) -> None:
     for m in list_manifests():
+        if m.build is not None and not (shared_models / m.name).is_dir():
+            continue  # built on first pull by edge convert (tests/test_convert_build.py)
         for f in m.files:
             p = shared_models / m.name / f.path
             assert p.is_file(), p

@@ -47,6 +47,18 @@ class InputSpec(_Strict):
     pad_value: int = 114
 
 
+class BuildSpec(_Strict):
+    """A model the registry builds on first pull with ``edge convert`` (its files are produced by
+    the conversion toolchain and may be in no mirror). ``args`` follow ``edge convert SOURCE``;
+    ``{data}`` in them is the data folder (``$EDGE_DATA_DIR``, or ../shared/data beside a
+    checkout). The build is accepted when its report's metric reaches ``min_metric``, since NNCF
+    output differs in its bytes between versions; the files' sha256 are then recorded in the cache."""
+
+    source: str = Field(description="registry model converted (pulled first)")
+    args: list[str] = Field(min_length=1, max_length=64, description="edge convert arguments after SOURCE")
+    min_metric: float = Field(ge=0.0, le=1.0, description="report metric_value the build must reach (0..1)")
+
+
 class Manifest(_Strict):
     """Everything needed to fetch, verify, load and decode a model."""
 
@@ -64,6 +76,7 @@ class Manifest(_Strict):
     label_offset: int = 0
     licence: str
     source: str = ""
+    build: BuildSpec | None = Field(default=None, description="built by edge convert on first pull")
 
     def read_labels(self, folder: Path) -> list[str]:
         """Labels, inline or from ``labels_file`` in the model folder."""

@@ -199,6 +199,28 @@ def _pull_lock(folder: Path, name: str, report: _Report) -> Iterator[None]:
         os.close(fd)  # releases the lock; the file stays (removing it would race with waiters)
 
 
+def _all_cached(manifest: Manifest, folder: Path) -> bool:
+    """Every file present with the manifest's sha256, or (built models) the sha256 built here."""
+    if all(_is_cached(folder / f.path, f) for f in manifest.files):
+        return True
+    if manifest.build is None:
+        return False
+    from edge.registry.build import recorded
+
+    sums = recorded(folder)
+    return all(f.path in sums and (folder / f.path).is_file() and sha256_of(folder / f.path) == sums[f.path]
+               for f in manifest.files)
+
+
+def _in_folder_mirror(manifest: Manifest, mirror: str | None) -> bool:
+    """A URL mirror is tried as usual; a folder mirror only when it holds every file."""
+    if not mirror:
+        return False
+    if "://" in mirror:
+        return True
+    return all((Path(mirror).expanduser() / manifest.name / f.path).is_file() for f in manifest.files)
+
+
 def model_dir(name: str, cache_dir: Path | None = None) -> Path:
     """Cache folder of model ``name``."""
     return (cache_dir or default_cache_dir()) / name
@@ -220,11 +242,17 @@ def pull(
     """
     manifest = find_manifest(name)
     folder = model_dir(name, cache_dir)
-    if not force and all(_is_cached(folder / f.path, f) for f in manifest.files):
+    if not force and _all_cached(manifest, folder):
         return folder  # the usual case: no lock, no output
     mirror = mirror if mirror is not None else default_mirror()
     report = _Report(progress)
     with _pull_lock(folder, name, report):
+        if manifest.build is not None and not _in_folder_mirror(manifest, mirror):
+            if force or not _all_cached(manifest, folder):  # else built by whoever held the lock
+                from edge.registry.build import build  # lazy: only for models made by edge convert
+
+                build(manifest, folder, report.say)
+            return folder
         for stale in folder.rglob(".*.part"):  # left by a pull that was killed; nobody else writes now
             stale.unlink(missing_ok=True)
         for f in manifest.files:
