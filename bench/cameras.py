@@ -187,7 +187,7 @@ def write_config(path: Path, n: int, url: str, mqtt_port: int, metrics_port: int
     cams = {
         f"cam{i:02d}": {
             "url": url,
-            "detect": {"fps": args.fps},
+            "detect": {"fps": args.fps, **({"model": args.model} if args.model else {})},
             "decode": args.decode,
             "reconnect": {"open_timeout": 30},
             "tracker": {"update_interval": 1.0},  # more samples of frame -> MQTT
@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start-timeout", type=float, default=60.0)
     ap.add_argument("--fps", type=float, default=5.0, help="detect fps per camera")
     ap.add_argument("--decode", default="all", choices=["all", "fast", "nonref", "key"])
+    ap.add_argument("--model", default="", help="detect.model (default: the appliance's default detector)")
     ap.add_argument("--concurrency", type=int, default=0, help="runtime.concurrency (0: the appliance's default)")
     ap.add_argument(
         "--threads", type=int, default=1, help="runtime.threads: inference threads per request (1 for many cameras)"
@@ -387,7 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         text = [HEADER, "|---" * (HEADER.count("|") - 1) + "|"] + [fmt(r, args.fps) for r in rows] + [""] + summary
         Path(args.out).write_text("\n".join(text) + "\n")
-    shutil.rmtree(work, ignore_errors=True)
+    if any(r.exit_code not in (0, None) for r in rows):
+        print(f"a run exited non-zero: its log is kept in {work}", flush=True)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

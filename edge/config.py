@@ -413,7 +413,7 @@ class RuntimeConfig(Strict):
         "auto", description="OpenVINO inference precision; auto = the device's fastest (bf16 on recent CPUs)"
     )
     concurrency: int | None = Field(
-        None, ge=1, le=64, description="camera frames processed at the same time (default: CPU cores); fair shares"
+        None, ge=1, le=64, description="camera frames processed at the same time (default: 2 per CPU core); fair shares"
     )
     providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
