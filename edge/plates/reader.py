@@ -2,10 +2,11 @@
 
 Default reader (``ocr_model: cct-xs-v1-global-plate-ocr``, a plate-specific slot model): LPD-YuNet
 quads (low score floor, best few) -> one batched slot-model call over a padded crop of every
-quad plus wider and taller crops of the detector's best one -> free and (optional)
-format-masked slot decoding -> plates ranked by plate-ness (read confidence x character count,
-aspect, detector score, position in the vehicle box) -> the best plate re-read with a line
-added above/below when its read is short (two-line plates). See docs/plates.md.
+quad plus a wider crop of the detector's best one -> free and (optional) format-masked slot
+decoding -> plates ranked by plate-ness (read confidence x character count, aspect, detector
+score, position in the vehicle box) -> a doubtful best plate read again from test-time
+variants of its crop (slot probabilities averaged) and a taller crop, and with a line added
+above/below when its read is short (two-line plates). See docs/plates.md.
 
 PP-OCRv4 reader (``ocr_model: ppocr-v4``): each quad -> a couple of rectified crops with
 different margins (two-line plates are split into lines) -> one batched PP-OCRv4 recognition
