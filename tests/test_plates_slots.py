@@ -261,3 +261,11 @@ def test_a_confident_plate_costs_one_recogniser_call(
     reads = reader.read(img)
     assert reads[0].text == s.text and reads[0].confidence >= 0.9
     assert len(calls) == 1, calls
+
+
+def test_a_plate_with_a_wide_gap_is_read_whole(reader: PlateReader, shared_data: Path) -> None:
+    """Czech ``1B7 0440``: the detector boxes the two parts of the plate separately (neither
+    reads the whole plate); the two quads side by side are also read as one, which wins."""
+    img, s = _named(shared_data, "eu/test_067")
+    reads = reader.read(img)
+    assert reads and reads[0].text == s.text == "1B70440", [r.texts() for r in reads]

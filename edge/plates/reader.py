@@ -65,6 +65,7 @@ MIN_RELATIVE_DET = 0.1  # quads scoring below this share of the best quad's are 
 MIN_PLATE_SCORE = 0.05  # slot reads below this plate-ness are dropped (see _read_region_slots)
 TWO_LINE_MARGINS = ((0.15, 1.4, 0.15, 0.2), (0.15, 0.2, 0.15, 1.4))
 TWO_LINE_ASPECT = 2.2  # plates narrower than this (w/h) are read as two lines
+JOIN_OVERLAP, JOIN_HEIGHT_RATIO = 0.6, 1.5  # see _joined
 CONFIDENT = 0.6  # a plate read above this ends the search (weaker quads, tiles)
 FREE_READ_PENALTY = 0.5  # a read that fits no configured format counts half
 SLOT_FREE_PENALTY = 0.85  # the slot reader: formats are a mild boost (vanity and unlisted plates exist)
@@ -241,6 +242,7 @@ class PlateReader:
         cfg = self.cfg
         quads = self.detector.detect(img, cfg.detect_threshold, tiles=False, max_plates=cfg.max_plates)
         quads = [q for q in quads if q.score >= MIN_RELATIVE_DET * quads[0].score]
+        quads += _joined(quads)
         # the detector's best quad (usually the plate) is read from the wider crop too in the
         # same call, so a confident best plate costs one model call
         reads = self._read_quads_slots(
@@ -441,6 +443,32 @@ class PlateReader:
         else:
             ranked.sort(key=lambda c: -c.confidence)
         return _prefer_complete(ranked)[: cfg.top_n]
+
+
+def _joined(quads: list[PlateQuad]) -> list[PlateQuad]:
+    """One quad over each pair of quads side by side on one text line: a plate with a wide gap
+    (Czech ``1B7 0440``, Slovak, German plates) is often boxed as two quads, one per part, and
+    neither reads the whole plate. The pair must overlap vertically by most of the smaller
+    height, have heights within 1.5x of each other and a horizontal gap of at most one height;
+    the joined quad is read like any other and wins only by reading better."""
+    out = []
+    for i, a in enumerate(quads):
+        for b in quads[i + 1 :]:
+            left, right = (a, b) if a.box[0] <= b.box[0] else (b, a)
+            lb, rb = left.box, right.box
+            hl, hr = lb[3] - lb[1], rb[3] - rb[1]
+            if min(hl, hr) <= 0 or max(hl, hr) > JOIN_HEIGHT_RATIO * min(hl, hr):
+                continue
+            overlap_y = min(lb[3], rb[3]) - max(lb[1], rb[1])
+            gap = rb[0] - lb[2]
+            overlap_x = -gap
+            narrower = min(lb[2] - lb[0], rb[2] - rb[0])
+            if overlap_y < JOIN_OVERLAP * min(hl, hr) or gap > max(hl, hr) or overlap_x > 0.5 * narrower:
+                continue
+            lc, rc = left.corners, right.corners
+            corners = np.stack([lc[0], rc[1], rc[2], lc[3]]).astype(np.float32)
+            out.append(PlateQuad(corners, max(a.score, b.score)))
+    return out
 
 
 _FOLD = str.maketrans("OI", "01")
