@@ -84,9 +84,9 @@ def test_join_two_lines() -> None:
 
 
 def test_reads_a_share_of_each_folder_exactly(reader: PlateReader, shared_data: Path) -> None:
-    """Every 4th image of eu and br, no region configured. Measured (2026-11): eu 26/27, br 27/29
-    (labels that spell a digit zero as O count as wrong)."""
-    for name, bar in (("eu", 24), ("br", 25)):
+    """Every 4th image of eu and br, no region configured. Measured (2026-12): eu 26/27, br 29/29
+    (before the test-time crops: br 27/29; labels that spell a digit zero as O count as wrong)."""
+    for name, bar in (("eu", 24), ("br", 27)):
         samples = _folder(shared_data, name)[::4]
         ok = sum(bool(r) and r[0].text == s.text for s in samples for r in [reader.read(cv2.imread(str(s.image)))])
         assert ok >= bar, (name, ok, len(samples))
