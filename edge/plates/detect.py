@@ -98,8 +98,8 @@ class YuNetPlateDetector:
         if not all_q:
             return []
         quads, scores = np.concatenate(all_q), np.concatenate(all_s)
-        boxes = np.stack([quad_to_box(q) for q in quads])
-        keep = nms(boxes, scores, nms_threshold)[:max_plates]
+        boxes = np.concatenate([quads.min(axis=1), quads.max(axis=1)], axis=1)  # quad_to_box of each
+        keep = nms(boxes, scores, nms_threshold, top_k=max_plates)
         return [PlateQuad(order_corners(quads[i]), float(scores[i])) for i in keep]
 
     def is_large(self, image: np.ndarray) -> bool:

@@ -20,14 +20,22 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
-    """Greedy non-maximum suppression over ``xyxy`` boxes; returns kept indices, best first."""
-    order = list(np.argsort(-scores))
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, top_k: int | None = None) -> list[int]:
+    """Greedy non-maximum suppression over ``xyxy`` boxes; returns kept indices, best first
+    (at most ``top_k``). Vectorised: one IoU row per kept box."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     keep: list[int] = []
-    while order:
-        i = order.pop(0)
-        keep.append(int(i))
-        order = [j for j in order if box_iou(boxes[i], boxes[j]) < iou_threshold]
+    while order.size and (top_k is None or len(keep) < top_k):
+        i, rest = int(order[0]), order[1:]
+        keep.append(i)
+        iw = np.clip(np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0]), 0, None)
+        ih = np.clip(np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1]), 0, None)
+        inter = iw * ih
+        union = area[i] + area[rest] - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = rest[iou < iou_threshold]
     return keep
 
 

@@ -2,10 +2,11 @@
 
 Default reader (``ocr_model: cct-xs-v1-global-plate-ocr``, a plate-specific slot model): LPD-YuNet
 quads (low score floor, best few) -> one batched slot-model call over a padded crop of every
-quad plus wider and taller crops of the detector's best one -> free and (optional)
-format-masked slot decoding -> plates ranked by plate-ness (read confidence x character count,
-aspect, detector score, position in the vehicle box) -> the best plate re-read with a line
-added above/below when its read is short (two-line plates). See docs/plates.md.
+quad plus a wider crop of the detector's best one -> free and (optional) format-masked slot
+decoding -> plates ranked by plate-ness (read confidence x character count, aspect, detector
+score, position in the vehicle box) -> a doubtful best plate read again from test-time
+variants of its crop (slot probabilities averaged) and a taller crop, and with a line added
+above/below when its read is short (two-line plates). See docs/plates.md.
 
 PP-OCRv4 reader (``ocr_model: ppocr-v4``): each quad -> a couple of rectified crops with
 different margins (two-line plates are split into lines) -> one batched PP-OCRv4 recognition
@@ -41,11 +42,22 @@ log = logging.getLogger("edge.plates")
 # (horizontal, vertical) margins around the detected quad, as fractions of its size. The
 # tight one suits good detections; the loose one recovers characters a partial quad cut off.
 CROP_MARGINS = ((0.04, 0.10), (0.15, 0.20))
-# Slot reader crops of a quad: the margins the model reads best with (on ground-truth boxes BR
-# rises from 101 to 107/114), and a horizontally wider one for quads that cut off an end
-# character (LPD-YuNet, trained on Chinese plates, often misses the first or last one) and a
-# taller one for quads that cut off the top or bottom of the characters.
-SLOT_MARGINS = ((0.10, 0.20, 0.10, 0.20), (0.30, 0.20, 0.30, 0.20), (0.10, 0.40, 0.10, 0.40))  # l, t, r, b
+# Slot reader crops of a quad (left, top, right, bottom margins as fractions of its size). The
+# model was trained on plate crops with a border: 15% of the width left/right and 30% of the
+# height above/below reads best on the detector's quads (on the shared sets' best quads:
+# 15%/30% 201/222 exact, 10%/20% 192/222; 15%/25% and 15%/35% within one plate of 15%/30%).
+SLOT_BASE = (0.15, 0.30, 0.15, 0.30)
+# A horizontally wider crop for quads that cut off an end character (LPD-YuNet, trained on
+# Chinese plates, often misses the first or last one) and a taller one for quads that cut off
+# the top or bottom of the characters: read for the best plate, ranked with the base read.
+SLOT_WIDE = (0.30, 0.20, 0.30, 0.20)
+SLOT_TALL = (0.10, 0.40, 0.10, 0.40)
+SLOT_MARGINS = (SLOT_BASE, SLOT_WIDE, SLOT_TALL)
+# Test-time variants of a doubtful best plate: the base crop with its margins moved a little.
+# Their per-slot probabilities are averaged with the base crop's (one reading, not the most
+# confident of several: a single crop's look-alike confusion, O/D, P/J, is outvoted).
+SLOT_JITTER = ((0.15, 0.25, 0.15, 0.25), (0.20, 0.30, 0.20, 0.30), (0.15, 0.35, 0.15, 0.35), (0.12, 0.30, 0.12, 0.30))
+DOUBTFUL = 0.9  # a best plate read less confidently than this gets the test-time variants
 # A read this short may be one line of a two-line plate (the detector often boxes one line):
 # the best plate is then also read with a line's height added above, and below.
 SHORT_READ = 4
@@ -53,6 +65,7 @@ MIN_RELATIVE_DET = 0.1  # quads scoring below this share of the best quad's are 
 MIN_PLATE_SCORE = 0.05  # slot reads below this plate-ness are dropped (see _read_region_slots)
 TWO_LINE_MARGINS = ((0.15, 1.4, 0.15, 0.2), (0.15, 0.2, 0.15, 1.4))
 TWO_LINE_ASPECT = 2.2  # plates narrower than this (w/h) are read as two lines
+JOIN_OVERLAP, JOIN_HEIGHT_RATIO = 0.6, 1.5  # see _joined
 CONFIDENT = 0.6  # a plate read above this ends the search (weaker quads, tiles)
 FREE_READ_PENALTY = 0.5  # a read that fits no configured format counts half
 SLOT_FREE_PENALTY = 0.85  # the slot reader: formats are a mild boost (vanity and unlisted plates exist)
@@ -70,8 +83,7 @@ class PlateRead:
     detector_score: float
     candidates: list[Candidate] = field(default_factory=list)
     score: float = -1.0  # plate-ness weighed confidence that ranks plates (-1: the confidence)
-    _unranked: list[Candidate] = field(default_factory=list, init=False, repr=False, compare=False)
-    _looks: int = field(default=1, init=False, repr=False, compare=False)  # SLOT_MARGINS read so far
+    _outs: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # margins -> SlotOutput
 
     def __post_init__(self) -> None:
         if self.score < 0:
@@ -230,25 +242,28 @@ class PlateReader:
         cfg = self.cfg
         quads = self.detector.detect(img, cfg.detect_threshold, tiles=False, max_plates=cfg.max_plates)
         quads = [q for q in quads if q.score >= MIN_RELATIVE_DET * quads[0].score]
-        # the detector's best quad is read from all crops at once (it is usually the plate), the
-        # others from the first crop only
-        reads = self._read_quads_slots(img, quads, in_vehicle, [SLOT_MARGINS] + [SLOT_MARGINS[:1]] * (len(quads) - 1))
-        if reads:
-            reads[0]._looks = len(SLOT_MARGINS)
+        quads += _joined(quads)
+        # the detector's best quad (usually the plate) is read from the wider crop too in the
+        # same call, so a confident best plate costs one model call
+        reads = self._read_quads_slots(
+            img, quads, in_vehicle, [(SLOT_BASE, SLOT_WIDE)] + [(SLOT_BASE,)] * (len(quads) - 1)
+        )
         if cfg.tiles and max((r.score for r in reads), default=0.0) < CONFIDENT and self.detector.is_large(img):
             seen = [q.box for q in quads]
             more = self.detector.detect(
                 img, cfg.detect_threshold, tiles=True, only_tiles=True, max_plates=cfg.max_plates
             )
             new = [q for q in more if all(box_iou(q.box, b) < 0.5 for b in seen)]
-            reads += self._read_quads_slots(img, new, in_vehicle, [SLOT_MARGINS[:1]] * len(new))
+            reads += self._read_quads_slots(img, new, in_vehicle, [(SLOT_BASE,)] * len(new))
         reads.sort(key=lambda r: (-r.score, -r.detector_score))
         # the best plate is read from the other crops too (a quad that cut off an end character
-        # or the tops of the characters), and when its read is short, with a line added above
-        # and below (the detector boxed one line of a two-line plate)
+        # or the tops of the characters) when its read is doubtful, and when its read is short,
+        # with a line added above and below (the detector boxed one line of a two-line plate)
         if reads:
             top = reads[0]
-            margins: tuple[tuple[float, float, float, float], ...] = SLOT_MARGINS[top._looks :]
+            margins: tuple[tuple[float, float, float, float], ...] = ()
+            if top.confidence < DOUBTFUL:
+                margins += tuple(m for m in (*SLOT_MARGINS, *SLOT_JITTER) if m not in top._outs)
             if not top.candidates or len(top.text) <= SHORT_READ:
                 margins += TWO_LINE_MARGINS
             if margins:
@@ -267,7 +282,7 @@ class PlateReader:
         """Second opinion of PP-OCRv4 on a doubtful slot read: every text's confidence becomes
         the mean of both readers' (0 where one did not propose it), so agreement wins."""
         assert self.confirm is not None
-        crop = warp_quad(img, grow_quad(read.corners, *SLOT_MARGINS[0]))
+        crop = warp_quad(img, grow_quad(read.corners, *SLOT_BASE))
         other = self._rank(self._decode([self.confirm.recognize([crop])[0]]))
         mine = {c.text: c for c in read.candidates}
         theirs = {c.text: c for c in other}
@@ -300,19 +315,39 @@ class PlateReader:
         outs = iter(self.slots.recognize(crops))
         reads = []
         for i, q in enumerate(quads):
-            cands: list[Candidate] = list(prior[i]._unranked) if prior else []
-            for _ in margins[i]:
-                cands += self._decode_slots(next(outs))
-            ranked = self._rank(cands, by_length=True)
+            seen: dict = dict(prior[i]._outs) if prior else {}
+            for m in margins[i]:
+                seen[m] = next(outs)
+            ranked = self._rank(self._slot_candidates(seen), by_length=True)
             w, h = quad_size(q.corners)
             pos = position_factor(q.box, (iw, ih)) if in_vehicle else 1.0
             top = ranked[0] if ranked else None
             score = plate_score(top.confidence, len(top.text), q.score, w / max(h, 1e-6), pos) if top else 0.0
             box = q.box / np.array([iw, ih, iw, ih], dtype=np.float32)
             read = PlateRead(q.corners, box, q.score, ranked, score)
-            read._unranked = cands
+            read._outs = seen
             reads.append(read)
         return reads
+
+    def _slot_candidates(self, outs: dict) -> list[Candidate]:
+        """Candidates of one plate from its crops' outputs (margins -> SlotOutput).
+
+        The base crop's per-slot probabilities are averaged with those of its test-time
+        variants (margins moved a little) that read as many characters: they saw the same
+        characters, and one crop's look-alike confusion (O/D, P/J) is outvoted. The wide and
+        tall crops are there to show a character the quad cut off: only a reading of theirs
+        with another length than the base's is a different reading, ranked on its own (an
+        equally long one would just add a noisier vote)."""
+        base = outs.get(SLOT_BASE)
+        if base is None:
+            return [c for out in outs.values() for c in self._decode_slots(out)]
+        n = len(base.greedy()[0])
+        same = [base.probs, *(outs[m].probs for m in SLOT_JITTER if m in outs and len(outs[m].greedy()[0]) == n)]
+        cands = self._decode_slots(SlotOutput(np.mean(same, axis=0)) if len(same) > 1 else base)
+        for m, out in outs.items():
+            if m not in SLOT_JITTER and m != SLOT_BASE and len(out.greedy()[0]) != n:
+                cands += self._decode_slots(out)
+        return cands
 
     def _decode_slots(self, out: SlotOutput) -> list[Candidate]:
         cands = decode_slots(out, self.cfg.top_n)
@@ -408,6 +443,32 @@ class PlateReader:
         else:
             ranked.sort(key=lambda c: -c.confidence)
         return _prefer_complete(ranked)[: cfg.top_n]
+
+
+def _joined(quads: list[PlateQuad]) -> list[PlateQuad]:
+    """One quad over each pair of quads side by side on one text line: a plate with a wide gap
+    (Czech ``1B7 0440``, Slovak, German plates) is often boxed as two quads, one per part, and
+    neither reads the whole plate. The pair must overlap vertically by most of the smaller
+    height, have heights within 1.5x of each other and a horizontal gap of at most one height;
+    the joined quad is read like any other and wins only by reading better."""
+    out = []
+    for i, a in enumerate(quads):
+        for b in quads[i + 1 :]:
+            left, right = (a, b) if a.box[0] <= b.box[0] else (b, a)
+            lb, rb = left.box, right.box
+            hl, hr = lb[3] - lb[1], rb[3] - rb[1]
+            if min(hl, hr) <= 0 or max(hl, hr) > JOIN_HEIGHT_RATIO * min(hl, hr):
+                continue
+            overlap_y = min(lb[3], rb[3]) - max(lb[1], rb[1])
+            gap = rb[0] - lb[2]
+            overlap_x = -gap
+            narrower = min(lb[2] - lb[0], rb[2] - rb[0])
+            if overlap_y < JOIN_OVERLAP * min(hl, hr) or gap > max(hl, hr) or overlap_x > 0.5 * narrower:
+                continue
+            lc, rc = left.corners, right.corners
+            corners = np.stack([lc[0], rc[1], rc[2], lc[3]]).astype(np.float32)
+            out.append(PlateQuad(corners, max(a.score, b.score)))
+    return out
 
 
 _FOLD = str.maketrans("OI", "01")

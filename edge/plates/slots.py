@@ -25,6 +25,10 @@ from edge.plates.formats import PlateFormat, allowed_masks
 from edge.plates.ocr import ALPHABET
 
 PAD = len(ALPHABET)  # index of the pad symbol in SlotOutput.probs
+# Share of the CTC decoder's look-alike credit a region format gives in slot decoding (O/0: 0.5
+# of the ruled-out character's probability). With formats' 0.85 boost, a format then settles a
+# look-alike only where the model gives the allowed character more than about a quarter.
+SLOT_CREDIT = 0.5
 
 
 @dataclass
@@ -150,13 +154,17 @@ class SlotTemplates:
 def decode_slot_formats(out: SlotOutput, templates: SlotTemplates, top_n: int = 3) -> list[Candidate]:
     """Readings that fit a region template, best first.
 
-    A template of length L takes slots 0..L-1 (each restricted to its allowed characters, a
-    look-alike of an allowed character credited as in CTC decoding) and requires the pad in the
-    rest, so a format can fix O/0 where a digit is needed but cannot drop or invent a
-    confidently read character without paying its probability."""
+    A template of length L takes slots 0..L-1, each restricted to its allowed characters (a
+    per-slot mask), and requires the pad in the rest. A ruled-out look-alike of an allowed
+    character (0 where the format needs an O) lends it only ``SLOT_CREDIT`` of the CTC
+    decoder's credit: unlike a CTC text recogniser, whose language context picks between O and
+    0, the slot model tells look-alikes apart by glyph and position, so a confident 0 is not an
+    O. A format thus settles a look-alike where the model is in doubt, but cannot turn a
+    confident read into what the format wants (a foreign plate that fits no listed format
+    keeps its characters), nor drop or invent a character without paying its probability."""
     p = out.probs.astype(np.float64)
     chars = p[:, :PAD]
-    credited = np.minimum(chars + chars @ _CREDIT.T, 1.0)
+    credited = np.minimum(chars + SLOT_CREDIT * (chars @ _CREDIT.T), 1.0)
     scored: list[tuple[float, str, np.ndarray, float]] = []
     for n, masks, weights, names in templates.groups:
         if n > p.shape[0]:
