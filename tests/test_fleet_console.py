@@ -146,6 +146,8 @@ def test_console_login_visits_resolve_and_feedback_in_chromium(
         device.pub.publish_direct(device.pub.topics.stats, json.dumps({**stats, "open": {"visits": 2, "anomalies": 1}}))
         store = fleet.store
         wait_until(lambda: len(store.visits()) == 6 and len(store.anomalies(open_only=True)) == 1, what="visits")
+        # site B's exit comes from another publisher: the A -> B visit may still be open here
+        wait_until(lambda: any(v["exit_device"] == "site-b" for v in store.visits()), what="the visit closed at B")
         wait_until(lambda: any(v["snapshot"] for v in _visits_with_snaps(store)), what="snapshots")
 
         page = browser.new_page(viewport={"width": 1280, "height": 900})
