@@ -697,3 +697,18 @@ def test_fast_decode_keeps_every_frame_and_the_picture(car_video: Path) -> None:
     psnr = [cv2.PSNR(a, b) for a, b in zip(full, fast)]
     assert min(psnr) > 30 and float(np.median(psnr)) > 38, (min(psnr), np.median(psnr))
     assert float(np.median(psnr)) < 80  # the filter really was skipped: most frames differ
+
+
+def test_shrinking_a_camera_frame_keeps_the_picture(shared_data: Path) -> None:
+    """The detect-size resize (whole-factor area shrink, then bilinear) gives the size asked for
+    and the picture a plain area shrink gives, on a real photo scaled to camera sizes."""
+    from edge.sources.sampling import resize
+
+    photo = cv2.imread(str(shared_data / "openalpr" / "br" / "AYO9034.jpg"))
+    for cam_w, cam_h, width in ((1920, 1080, 768), (3840, 2160, 768), (1280, 720, 640), (1000, 563, 768)):
+        frame = cv2.resize(photo, (cam_w, cam_h), interpolation=cv2.INTER_CUBIC)
+        out = resize(frame, width, None)
+        size = target_size(cam_w, cam_h, width, None)
+        assert (out.shape[1], out.shape[0]) == size
+        reference = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        assert cv2.PSNR(out, reference) > 32, (cam_w, cv2.PSNR(out, reference))
