@@ -158,9 +158,7 @@ class MotionConfig(Strict):
     """Motion gating: skip inference on frames where nothing moves."""
 
     enabled: bool = True
-    frame_height: int = Field(
-        100, ge=16, le=1080, description="analysis height in pixels (frames shrink by a whole factor: up to 2x this)"
-    )
+    frame_height: int = Field(100, ge=16, le=1080, description="analysis height in pixels")
     threshold: int = Field(25, ge=1, le=255, description="per-pixel change to count as motion")
     min_area: Fraction = Field(0.002, description="changed fraction of the frame that is motion")
     max_skip: int = Field(

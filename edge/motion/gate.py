@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from edge.config import MotionConfig
+from edge.sources.sampling import resize
 
 
 class MotionGate:
@@ -26,14 +27,8 @@ class MotionGate:
         self.last_fraction = 0.0
 
     def _small_grey(self, image: np.ndarray) -> np.ndarray:
-        # Grey first, then shrink by a whole factor: OpenCV's INTER_AREA has a fast path for
-        # integer factors (0.35 ms on a 768x432 frame against 1.6 ms for 768x432 -> 178x100),
-        # which matters at 32 cameras x 5 fps. The result is frame_height to 2x frame_height high.
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        h, w = grey.shape
-        k = max(1, h // self.cfg.frame_height)
-        if k > 1:
-            grey = cv2.resize(grey, (max(1, w // k), h // k), interpolation=cv2.INTER_AREA)
+        # grey first (a third of the pixels to shrink), then the shared fast shrink
+        grey = resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), None, min(self.cfg.frame_height, image.shape[0]))
         return cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32)
 
     def motion_fraction(self, image: np.ndarray) -> float:
