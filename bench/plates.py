@@ -20,6 +20,10 @@ prints:
 - the wrong reads grouped by cause: no plate found, wrong region chosen (the top plate is not
   the labelled one), O/0 only (the label and the read differ only in O vs 0, which several
   labels use for a digit zero), character confusion (same length), missing/extra character.
+- for a folder named after a region (``eu``, ``br``): the labels that fit none of that region's
+  formats while exactly one O/0 variant does (``RKO99AN`` for a Slovak ``RK099AN``), found by the
+  formats alone, and every reader's exact score against those corrected labels, beside the
+  strict one.
 
 Labels are only used for scoring, never by the pipeline.
 """
@@ -27,6 +31,7 @@ Labels are only used for scoring, never by the pipeline.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 import time
@@ -42,7 +47,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.plates.config import PlatesConfig  # noqa: E402
-from edge.plates.formats import REGION_FORMATS, REGION_GROUPS, normalize_plate  # noqa: E402
+from edge.plates.formats import REGION_FORMATS, REGION_GROUPS, compile_formats, normalize_plate  # noqa: E402
 from edge.plates.geometry import box_iou, quad_to_box  # noqa: E402
 from edge.plates.lists import edit_distance  # noqa: E402
 from edge.plates.reader import PlateReader  # noqa: E402
@@ -109,6 +114,29 @@ def baseline_reads(reader: PlateReader) -> Callable[[np.ndarray], list[Read]]:
     return read
 
 
+def format_breaking_labels(samples: list[Sample], region: str) -> dict[str, str]:
+    """Labels that fit none of ``region``'s plate formats while exactly one O/0 variant of them
+    does (``RKO99AN`` where Slovak plates have three digits: ``RK099AN``): image stem -> that
+    variant. Found by the formats alone, never by a reader's output; reported beside the strict
+    score, which still counts them as labelled."""
+    formats = compile_formats([region])
+    out = {}
+    for s in samples:
+        if any(f.match(s.text) for f in formats):
+            continue
+        spots = [i for i, ch in enumerate(s.text) if ch in "O0"]
+        fits = set()
+        for bits in itertools.product("O0", repeat=len(spots)):
+            text = list(s.text)
+            for i, ch in zip(spots, bits):
+                text[i] = ch
+            if any(f.match("".join(text)) for f in formats):
+                fits.add("".join(text))
+        if len(fits) == 1:
+            out[s.image.stem] = fits.pop()
+    return out
+
+
 CAUSES = ("no plate found", "wrong region chosen", "O/0 only", "character confusion", "missing/extra character")
 
 
@@ -125,7 +153,11 @@ def failure_cause(reads: list[Read], sample: Sample) -> str:
 
 
 def run(
-    modes: list[tuple[str, Callable[[np.ndarray], list[Read]]]], samples: list[Sample], desc: str, failures: bool
+    modes: list[tuple[str, Callable[[np.ndarray], list[Read]]]],
+    samples: list[Sample],
+    desc: str,
+    failures: bool,
+    corrected: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Score one folder with several readers, interleaved image by image (each image is read by
     every reader in turn), so a load change on a shared machine hits all readers alike and
@@ -135,7 +167,7 @@ def run(
         for _, read in modes:
             read(img)
     acc: dict[str, dict[str, Any]] = {
-        name: {"hits": 0, "exact": 0, "exact_o0": 0, "dist": 0, "times": [], "cpu": [], "fails": []}
+        name: {"hits": 0, "exact": 0, "exact_fixed": 0, "exact_o0": 0, "dist": 0, "times": [], "cpu": [], "fails": []}
         for name, _ in modes
     }
     causes: dict[str, dict[str, list[str]]] = {name: {c: [] for c in CAUSES} for name, _ in modes}
@@ -152,6 +184,7 @@ def run(
             text = reads[0].text if reads else ""
             a["hits"] += any(box_iou(quad_to_box(r.corners), s.box) >= IOU_MIN for r in reads)
             a["exact"] += text == s.text
+            a["exact_fixed"] += text == (corrected or {}).get(s.image.stem, s.text)
             a["exact_o0"] += text.replace("O", "0") == s.text.replace("O", "0")
             a["dist"] += edit_distance(text, s.text)
             if text != s.text:
@@ -172,6 +205,7 @@ def run(
             "recall": a["hits"] / n,
             "exact": a["exact"] / n,
             "exact_o0": a["exact_o0"] / n,
+            "exact_fixed": a["exact_fixed"] / n,
             "cer": a["dist"] / max(chars, 1),
             "median_ms": float(np.median(ms)) if len(ms) else 0.0,
             "p95_ms": float(np.percentile(ms, 95)) if len(ms) else 0.0,
@@ -225,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         return ",".join(regions) or "none"
 
     rows = []
+    label_checks: dict[str, dict[str, str]] = {}  # folder -> format-breaking labels (stem -> O/0 fix)
     for si, setting in enumerate(settings):
         for d in args.dirs:
             regions = setting(d)
@@ -239,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             samples = load_folder(d)
             if args.limit:
                 samples = samples[: args.limit]
-            results = run(modes, samples, f"{d.name} [{setting_name(regions)}]", args.failures)
+            if d.name not in label_checks:
+                own = d.name in REGION_FORMATS or d.name in REGION_GROUPS
+                label_checks[d.name] = format_breaking_labels(samples, d.name) if own else {}
+            results = run(modes, samples, f"{d.name} [{setting_name(regions)}]", args.failures, label_checks[d.name])
             rows += [(d.name, name, results[name]) for name, _ in modes]
     base = {folder: r for folder, name, r in rows if name == "baseline"}
     first = _short(models[0])
@@ -281,6 +319,13 @@ def main(argv: list[str] | None = None) -> int:
                             f"  {folder} {name}: {r['median_ms'] / r2['median_ms']:.2f}x of {n2} "
                             f"(process CPU time: {r['cpu_ms'] / max(r2['cpu_ms'], 1e-9):.2f}x)"
                         )
+    for folder, fixes in label_checks.items():
+        if not fixes:
+            continue
+        listed = " ".join(f"{stem}:{label}" for stem, label in sorted(fixes.items()))
+        print(f"\n{folder}: {len(fixes)} labels fit no {folder} format, one O/0 variant does: {listed}")
+        scores = ", ".join(f"{name} {r['exact_fixed']:.1%}" for f2, name, r in rows if f2 == folder)
+        print(f"  exact with those labels corrected (strict exact above counts them as labelled): {scores}")
     print("\nwrong reads by cause:")
     for folder, name, r in rows:
         if name == "baseline":
