@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "mAP drop vs 16 with performance); performance = symmetric, for ReLU nets")
     q.add_argument("--keep-float", nargs="+", default=[], metavar="OP",
                    help="OpenVINO op names (friendly names, e.g. from NNCF's log) NNCF leaves in float")
+    q.add_argument("--float-stem", type=int, default=0, metavar="STRIDE",
+                   help="openvino-int8: keep the ops at output stride <= STRIDE in float, e.g. 4 = the two "
+                   "full-resolution stages (YOLOX: mAP drop 3.5 -> ~1 point, speed-up 1.14x -> 1.12x here); 0 = off")
     q.add_argument("--val", nargs="+", type=Path, default=[],
                    help="validation data: NNCF quantize_with_accuracy_control keeps the metric within --max-drop")
     q.add_argument("--val-frames", type=int, default=50)
@@ -84,6 +87,10 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
     from convert import calibrate, deploy, report, source, verify
     from edge.inference.backends import Backend, installed, load_backend
 
+    if args.float_stem and args.target != "openvino-int8":
+        raise ConvertError(f"--float-stem is for --to openvino-int8, not {args.target}")
+    if args.float_stem < 0:
+        raise ConvertError(f"--float-stem takes an output stride such as 4 (0 = off), got {args.float_stem}")
     out_root = Path(args.out)
     src = source.resolve(args.src, manifest=args.manifest, like=args.like, entry=args.entry,
                          workdir=out_root / "_sources")
@@ -123,7 +130,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
             max_drop = (args.max_drop if args.max_drop is not None else 1.0) / 100
             openvino_int8.quantize(src.path, folder / entry, calib, preset=args.preset, validation=val,
                                    validation_fn=vfn, max_drop=max_drop, ignore=args.keep_float,
-                                   max_iterations=args.max_iterations)
+                                   max_iterations=args.max_iterations, float_stem=args.float_stem)
         else:
             openvino_int8.save_ir(src.path, folder / entry, fp16=args.target == "openvino-fp16")
     elif args.target == "onnx-int8":
@@ -182,6 +189,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
         "machine": verify.machine(),
         "accuracy_control": bool(args.val),
         "preset": args.preset if args.target == "openvino-int8" else None,
+        "float_stem": args.float_stem if args.target == "openvino-int8" else None,
         "io": args.io if args.target == "tflite-int8" else None,
         "activations": args.activations if args.target == "tflite-int8" else None,
         "export": src.export_check or None,
