@@ -433,10 +433,13 @@ class PlateReader:
         ranked = list(best.values())
         if self.formats:
             # near ties between formats (BA302OZ vs BA3020Z when O/0 is one glyph): prefer the
-            # reading that more regions' formats accept, i.e. the more common plate pattern
+            # reading that more regions' formats accept, i.e. the more common plate pattern.
+            # Relative to the best-supported reading, so the tie-break never lowers that one's
+            # confidence (with one region, e.g. br, nothing changes and no read turns doubtful)
+            support = [len({f.name for f in self.formats if f.match(c.text)}) for c in ranked]
+            top = min(max(support, default=0), MAX_SUPPORT)
             for i, c in enumerate(ranked):
-                support = len({f.name for f in self.formats if f.match(c.text)})
-                factor = min(1.0, 1.0 - SUPPORT_BONUS * (MAX_SUPPORT - support))
+                factor = 1.0 - SUPPORT_BONUS * max(0, top - support[i])
                 ranked[i] = replace(c, confidence=c.confidence * factor)
         if by_length:
             ranked.sort(key=lambda c: -c.confidence * chars_factor(len(c.text)))
