@@ -87,8 +87,8 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
     from convert import calibrate, deploy, report, source, verify
     from edge.inference.backends import Backend, installed, load_backend
 
-    if args.float_stem and args.target != "openvino-int8":
-        raise ConvertError(f"--float-stem is for --to openvino-int8, not {args.target}")
+    if args.float_stem and args.target not in ("openvino-int8", "tflite-int8"):
+        raise ConvertError(f"--float-stem is for --to openvino-int8 or tflite-int8, not {args.target}")
     if args.float_stem < 0:
         raise ConvertError(f"--float-stem takes an output stride such as 4 (0 = off), got {args.float_stem}")
     out_root = Path(args.out)
@@ -144,7 +144,8 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
         entry, files = f"{name}.tflite", [f"{name}.tflite"]
         fp32 = _tflite_fp32(src, folder / entry if args.target == "tflite-fp32" else out_root / "_sources" / entry)
         if args.target == "tflite-int8":
-            tflite.quantize(fp32, folder / entry, calib, io=args.io, activations=args.activations)
+            tflite.quantize(fp32, folder / entry, calib, io=args.io, activations=args.activations,
+                            float_stem=args.float_stem)
         elif fp32 != folder / entry:
             shutil.copyfile(fp32, folder / entry)
         if fp32 != src.path and fp32 != folder / entry:
@@ -189,7 +190,7 @@ def convert(args: argparse.Namespace) -> dict[str, Any]:
         "machine": verify.machine(),
         "accuracy_control": bool(args.val),
         "preset": args.preset if args.target == "openvino-int8" else None,
-        "float_stem": args.float_stem if args.target == "openvino-int8" else None,
+        "float_stem": args.float_stem if args.target in ("openvino-int8", "tflite-int8") else None,
         "io": args.io if args.target == "tflite-int8" else None,
         "activations": args.activations if args.target == "tflite-int8" else None,
         "export": src.export_check or None,

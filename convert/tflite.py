@@ -24,10 +24,13 @@ IO_TYPES = ("float", "int8", "uint8")
 ACTIVATIONS = ("int8", "int16", "float")
 
 
-def quantize(source: Path, out: Path, calib: list[Sample], io: str = "float", activations: str = "int8") -> Path:
+def quantize(
+    source: Path, out: Path, calib: list[Sample], io: str = "float", activations: str = "int8", float_stem: int = 0
+) -> Path:
     """FP32 .tflite -> INT8 .tflite (static, per-channel int8 weights); ``activations`` int8 (full
     integer), int16 (16x8: slower reference kernels, far more accurate for SiLU nets) or float
-    (weights only); model input/output ``io``: float, int8 or uint8 (int8 activations only)."""
+    (weights only); model input/output ``io``: float, int8 or uint8 (int8 activations only).
+    ``float_stem`` > 0 keeps the ops at output stride <= it in float (see ``stem``)."""
     if io != "float" and activations != "int8":
         raise ConvertError(f"--io {io} needs int8 activations (the model's ends are then int8)")
     if source.suffix.lower() != ".tflite":
@@ -54,7 +57,7 @@ def quantize(source: Path, out: Path, calib: list[Sample], io: str = "float", ac
         for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
             qt.update_quantization_recipe(regex=".*", operation_name=op,
                                           algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE)
-    tail = output_tail(model_bytes)
+    tail = output_tail(model_bytes) + stem(model_bytes, float_stem)
     if tail:
         # the float tail after the last conv/matmul (sigmoids, concat of box offsets with scores,
         # reshapes): one int8 scale over offsets (tens) and scores (0..1) wipes out the scores.
@@ -94,6 +97,27 @@ def output_tail(model: bytes) -> list[str]:
             continue
         names.append((g.tensors[op.outputs[0]].name or b"").decode())
         stack.extend(op.inputs)
+    return [n for n in names if n]
+
+
+def stem(model: bytes, max_stride: int) -> list[str]:
+    """Output tensor names of the ops whose output is at least 1/``max_stride`` of the input's
+    height: the full-resolution stem, kept float by ``--float-stem`` as on OpenVINO."""
+    if max_stride <= 0:
+        return []
+    from ai_edge_litert.tools import flatbuffer_utils as fu
+
+    g = fu.read_model_from_bytearray(bytearray(model)).subgraphs[0]
+    shape = list(g.tensors[g.inputs[0]].shape)
+    if len(shape) != 4:
+        raise ConvertError("--float-stem needs a 4-D image input (N,C,H,W or N,H,W,C)")
+    height = shape[2] if shape[1] in (1, 3) else shape[1]
+    names = []
+    for op in g.operators:
+        out = g.tensors[op.outputs[0]]
+        # ops run NHWC inside TFLite (an NCHW source gets a transpose after its input)
+        if out.shape is not None and len(out.shape) == 4 and out.shape[1] * max_stride >= height:
+            names.append((out.name or b"").decode())
     return [n for n in names if n]
 
 
