@@ -21,9 +21,9 @@ prints:
   the labelled one), O/0 only (the label and the read differ only in O vs 0, which several
   labels use for a digit zero), character confusion (same length), missing/extra character.
 - for a folder named after a region (``eu``, ``br``): the labels that fit none of that region's
-  formats while exactly one O/0 variant does (``RKO99AN`` for a Slovak ``RK099AN``), found by the
-  formats alone, and every reader's exact score against those corrected labels, beside the
-  strict one.
+  formats while exactly one O/0 variant does (``OYO9FEU`` for the UK ``OY09FEU``: two letters,
+  then two digits), found by the formats alone, and every reader's exact score against those
+  corrected labels, beside the strict one.
 
 Labels are only used for scoring, never by the pipeline.
 """
@@ -116,8 +116,8 @@ def baseline_reads(reader: PlateReader) -> Callable[[np.ndarray], list[Read]]:
 
 def format_breaking_labels(samples: list[Sample], region: str) -> dict[str, str]:
     """Labels that fit none of ``region``'s plate formats while exactly one O/0 variant of them
-    does (``RKO99AN`` where Slovak plates have three digits: ``RK099AN``): image stem -> that
-    variant. Found by the formats alone, never by a reader's output; reported beside the strict
+    does (``OYO9FEU`` where UK plates have two digits after two letters: ``OY09FEU``): image
+    stem -> that variant. Found by the formats alone, never by a reader's output; reported beside the strict
     score, which still counts them as labelled."""
     formats = compile_formats([region])
     out = {}
