@@ -22,6 +22,17 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
 
 
+def image_height(shape: list[int]) -> int:
+    """Height of a batch-1 image input shaped N,C,H,W or N,H,W,C (C 1 or 3); -1 marks a dynamic
+    dimension. For ``--float-stem``, whose stride is relative to this height."""
+    if len(shape) != 4:
+        raise ConvertError("--float-stem needs a 4-D image input (N,C,H,W or N,H,W,C)")
+    height = shape[2] if shape[1] in (1, 3) else shape[1]
+    if height <= 0:
+        raise ConvertError("--float-stem needs a static input height")
+    return height
+
+
 @dataclass
 class Sample:
     """One preprocessed input: the tensor and how the image was fitted into it."""

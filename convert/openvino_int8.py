@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from convert.calibrate import Sample
+from convert.calibrate import Sample, image_height
 from convert.errors import ConvertError
 
 
@@ -53,11 +53,8 @@ def stem(model: Any, max_stride: int) -> list[str]:
     if max_stride <= 0:
         return []
     shape = model.inputs[0].get_partial_shape()
-    if shape.rank.is_dynamic or shape.rank.get_length() != 4:
-        raise ConvertError("--float-stem needs a 4-D image input (N,C,H,W or N,H,W,C)")
-    height = shape[2] if shape[1].is_static and shape[1].get_length() in (1, 3) else shape[1]
-    if height.is_dynamic:
-        raise ConvertError("--float-stem needs a static input height")
+    dims = [] if shape.rank.is_dynamic else [d.get_length() if d.is_static else -1 for d in shape]
+    height = image_height(dims)
     names = []
     for op in model.get_ordered_ops():
         if op.get_type_name() in ("Parameter", "Constant", "Result"):
@@ -65,7 +62,7 @@ def stem(model: Any, max_stride: int) -> list[str]:
         out = op.get_output_partial_shape(0)
         # ops run in NCHW inside OpenVINO, also for NHWC sources (a Transpose follows the input)
         if out.rank.is_static and out.rank.get_length() == 4 and out[2].is_static:
-            if out[2].get_length() * max_stride >= height.get_length():
+            if out[2].get_length() * max_stride >= height:
                 names.append(op.get_friendly_name())
     return names
 

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from convert.calibrate import Sample
+from convert.calibrate import Sample, image_height
 from convert.errors import ConvertError
 
 IO_TYPES = ("float", "int8", "uint8")
@@ -108,10 +108,7 @@ def stem(model: bytes, max_stride: int) -> list[str]:
     from ai_edge_litert.tools import flatbuffer_utils as fu
 
     g = fu.read_model_from_bytearray(bytearray(model)).subgraphs[0]
-    shape = list(g.tensors[g.inputs[0]].shape)
-    if len(shape) != 4:
-        raise ConvertError("--float-stem needs a 4-D image input (N,C,H,W or N,H,W,C)")
-    height = shape[2] if shape[1] in (1, 3) else shape[1]
+    height = image_height([int(d) for d in g.tensors[g.inputs[0]].shape])
     names = []
     for op in g.operators:
         out = g.tensors[op.outputs[0]]
