@@ -32,14 +32,15 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
     from edge.registry import list_manifests
-    from edge.registry.pull import default_cache_dir, model_dir, sha256_of
+    from edge.registry.pull import all_cached, default_cache_dir, model_dir
 
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    print(f"{'name':46} {'task':17} {'format':9} {'backends':16} cached")
-    for m in list_manifests():
-        folder = model_dir(m.name, cache)
-        cached = all((folder / f.path).is_file() and sha256_of(folder / f.path) == f.sha256 for f in m.files)
-        print(f"{m.name:46} {m.task:17} {m.format:9} {','.join(m.backends):16} {'yes' if cached else 'no'}")
+    manifests = list_manifests()
+    w = max([4, *(len(m.name) for m in manifests)])
+    print(f"{'name':{w}} {'task':17} {'format':9} {'backends':16} cached")
+    for m in manifests:
+        cached = all_cached(m, model_dir(m.name, cache))  # built models: the sha256 recorded when built
+        print(f"{m.name:{w}} {m.task:17} {m.format:9} {','.join(m.backends):16} {'yes' if cached else 'no'}")
     return 0
 
 

@@ -254,9 +254,8 @@ def test_sixteen_cameras_start_twenty_times(tmp_path: Path, car_video: Path, mod
     # the real shared models, loaded once for the test (a run keeps them only while it lasts),
     # with the streams run() asks for (one per processing slot)
     shared.configure(FairScheduler(cfg.runtime.concurrency).slots)
-    held = shared.preload(
-        ["vehicle-detection-0200", "vehicle-attributes-recognition-barrier-0039"], cfg.model_options()
-    )
+    detect = next(iter(cfg.cameras.values())).detect  # the defaults: the INT8 builds
+    held = shared.preload([detect.model, detect.attributes_model or ""], cfg.model_options())
     n_models = shared.loaded_count()
     for attempt in range(20):
         readers.clear()

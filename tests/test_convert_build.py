@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,9 @@ BUILT = "vehicle-detection-0200-openvino-int8"
 
 @pytest.fixture()
 def clean_models(tmp_path: Path, model_env: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A models dir holding the source model and the built model's manifest (small build args)."""
+    """A models dir holding the source model and the built model's manifest (small build args),
+    and a cache without the built model."""
+    shutil.rmtree(model_env / BUILT, ignore_errors=True)
     models = tmp_path / "models"
     models.mkdir()
     (models / "vehicle-detection-0200.yaml").write_text((REPO_MODELS / "vehicle-detection-0200.yaml").read_text())
@@ -78,3 +81,81 @@ def test_without_the_toolchain_one_error_says_what_to_run(clean_models: Path, mo
     text = str(err.value)
     assert "\n" not in text and "pip install 'edge-appliance[convert]'" in text
     assert "edge convert vehicle-detection-0200 --to openvino-int8" in text and f"--name {BUILT}" in text
+
+
+def test_the_appliance_runs_the_int8_builds_by_default(model_env: Path) -> None:
+    from edge.config import AppConfig
+
+    detect = AppConfig.model_validate({"cameras": {"lot": {"url": "lot.mp4"}}}).cameras["lot"].detect
+    assert detect.attributes_model is not None
+    for name, source in ((detect.model, "vehicle-detection-0200"),
+                         (detect.attributes_model, "vehicle-attributes-recognition-barrier-0039")):
+        lines: list[str] = []
+        m, folder = ensure_model(name, progress=lines.append)
+        assert lines == [] and folder.name == name  # the built model, from the cache, no fallback
+        assert m.build is not None and m.build.source == source
+        assert json.loads((folder / "report.json").read_text())["target"] == "openvino-int8"
+        assert load_backend("openvino", folder / m.entry).inputs
+
+
+def test_without_the_toolchain_the_source_model_runs_with_a_warning(
+    clean_models: Path, model_env: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nncf" else real(name, *a))
+    m, folder = ensure_model(BUILT, progress=lambda _: None)
+    assert m.name == "vehicle-detection-0200" and (folder / m.entry).is_file()
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warning) == 1 and "pip install 'edge-appliance[convert]'" in warning[0]
+    assert warning[0].endswith("running its source model vehicle-detection-0200 instead")
+
+
+def test_a_device_without_calibration_videos_replays_on_the_source_models(
+    model_env: Path, car_video: Path, tmp_path: Path
+) -> None:
+    """No shared data on the device: the INT8 builds fail, the sources run, the events are the same."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EDGE_DATA_DIR": str(tmp_path / "no-data"), "EDGE_MODEL_CACHE": str(tmp_path / "empty-cache")}
+    proc = subprocess.run([sys.executable, "-m", "edge", "replay", str(car_video), "-q",
+                           "--events-out", str(tmp_path / "e.jsonl")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "running its source model vehicle-detection-0200 instead" in proc.stderr
+    assert "running its source model vehicle-attributes-recognition-barrier-0039 instead" in proc.stderr
+    assert "4 tracks, 8 events" in proc.stdout + proc.stderr
+
+
+def test_a_mirror_copy_built_elsewhere_is_accepted_by_its_report(
+    clean_models: Path, model_env: Path, built_defaults: list[Path], tmp_path: Path
+) -> None:
+    """Another machine's NNCF writes other bytes than the manifest's sha256: its report decides."""
+    need(bool(built_defaults), "the built default models (pip install '.[convert]')")
+    manifest_file = clean_models / f"{BUILT}.yaml"
+    data = yaml.safe_load(manifest_file.read_text())
+    for f in data["files"]:
+        f["sha256"] = "0" * 64  # this build is not the one the manifest recorded
+    manifest_file.write_text(yaml.safe_dump(data))
+    manifest_mod._all.cache_clear()
+    mirror = tmp_path / "site-mirror"
+    shutil.copytree(next(p for p in built_defaults if p.name == BUILT), mirror / BUILT,
+                    ignore=shutil.ignore_patterns(".*"))
+
+    lines: list[str] = []
+    m, folder = ensure_model(BUILT, mirror=str(mirror), progress=lines.append)
+    assert m.name == BUILT and any(ln.startswith(f"installed {BUILT} built elsewhere") for ln in lines)
+    assert not any(ln.startswith("building") for ln in lines)
+    assert load_backend("openvino", folder / m.entry).inputs[0].shape == (1, 3, 256, 256)
+    again: list[str] = []
+    assert pull(BUILT, mirror=str(mirror), progress=again.append) == folder and again == []
+
+    report = json.loads((mirror / BUILT / "report.json").read_text())
+    report["metric_value"] = 0.4  # below the manifest's min_metric (0.5 here)
+    (mirror / BUILT / "report.json").write_text(json.dumps(report))
+    with pytest.raises(ModelError, match=r"mAP@0.5 is 40.00, below the manifest's 50.00: not installed"):
+        pull(BUILT, cache_dir=tmp_path / "other-cache", mirror=str(mirror), progress=lambda _: None)
+    (mirror / BUILT / "report.json").unlink()
+    with pytest.raises(ModelError, match=r"has no report.json"):
+        pull(BUILT, cache_dir=tmp_path / "other-cache", mirror=str(mirror), progress=lambda _: None)

@@ -48,8 +48,6 @@ def build(manifest: Manifest, folder: Path, say: Callable[[str], None]) -> None:
     """Run the conversion into a temporary folder, check its report, move the files to ``folder``."""
     import importlib.util
 
-    from edge.registry.pull import sha256_of
-
     assert manifest.build is not None
     argv = command(manifest)
     shown = "edge convert " + " ".join(argv)
@@ -66,26 +64,59 @@ def build(manifest: Manifest, folder: Path, say: Callable[[str], None]) -> None:
         f"{shown}")
     with tempfile.TemporaryDirectory(prefix=f".build-{manifest.name}-", dir=folder.parent) as tmp:
         try:
-            rep = convert(build_parser().parse_args([*argv, "--out", tmp]))
+            convert(build_parser().parse_args([*argv, "--out", tmp]))
         except (ConvertError, ModelError, SystemExit) as err:
             raise ModelError(f"building {manifest.name} failed: {err}") from None
-        value = float(rep["metric_value"])
-        if value < manifest.build.min_metric:
-            raise ModelError(
-                f"built {manifest.name} but its {rep['verify']['metric']} is {100 * value:.2f}, below the "
-                f"manifest's {100 * manifest.build.min_metric:.2f}: not installed (report kept in no cache)"
-            )
-        built = Path(tmp) / manifest.name
-        sums = {}
-        for f in manifest.files:
-            src = built / f.path
-            if not src.is_file():
-                raise ModelError(f"building {manifest.name} produced no {f.path}")
-            dest = folder / f.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(src), dest)
-            sums[f.path] = sha256_of(dest)
-        shutil.copyfile(built / "report.json", folder / "report.json")
-        (folder / RECORD).write_text(json.dumps({"sha256": sums, "metric_value": value}, indent=1), encoding="utf-8")
-    say(f"built {manifest.name}: {rep['verify']['metric']} {100 * value:.2f} (needs >= "
-        f"{100 * manifest.build.min_metric:.2f}), report in {folder / 'report.json'}")
+        value, metric = _install(manifest, Path(tmp) / manifest.name, folder, where="built")
+    say(f"built {manifest.name}: {metric} {100 * value:.2f} (needs >= {100 * manifest.build.min_metric:.2f}), "
+        f"report in {folder / 'report.json'}")
+
+
+def adopt(manifest: Manifest, source: Path, folder: Path, say: Callable[[str], None]) -> None:
+    """Install a copy built elsewhere (``edge convert ... --out DIR``: ``DIR/<name>/`` with its
+    report.json) from a folder mirror, accepted by its report like a local build: the bytes of
+    another machine's build differ from the manifest's sha256."""
+    assert manifest.build is not None
+    if not (source / "report.json").is_file():
+        raise ModelError(
+            f"mirror copy of {manifest.name} in {source} differs from the manifest's sha256 and has no report.json "
+            f"to accept it by (copy the whole folder edge convert --out wrote)"
+        )
+    with tempfile.TemporaryDirectory(prefix=f".adopt-{manifest.name}-", dir=folder.parent) as tmp:
+        staged = Path(tmp)
+        for name in [*(f.path for f in manifest.files), "report.json"]:
+            (staged / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / name, staged / name)
+        value, metric = _install(manifest, staged, folder, where=f"mirror copy in {source}")
+    say(f"installed {manifest.name} built elsewhere ({source}): {metric} {100 * value:.2f} "
+        f"(needs >= {100 * manifest.build.min_metric:.2f})")
+
+
+def _install(manifest: Manifest, built: Path, folder: Path, *, where: str) -> tuple[float, str]:
+    """Check ``built/report.json`` against ``min_metric``, move the files into ``folder`` and
+    record their sha256. Returns (metric value, metric name)."""
+    from edge.registry.pull import sha256_of
+
+    assert manifest.build is not None
+    try:
+        rep = json.loads((built / "report.json").read_text(encoding="utf-8"))
+        value, metric = float(rep["metric_value"]), str(rep["verify"]["metric"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ModelError(f"{where}: {manifest.name} has no readable report.json ({err})") from None
+    if value < manifest.build.min_metric:
+        raise ModelError(
+            f"{where}: {manifest.name}'s {metric} is {100 * value:.2f}, below the manifest's "
+            f"{100 * manifest.build.min_metric:.2f}: not installed"
+        )
+    sums = {}
+    for f in manifest.files:
+        src = built / f.path
+        if not src.is_file():
+            raise ModelError(f"{where}: {manifest.name} has no {f.path}")
+        dest = folder / f.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), dest)
+        sums[f.path] = sha256_of(dest)
+    shutil.copyfile(built / "report.json", folder / "report.json")
+    (folder / RECORD).write_text(json.dumps({"sha256": sums, "metric_value": value}, indent=1), encoding="utf-8")
+    return value, metric

@@ -199,7 +199,7 @@ def _pull_lock(folder: Path, name: str, report: _Report) -> Iterator[None]:
         os.close(fd)  # releases the lock; the file stays (removing it would race with waiters)
 
 
-def _all_cached(manifest: Manifest, folder: Path) -> bool:
+def all_cached(manifest: Manifest, folder: Path) -> bool:
     """Every file present with the manifest's sha256, or (built models) the sha256 built here."""
     if all(_is_cached(folder / f.path, f) for f in manifest.files):
         return True
@@ -242,17 +242,25 @@ def pull(
     """
     manifest = find_manifest(name)
     folder = model_dir(name, cache_dir)
-    if not force and _all_cached(manifest, folder):
+    if not force and all_cached(manifest, folder):
         return folder  # the usual case: no lock, no output
     mirror = mirror if mirror is not None else default_mirror()
     report = _Report(progress)
     with _pull_lock(folder, name, report):
         if manifest.build is not None and not _in_folder_mirror(manifest, mirror):
-            if force or not _all_cached(manifest, folder):  # else built by whoever held the lock
+            if force or not all_cached(manifest, folder):  # else built by whoever held the lock
                 from edge.registry.build import build  # lazy: only for models made by edge convert
 
                 build(manifest, folder, report.say)
             return folder
+        if manifest.build is not None and mirror and "://" not in mirror:
+            copy = Path(mirror).expanduser() / name
+            if not all(_is_cached(copy / f.path, f) for f in manifest.files):  # built by another machine
+                if force or not all_cached(manifest, folder):
+                    from edge.registry.build import adopt
+
+                    adopt(manifest, copy, folder, report.say)
+                return folder
         for stale in folder.rglob(".*.part"):  # left by a pull that was killed; nobody else writes now
             stale.unlink(missing_ok=True)
         for f in manifest.files:
@@ -295,7 +303,9 @@ def ensure_model(
     """Pull ``name`` if needed and return (manifest, model folder).
 
     A detector whose output head is not implemented is refused here, before anything is fetched,
-    so it fails at load time with one clear error instead of on every frame.
+    so it fails at load time with one clear error instead of on every frame. A model built on
+    first pull (manifest ``build:``) that cannot be built or fetched here falls back to its
+    source model, with a warning that says why and how to get the built one.
     """
     manifest = find_manifest(name)
     if manifest.task == "detect":
@@ -305,5 +315,13 @@ def ensure_model(
             get_head(str(manifest.head.get("type")))
         except ModelError as err:
             raise ModelError(f"model {name}: {err}") from None
-    folder = pull(name, cache_dir=cache_dir, mirror=mirror, progress=progress)
+    try:
+        folder = pull(name, cache_dir=cache_dir, mirror=mirror, progress=progress)
+    except ModelError as err:
+        if manifest.build is None:
+            raise
+        # A built model (e.g. an INT8 default) is an optimisation of its source: a device without
+        # the toolchain, the calibration videos or a mirror holding it still runs, on the source.
+        log.warning("%s; running its source model %s instead", err, manifest.build.source)
+        return ensure_model(manifest.build.source, cache_dir=cache_dir, mirror=mirror, progress=progress)
     return manifest, folder
