@@ -159,3 +159,15 @@ def test_a_mirror_copy_built_elsewhere_is_accepted_by_its_report(
     (mirror / BUILT / "report.json").unlink()
     with pytest.raises(ModelError, match=r"has no report.json"):
         pull(BUILT, cache_dir=tmp_path / "other-cache", mirror=str(mirror), progress=lambda _: None)
+
+
+def test_a_read_only_cache_without_the_built_model_runs_the_source(
+    clean_models: Path, model_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An image's baked cache holds the sources only and cannot be written: the source runs."""
+    src, _ = ensure_model("vehicle-detection-0200", progress=lambda _: None)
+    (model_env / BUILT).write_text("")  # the built model's folder cannot be made (as root, chmod would not stop it)
+    m, folder = ensure_model(BUILT, progress=lambda _: None)
+    assert m.name == src.name and folder == model_env / "vehicle-detection-0200"
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warning) == 1 and "is not writable" in warning[0] and f"edge models pull {BUILT}" in warning[0]

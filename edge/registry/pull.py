@@ -186,8 +186,14 @@ def _is_cached(dest: Path, f: ModelFile) -> bool:
 def _pull_lock(folder: Path, name: str, report: _Report) -> Iterator[None]:
     """Hold the model folder's lock file: one pull of a model at a time, across threads and
     processes (``flock`` locks belong to the open file, so two threads conflict too)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / ".pull.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / ".pull.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:  # e.g. an image's read-only cache that lacks this model
+        raise ModelError(
+            f"model {name} is not in the model cache {folder.parent} and the cache is not writable "
+            f"({err.strerror or err}): pull it where the cache is writable (edge models pull {name})"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
