@@ -30,6 +30,8 @@ bench:
 	$(PY) bench/pipeline.py
 	$(PY) bench/events.py
 	$(PY) bench/plates.py ../shared/data/openalpr/eu ../shared/data/openalpr/br --regions br,eu
+	$(PY) bench/convert_int8.py
+	$(PY) bench/int8_replay.py
 
 demo:
 	$(PY) -m pip install -q -e '.[all]'
