@@ -224,6 +224,73 @@ def dequantize(source: Path, out: Path) -> tuple[Path, tuple[float, float]]:
     return out, in_q
 
 
+def with_classifier_head(source: Path, out: Path, coef: Any, bias: Any) -> Path:
+    """A float TFLite backbone cut at its last global pool, with ``softmax(x @ coef.T + bias)``
+    (FULLY_CONNECTED + SOFTMAX) as its only output: a trained head grafted on for the INT8 route."""
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils as fu
+
+    op_enum = schema.BuiltinOperator
+    m = fu.read_model(str(source))
+    g = m.subgraphs[0]
+    code_of = [c.builtinCode for c in m.operatorCodes]
+    pools = [i for i, op in enumerate(g.operators)
+             if code_of[op.opcodeIndex] in (op_enum.AVERAGE_POOL_2D, op_enum.MEAN)]
+    if not pools:
+        raise ConvertError(f"{source.name}: no global pooling op to cut the backbone at")
+    g.operators = g.operators[: pools[-1] + 1]  # ops are stored in execution order
+    feat = g.operators[-1].outputs[0]
+    # drop the old head's tensors (the quantizer reads every tensor) and empty their buffers
+    used = sorted({t for op in g.operators for t in (*op.inputs, *op.outputs) if t >= 0} | set(g.inputs))
+    for i, t in enumerate(g.tensors):
+        if i not in set(used) and t.buffer > 0:
+            m.buffers[t.buffer].data = None
+    new_index = {old: new for new, old in enumerate(used)}
+    g.tensors = [g.tensors[i] for i in used]
+    for op in g.operators:
+        op.inputs = [new_index[t] if t >= 0 else t for t in op.inputs]
+        op.outputs = [new_index[t] for t in op.outputs]
+    g.inputs = [new_index[t] for t in g.inputs]
+    feat = new_index[feat]
+
+    def code(builtin: int) -> int:
+        if builtin not in code_of:
+            oc = schema.OperatorCodeT()
+            oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = builtin, builtin, 1
+            m.operatorCodes.append(oc)
+            code_of.append(builtin)
+        return code_of.index(builtin)
+
+    def tensor(name: str, shape: list[int], data: Any = None) -> int:
+        t = schema.TensorT()
+        t.name, t.shape, t.type = name.encode(), shape, schema.TensorType.FLOAT32
+        buf = schema.BufferT()
+        if data is not None:
+            buf.data = np.frombuffer(np.ascontiguousarray(data, np.float32).tobytes(), np.uint8)
+        m.buffers.append(buf)
+        t.buffer = len(m.buffers) - 1
+        g.tensors.append(t)
+        return len(g.tensors) - 1
+
+    n = int(coef.shape[0])
+    w, b = tensor("head/weights", list(coef.shape), coef), tensor("head/bias", [n], bias)
+    logits, probs = tensor("head/logits", [1, n]), tensor("probs", [1, n])
+    fc = schema.OperatorT()
+    fc.opcodeIndex, fc.inputs, fc.outputs = code(op_enum.FULLY_CONNECTED), [feat, w, b], [logits]
+    fc.builtinOptionsType = schema.BuiltinOptions.FullyConnectedOptions
+    fc.builtinOptions = schema.FullyConnectedOptionsT()
+    sm = schema.OperatorT()
+    sm.opcodeIndex, sm.inputs, sm.outputs = code(op_enum.SOFTMAX), [logits], [probs]
+    sm.builtinOptionsType, sm.builtinOptions = schema.BuiltinOptions.SoftmaxOptions, schema.SoftmaxOptionsT()
+    sm.builtinOptions.beta = 1.0
+    g.operators += [fc, sm]
+    g.outputs = [probs]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(with_signature(bytes(fu.convert_object_to_bytearray(m))))
+    return out
+
+
 def dequantize_main(argv: list[str]) -> int:
     """``edge convert dequantize-tflite NAME``: FP32 TFLite + manifest from a quantized registry model."""
     import argparse

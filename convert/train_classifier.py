@@ -4,7 +4,8 @@ Backbone: the shared ``mobilenet-v2-imagenet-quant`` (uint8 TFLite), read by Ope
 its global average pool (1280 features), frozen. Head: scikit-learn logistic regression. Export:
 the head folded into the backbone graph (MatMul + Add + Softmax after the pool) as one OpenVINO IR
 whose int8 backbone stays quantized, plus a registry manifest (task ``classify``, head
-``classifier``), so ``detect.classifier_model`` can name it.
+``classifier``), so ``detect.classifier_model`` can name it; and the same classifier as a
+full-integer TFLite INT8 model (``<name>-tflite-int8``, :func:`export_tflite_int8`) for LiteRT.
 
 Data: DIR/<class>/*.jpg, or the ``edge feedback export`` layout DIR/<field>/<class>/*.jpg (pick
 the field with ``--field``), or a YAML of frame numbers of a video (see convert/demo/).
@@ -139,6 +140,42 @@ def export(model: Any, feat: Any, coef: np.ndarray, bias: np.ndarray, out_xml: P
     return out_xml
 
 
+def held_out_accuracy(backend: Any, spec: Any, classes: list[str], imgs: list[np.ndarray], ys: list[int]) -> float:
+    """Top-1 accuracy of an exported model through the appliance's backend and classifier head."""
+    from edge.inference.heads import get_head
+    from edge.inference.preprocess import prepare
+
+    decode, head = get_head("classifier"), {"type": "classifier", "top_k": 1}
+    name = backend.inputs[0].name
+    pred = [decode(backend.infer({name: prepare(img, spec, backend.inputs[0])[0]}), head, classes)[0][0]
+            for img in imgs]
+    return float(np.mean([classes.index(p) == y for p, y in zip(pred, ys)]))
+
+
+def export_tflite_int8(backbone: Path, input_spec: Any, coef: np.ndarray, bias: np.ndarray, calib: list[np.ndarray],
+                       out: Path) -> tuple[Path, Any]:
+    """The same classifier as a TFLite INT8 model: the backbone's weights dequantized to float,
+    the head grafted on (FULLY_CONNECTED + SOFTMAX), then ai-edge-quantizer full-integer INT8
+    calibrated on ``calib`` images (float input/output, as the appliance feeds). Returns the file
+    and its input spec (float input: ``(pixel - zero_point) * scale`` of the uint8 backbone)."""
+    import tempfile
+
+    from convert.calibrate import Sample
+    from convert.tflite import dequantize, quantize, with_classifier_head
+    from edge.inference.backends import load_backend
+    from edge.inference.preprocess import prepare
+    from edge.registry.manifest import InputSpec
+
+    with tempfile.TemporaryDirectory(prefix="edge-classifier-") as tmp:
+        fp32, (scale, zp) = dequantize(backbone, Path(tmp) / "backbone-fp32.tflite")
+        spec = InputSpec(**{**input_spec.model_dump(), "dtype": "float32", "mean": [zp] * 3, "std": [1.0 / scale] * 3})
+        graft = with_classifier_head(fp32, Path(tmp) / "classifier-fp32.tflite", coef, bias)
+        tensor = load_backend("litert", graft).inputs[0]
+        samples = [Sample(*prepare(img, spec, tensor), origin=f"train#{i}") for i, img in enumerate(calib)]
+        quantize(graft, out, samples)
+    return out, spec
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edge convert train-classifier", description=__doc__.splitlines()[0])
     p.add_argument("data", type=Path, help="DIR/<class>/, DIR/<field>/<class>/ (edge feedback export) or labels YAML")
@@ -149,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--videos-dir", type=Path, default=None, help="where a labels YAML's video is (default: shared)")
     p.add_argument("--holdout", type=float, default=0.3, help="fraction held out for the accuracy")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calib-images", type=int, default=100, help="training images calibrating the TFLite INT8 export")
     args = p.parse_args(argv)
 
     from sklearn.linear_model import LogisticRegression
@@ -156,7 +194,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from convert import deploy, report
     from edge.inference.backends import load_backend
-    from edge.inference.heads import get_head
     from edge.inference.preprocess import prepare
     from edge.registry import ensure_model
     from edge.registry.manifest import InputSpec
@@ -193,17 +230,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     entry = f"{name}.xml"
     export(model, feat, coef, bias, out_folder / entry)
     # prove the export with the appliance's backend and classifier head on the held-out images
-    backend = load_backend("openvino", out_folder / entry)
     in_spec = InputSpec(**{**base.input.model_dump(), "name": None})
     head = {"type": "classifier", "top_k": min(5, len(classes))}
-    decode = get_head("classifier")
-    pred = [
-        decode(backend.infer({backend.inputs[0].name: prepare(imgs[i], in_spec, backend.inputs[0])[0]}), head, classes)[
-            0
-        ][0]
-        for i in idx_te
-    ]
-    acc_export = float(np.mean([classes.index(pr) == y[i] for pr, i in zip(pred, idx_te)]))
+    test_imgs, test_ys = [imgs[i] for i in idx_te], [int(y[i]) for i in idx_te]
+    acc_export = held_out_accuracy(load_backend("openvino", out_folder / entry), in_spec, classes, test_imgs, test_ys)
+    tfl_name = f"{name}-tflite-int8"
+    tfl_entry = f"{tfl_name}.tflite"
+    calib = [imgs[i] for i in idx_tr[: args.calib_images]]
+    with tqdm(total=1, desc="tflite int8", leave=False, disable=not sys.stderr.isatty()) as bar:
+        tfl_path, tfl_spec = export_tflite_int8(folder / base.entry, in_spec, coef, bias, calib,
+                                                args.out / tfl_name / tfl_entry)
+        bar.update(1)
+    acc_tflite = held_out_accuracy(load_backend("litert", tfl_path), tfl_spec, classes, test_imgs, test_ys)
     deploy.write_manifest(
         base,
         name=name,
@@ -218,6 +256,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         models_dir=args.models_dir or args.out,
         overrides={"task": "classify", "head": head, "labels": classes, "input": in_spec.model_dump(mode="json")},
     )
+    deploy.write_manifest(
+        base,
+        name=tfl_name,
+        fmt="tflite",
+        backends=["litert"],
+        folder=args.out / tfl_name,
+        files=[tfl_entry],
+        entry=tfl_entry,
+        description=f"whole-frame classifier ({', '.join(classes)}) as TFLite INT8 (full integer, float I/O), "
+        "by edge convert train-classifier",
+        source_note=f"edge convert train-classifier {args.data}",
+        models_dir=args.models_dir or args.out,
+        overrides={"task": "classify", "head": head, "labels": classes, "input": tfl_spec.model_dump(mode="json")},
+    )
     rep = {
         "name": name,
         "classes": classes,
@@ -226,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "held_out": len(idx_te),
         "held_out_accuracy_head": acc_head,
         "held_out_accuracy_exported": acc_export,
+        "held_out_accuracy_tflite_int8": acc_tflite,
+        "tflite_int8": {"name": tfl_name, "file": str(tfl_path), "bytes": tfl_path.stat().st_size,
+                        "calibration_images": len(calib)},
         "backbone": BACKBONE,
         "file": str(out_folder / entry),
         "bytes": (out_folder / entry).stat().st_size + (out_folder / f"{name}.bin").stat().st_size,
@@ -234,7 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps({k: rep[k] for k in ("name", "images", "train", "held_out")}))
     print(
         f"held-out accuracy: head {acc_head * 100:.1f}%, exported model on the appliance's backend "
-        f"{acc_export * 100:.1f}% ({len(idx_te)} images)"
+        f"{acc_export * 100:.1f}% (OpenVINO), {acc_tflite * 100:.1f}% (TFLite INT8 on LiteRT) ({len(idx_te)} images)"
     )
-    print(f"model: {out_folder / entry}  manifest: {(args.models_dir or args.out) / (name + '.yaml')}")
+    manifests = args.models_dir or args.out
+    print(f"model: {out_folder / entry}  manifest: {manifests / (name + '.yaml')}")
+    print(f"model: {tfl_path}  manifest: {manifests / (tfl_name + '.yaml')}")
     return 0

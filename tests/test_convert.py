@@ -207,7 +207,7 @@ def test_tflite_from_openvino_ir_explains_there_is_no_converter(tmp_path: Path, 
 
 
 def test_train_classifier_feedback_layout_and_deploy(tmp_path: Path, videos: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                                      capsys: pytest.CaptureFixture[str], model_env: Path) -> None:
     _need_convert_extra()
     spec = yaml.safe_load((Path(cli.__file__).parent / "demo" / "person-present.yaml").read_text())
     # the `edge feedback export` layout DIR/<field>/<class>/*.jpg, from a few labelled frames
@@ -230,20 +230,50 @@ def test_train_classifier_feedback_layout_and_deploy(tmp_path: Path, videos: Pat
     rep = json.loads((tmp_path / "out" / "presence" / "report.json").read_text())
     assert rep["classes"] == ["empty", "person"] and rep["held_out"] >= 2
     assert rep["held_out_accuracy_exported"] == pytest.approx(rep["held_out_accuracy_head"])
-    # the appliance's whole-frame classifier stage loads it by name
+    # the TFLite INT8 twin: full integer up to its float softmax, as accurate on the held-out frames
+    assert rep["held_out_accuracy_tflite_int8"] >= rep["held_out_accuracy_head"] - 0.25
+    tflite = Path(rep["tflite_int8"]["file"])
+    assert _op_types(tflite) >= {("CONV_2D", "INT8"), ("FULLY_CONNECTED", "INT8")}
+    assert ("CONV_2D", "FLOAT32") not in _op_types(tflite)
+    # the appliance's whole-frame classifier stage loads both by name, beside the registry's models
+    for manifest in (Path(cli.__file__).parents[1] / "models").glob("*.yaml"):
+        shutil.copy(manifest, tmp_path / "out")
     monkeypatch.setenv("EDGE_MODEL_MIRROR", str(tmp_path / "out"))
+    from edge.config import AppConfig
     from edge.inference.model import Classifier, load_model
     from edge.registry import manifest as reg
+    from edge.replay import replay
 
     monkeypatch.setattr(reg, "MODELS_DIR", tmp_path / "out")
     reg._all.cache_clear()
     try:
-        clf = load_model("presence")
-        assert isinstance(clf, Classifier)
-        (label, score), *_ = clf.classify(cv2.imread(str(next((data / "presence" / "person").iterdir()))))
-        assert label in {"empty", "person"} and 0.0 <= score <= 1.0
+        for name in ("presence", "presence-tflite-int8"):
+            clf = load_model(name)
+            assert isinstance(clf, Classifier)
+            (label, score), *_ = clf.classify(cv2.imread(str(next((data / "presence" / "person").iterdir()))))
+            assert label in {"empty", "person"} and 0.0 <= score <= 1.0
+        # and `edge replay` runs the TFLite INT8 one: the room is seen empty, then with a person
+        cam = {"url": "x.mp4", "detect": {"fps": 2, "classifier_model": "presence-tflite-int8",
+                                          "attributes_model": None}}
+        states: list[str] = []
+        replay(str(videos / spec["video"]), AppConfig.model_validate({"cameras": {"room": cam}}), "room",
+               on_event=lambda e: states.append(str(e.label)) if e.type == "state" and e.phase == "start" else None,
+               show_progress=False)
+        assert states[:2] == ["empty", "person"] and len(states) >= 4
     finally:
         reg._all.cache_clear()
+
+
+def _op_types(tflite: Path) -> set[tuple[str, str]]:
+    """(operator, output tensor type) pairs of a TFLite model."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils as fu
+
+    m = fu.read_model(str(tflite))
+    g = m.subgraphs[0]
+    ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    return {(ops[m.operatorCodes[o.opcodeIndex].builtinCode], types[g.tensors[o.outputs[0]].type]) for o in g.operators}
 
 
 def test_tflite_int8_route_from_a_float_tflite(
