@@ -133,3 +133,19 @@ def test_consensus_over_degraded_views(reader: PlateReader, shared_data: Path) -
     final = consensus.finish(7)
     assert final is None  # already reported with the same text
     assert consensus.current(7) is None
+
+
+def test_detector_shrink_matches_area_averaging(shared_data: Path) -> None:
+    """The fast two-step shrink of a large photo is the area-averaged picture, not an aliased one."""
+    import cv2
+    import numpy as np
+
+    from edge.plates.detect import shrink
+
+    img = cv2.imread(str(next((shared_data / "openalpr" / "br").glob("*.jpg"))))
+    img = cv2.resize(img, (1280, 1280)) if img.shape[:2] != (1280, 1280) else img
+    fast, area = shrink(img, 320, 240), cv2.resize(img, (320, 240), interpolation=cv2.INTER_AREA)
+    nearest = cv2.resize(img, (320, 240), interpolation=cv2.INTER_NEAREST)
+    diff = np.abs(fast.astype(np.int16) - area.astype(np.int16))
+    assert fast.shape == (240, 320, 3) and diff.mean() < 2.0
+    assert diff.mean() < np.abs(nearest.astype(np.int16) - area.astype(np.int16)).mean() / 3
