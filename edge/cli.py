@@ -141,7 +141,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     # a counting line across the middle of the lot: crossings open visits in the rule engine
     line = {"points": [[0.0, 0.5], [1.0, 0.5]], "in": "up", "road": "lot", "role": "both"}
     app = config_for_video(video, lines={"middle": line})
-    print(f"edge demo: {video} through {app.cameras['camera'].detect.model} (Ctrl-C to stop)", file=sys.stderr)
+    from edge.inference.shared import ensure_model_once
+
+    # the model that will run: a default the device cannot build falls back to its source
+    detector, _ = ensure_model_once(app.cameras["camera"].detect.model)
+    print(f"edge demo: {video} through {detector.name} (Ctrl-C to stop)", file=sys.stderr)
     print(
         "mm:ss = position in the video; a track is announced once confirmed, its duration counts from first sight",
         file=sys.stderr,

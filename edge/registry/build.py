@@ -23,6 +23,15 @@ RECORD = ".built.json"
 _CHECKOUT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
+class ToolchainMissing(ModelError):
+    """A built model's recipe needs ``edge convert``, which is not installed. ``str()`` says what
+    to run (for ``edge models pull``); ``short`` says it in a line (for the appliance's fallback)."""
+
+    def __init__(self, message: str, short: str) -> None:
+        super().__init__(message)
+        self.short = short
+
+
 def data_dir() -> Path:
     """``$EDGE_DATA_DIR``, else the shared data folder beside this checkout."""
     return Path(os.environ.get("EDGE_DATA_DIR") or _CHECKOUT_DATA)
@@ -52,10 +61,13 @@ def build(manifest: Manifest, folder: Path, say: Callable[[str], None]) -> None:
     argv = command(manifest)
     shown = "edge convert " + " ".join(argv)
     if importlib.util.find_spec("nncf") is None or importlib.util.find_spec("convert") is None:
-        raise ModelError(
+        raise ToolchainMissing(
             f"model {manifest.name} is built from {manifest.build.source} by the conversion toolchain, which is "
             f"not installed: pip install 'edge-appliance[convert]' (then pull again), or on a machine that has "
-            f"it run `{shown} --out DIR` and pull with EDGE_MODEL_MIRROR=DIR"
+            f"it run `{shown} --out DIR` and pull with EDGE_MODEL_MIRROR=DIR",
+            short=f"model {manifest.name} is built on first pull by the conversion toolchain, which is not "
+            f"installed (pip install 'edge-appliance[convert]', or a mirror holding it: `edge models pull "
+            f"{manifest.name}` prints the command)",
         )
     from convert.cli import build_parser, convert
     from convert.errors import ConvertError

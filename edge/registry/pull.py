@@ -38,6 +38,7 @@ log = logging.getLogger("edge.registry")
 Progress = Callable[[str], None]
 
 _CHUNK = 1 << 20
+_FELL_BACK: set[tuple[str, str]] = set()  # (built model, why) already warned about
 
 
 def default_cache_dir() -> Path:
@@ -328,6 +329,9 @@ def ensure_model(
             raise
         # A built model (e.g. an INT8 default) is an optimisation of its source: a device without
         # the toolchain, the calibration videos or a mirror holding it still runs, on the source.
-        log.warning("%s; running its source model %s instead", err, manifest.build.source)
+        why = str(getattr(err, "short", err))
+        if (name, why) not in _FELL_BACK:  # once per process, however many cameras or callers ask
+            _FELL_BACK.add((name, why))
+            log.warning("%s; running its source model %s instead", why, manifest.build.source)
         return ensure_model(manifest.build.source, cache_dir=cache_dir, mirror=mirror, progress=progress)
     return manifest, folder
