@@ -242,34 +242,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                 args.out / tfl_name / tfl_entry)
         bar.update(1)
     acc_tflite = held_out_accuracy(load_backend("litert", tfl_path), tfl_spec, classes, test_imgs, test_ys)
-    deploy.write_manifest(
-        base,
-        name=name,
-        fmt="openvino",
-        backends=["openvino"],
-        folder=out_folder,
-        files=[entry, f"{name}.bin"],
-        entry=entry,
-        description=f"whole-frame classifier ({', '.join(classes)}): {BACKBONE} features + logistic "
-        "regression head, by edge convert train-classifier",
-        source_note=f"edge convert train-classifier {args.data}",
-        models_dir=args.models_dir or args.out,
-        overrides={"task": "classify", "head": head, "labels": classes, "input": in_spec.model_dump(mode="json")},
-    )
-    deploy.write_manifest(
-        base,
-        name=tfl_name,
-        fmt="tflite",
-        backends=["litert"],
-        folder=args.out / tfl_name,
-        files=[tfl_entry],
-        entry=tfl_entry,
-        description=f"whole-frame classifier ({', '.join(classes)}) as TFLite INT8 (full integer, float I/O), "
-        "by edge convert train-classifier",
-        source_note=f"edge convert train-classifier {args.data}",
-        models_dir=args.models_dir or args.out,
-        overrides={"task": "classify", "head": head, "labels": classes, "input": tfl_spec.model_dump(mode="json")},
-    )
+    for m_name, fmt, backend, files, spec, what in (
+        (name, "openvino", "openvino", [entry, f"{name}.bin"], in_spec, f"{BACKBONE} features + logistic regression"),
+        (tfl_name, "tflite", "litert", [tfl_entry], tfl_spec, "the same as TFLite INT8 (full integer, float I/O)"),
+    ):
+        deploy.write_manifest(
+            base,
+            name=m_name,
+            fmt=fmt,
+            backends=[backend],
+            folder=args.out / m_name,
+            files=files,
+            entry=files[0],
+            description=f"whole-frame classifier ({', '.join(classes)}): {what}, by edge convert train-classifier",
+            source_note=f"edge convert train-classifier {args.data}",
+            models_dir=args.models_dir or args.out,
+            overrides={"task": "classify", "head": head, "labels": classes, "input": spec.model_dump(mode="json")},
+        )
     rep = {
         "name": name,
         "classes": classes,
