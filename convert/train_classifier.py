@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                 args.out / tfl_name / tfl_entry)
         bar.update(1)
     acc_tflite = held_out_accuracy(load_backend("litert", tfl_path), tfl_spec, classes, test_imgs, test_ys)
-    for m_name, fmt, backend, files, spec, what in (
+    for m_name, fmt, backend, files, m_spec, what in (
         (name, "openvino", "openvino", [entry, f"{name}.bin"], in_spec, f"{BACKBONE} features + logistic regression"),
         (tfl_name, "tflite", "litert", [tfl_entry], tfl_spec, "the same as TFLite INT8 (full integer, float I/O)"),
     ):
@@ -257,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             description=f"whole-frame classifier ({', '.join(classes)}): {what}, by edge convert train-classifier",
             source_note=f"edge convert train-classifier {args.data}",
             models_dir=args.models_dir or args.out,
-            overrides={"task": "classify", "head": head, "labels": classes, "input": spec.model_dump(mode="json")},
+            overrides={"task": "classify", "head": head, "labels": classes, "input": m_spec.model_dump(mode="json")},
         )
     rep = {
         "name": name,
