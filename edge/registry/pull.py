@@ -219,13 +219,17 @@ def all_cached(manifest: Manifest, folder: Path) -> bool:
                for f in manifest.files)
 
 
-def _in_folder_mirror(manifest: Manifest, mirror: str | None) -> bool:
-    """A URL mirror is tried as usual; a folder mirror only when it holds every file."""
-    if not mirror:
-        return False
-    if "://" in mirror:
-        return True
-    return all((Path(mirror).expanduser() / manifest.name / f.path).is_file() for f in manifest.files)
+def _built_route(manifest: Manifest, mirror: str | None) -> str:
+    """How a pull gets ``manifest``'s files: ``fetch`` them (any model from a URL mirror or
+    upstream, or a built model whose folder-mirror copy has the manifest's sha256), ``adopt``
+    another machine's build from a folder mirror (accepted by its report: NNCF's bytes differ
+    between hosts), or ``build`` it here (a built model with no copy in a mirror)."""
+    if manifest.build is None or (mirror and "://" in mirror):
+        return "fetch"
+    copy = Path(mirror).expanduser() / manifest.name if mirror else None
+    if copy is None or not all((copy / f.path).is_file() for f in manifest.files):
+        return "build"
+    return "fetch" if all(_is_cached(copy / f.path, f) for f in manifest.files) else "adopt"
 
 
 def model_dir(name: str, cache_dir: Path | None = None) -> Path:
@@ -254,20 +258,16 @@ def pull(
     mirror = mirror if mirror is not None else default_mirror()
     report = _Report(progress)
     with _pull_lock(folder, name, report):
-        if manifest.build is not None and not _in_folder_mirror(manifest, mirror):
-            if force or not all_cached(manifest, folder):  # else built by whoever held the lock
-                from edge.registry.build import build  # lazy: only for models made by edge convert
+        route = _built_route(manifest, mirror)
+        if route != "fetch":
+            if force or not all_cached(manifest, folder):  # else done by whoever held the lock
+                from edge.registry import build  # lazy: only for models made by edge convert
 
-                build(manifest, folder, report.say)
+                if route == "adopt":
+                    build.adopt(manifest, Path(str(mirror)).expanduser() / name, folder, report.say)
+                else:
+                    build.build(manifest, folder, report.say)
             return folder
-        if manifest.build is not None and mirror and "://" not in mirror:
-            copy = Path(mirror).expanduser() / name
-            if not all(_is_cached(copy / f.path, f) for f in manifest.files):  # built by another machine
-                if force or not all_cached(manifest, folder):
-                    from edge.registry.build import adopt
-
-                    adopt(manifest, copy, folder, report.say)
-                return folder
         for stale in folder.rglob(".*.part"):  # left by a pull that was killed; nobody else writes now
             stale.unlink(missing_ok=True)
         for f in manifest.files:
