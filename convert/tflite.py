@@ -242,9 +242,10 @@ def with_classifier_head(source: Path, out: Path, coef: Any, bias: Any) -> Path:
     g.operators = g.operators[: pools[-1] + 1]  # ops are stored in execution order
     feat = g.operators[-1].outputs[0]
     # drop the old head's tensors (the quantizer reads every tensor) and empty their buffers
-    used = sorted({t for op in g.operators for t in (*op.inputs, *op.outputs) if t >= 0} | set(g.inputs))
+    kept = {t for op in g.operators for t in (*op.inputs, *op.outputs) if t >= 0} | set(g.inputs)
+    used = sorted(kept)
     for i, t in enumerate(g.tensors):
-        if i not in set(used) and t.buffer > 0:
+        if i not in kept and t.buffer > 0:
             m.buffers[t.buffer].data = None
     new_index = {old: new for new, old in enumerate(used)}
     g.tensors = [g.tensors[i] for i in used]

@@ -237,10 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tfl_name = f"{name}-tflite-int8"
     tfl_entry = f"{tfl_name}.tflite"
     calib = [imgs[i] for i in idx_tr[: args.calib_images]]
-    with tqdm(total=1, desc="tflite int8", leave=False, disable=not sys.stderr.isatty()) as bar:
-        tfl_path, tfl_spec = export_tflite_int8(folder / base.entry, in_spec, coef, bias, calib,
-                                                args.out / tfl_name / tfl_entry)
-        bar.update(1)
+    tfl_path, tfl_spec = export_tflite_int8(folder / base.entry, in_spec, coef, bias, calib,
+                                            args.out / tfl_name / tfl_entry)  # the quantizer reports its steps
     acc_tflite = held_out_accuracy(load_backend("litert", tfl_path), tfl_spec, classes, test_imgs, test_ys)
     for m_name, fmt, backend, files, m_spec, what in (
         (name, "openvino", "openvino", [entry, f"{name}.bin"], in_spec, f"{BACKBONE} features + logistic regression"),
