@@ -14,11 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import openvino as ov
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.convert_int8 import _median_ms  # noqa: E402
+from edge.inference.backends import load_backend  # noqa: E402
 
 
 def _profile(req: ov.InferRequest, x: np.ndarray, runs: int) -> dict[str, float]:
@@ -55,19 +60,10 @@ def main() -> None:
         a, b = prof["fp32"].get(k, 0.0), prof["int8"].get(k, 0.0)
         if max(a, b) >= 0.05:
             print(f"{k:<44} {a:8.2f} {b:8.2f}")
-    # whole-model latency without the counters, runs interleaved so machine load hits both alike
-    reqs = {k: core.compile_model(p, "CPU", cfg).create_infer_request()
-            for k, p in (("fp32", args.source), ("int8", args.int8))}
-    times: dict[str, list[float]] = {k: [] for k in reqs}
-    for i in range(args.runs + 5):
-        for k, r in reqs.items():
-            t0 = time.perf_counter()
-            r.infer({0: x})
-            if i >= 5:
-                times[k].append((time.perf_counter() - t0) * 1000)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    # whole-model latency without the counters: the appliance's backend at f32, runs interleaved
+    med = _median_ms({k: load_backend("openvino", Path(p), threads=args.threads, precision="f32")
+                      for k, p in (("fp32", args.source), ("int8", args.int8))}, args.runs)
     print(f"whole model: fp32 {med['fp32']:.2f} ms, int8 {med['int8']:.2f} ms, {med['fp32'] / med['int8']:.2f}x")
-
 
 if __name__ == "__main__":
     main()
