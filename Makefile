@@ -1,4 +1,6 @@
-# make test   : install system + Python dependencies, then run every test (what CI runs)
+# make test   : install system + Python dependencies (exact versions from constraints.txt), then run every test (what CI runs)
+# make test-latest : the same suite in a fresh venv (.venv-latest) on the newest versions pyproject.toml allows
+# make lock   : regenerate constraints.txt from pyproject.toml (pip's resolver; then run make test before committing)
 # make bench  : run the benchmarks by hand (numbers are ratios within one run)
 # make lint   : ruff + mypy
 # make arm64-check : prove Dockerfile.arm64's steps in an emulated arm64 Debian (root, slow; log in $(ARM64_CACHE)/check.log)
@@ -10,21 +12,35 @@ APT_PACKAGES := ffmpeg mosquitto mosquitto-clients prometheus openssl \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav \
 	postgresql chromium systemd
 
-.PHONY: deps test bench lint demo arm64-check
+.PHONY: deps system-deps test test-latest lock bench lint demo arm64-check
 
 ARM64_CACHE ?= /work/arm64-cache
 
-deps:
+LATEST_VENV ?= .venv-latest
+
+system-deps:
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
-	$(PY) -m pip install -q -e '.[test]'
+
+# Exact versions: a new release of a dependency cannot turn the suite red on a fresh machine.
+deps: system-deps
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 
 test: deps
 	$(PY) -m pytest -q
 
-lint:
-	$(PY) -m ruff check edge tests bench convert
-	$(PY) -m mypy edge
+# The newest versions pyproject.toml allows, in a venv of their own (the constrained install is left alone).
+test-latest: system-deps
+	$(PY) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST_VENV)/bin/python -m pip list --format=freeze > $(LATEST_VENV)/versions.txt
+	@diff <(grep -v '^#' constraints.txt | tr A-Z_ a-z- | sort) <(grep -v '^-e' $(LATEST_VENV)/versions.txt | tr A-Z_ a-z- | sort) \
+		| sed -n 's/^> /newer or extra than constraints.txt: /p' || true
+	PATH=$(CURDIR)/$(LATEST_VENV)/bin:$$PATH $(LATEST_VENV)/bin/python -m pytest -q
+
+lock:
+	$(PY) .ci/lock.py
 
 bench:
 	$(PY) bench/pipeline.py

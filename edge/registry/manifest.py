@@ -64,7 +64,7 @@ class Manifest(_Strict):
 
     name: str
     description: str = ""
-    task: Literal["detect", "classify", "attributes", "plate_detect", "plate_ocr", "text_recognition"]
+    task: Literal["detect", "classify", "attributes", "plate_detect", "plate_ocr", "text_recognition", "segment"]
     format: Literal["tflite", "openvino", "onnx"]
     backends: list[Literal["litert", "openvino", "onnx"]] = Field(min_length=1, description="first = default")
     files: list[ModelFile] = Field(min_length=1)
