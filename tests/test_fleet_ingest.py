@@ -109,8 +109,9 @@ def test_two_devices_duplicates_and_a_visit_across_devices(
         assert _http(base + "/api/visits")[0] == 401  # no header, no data
         page = _http(base + "/", user="bob")[1].decode()
         csrf = re.search(r'name="csrf" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        assert _http(base + f"/api/anomalies/{anomaly['id']}/resolve", user="bob", csrf="nope")[0] == 403
-        status, body = _http(base + f"/api/anomalies/{anomaly['id']}/resolve", user="bob", csrf=csrf)
+        action = base + f"/api/anomalies/resolve?device=site-b&id={anomaly['id']}"
+        assert _http(action, user="bob", csrf="nope")[0] == 403
+        status, body = _http(action, user="bob", csrf=csrf)
         sent = json.loads(body)["sent"]
         assert status == 200 and sent["by"] == "bob" and sign(sent, "k3y") == sent["sig"]
         wait_until(lambda: (store.command(sent["id"]) or {}).get("reply") is not None, what="the fleet's reply")
@@ -155,14 +156,17 @@ def test_two_workers_with_a_shared_subscription_store_each_event_once(
 def test_sqlite_default_migrations_export_and_passwords(tmp_path: Path, replay_events: list[dict[str, Any]]) -> None:
     url = f"sqlite:///{tmp_path / 'fleet.sqlite3'}"
     store = FleetStore(url)
-    assert store.version == 1
+    assert store.version == 2
     events = as_device(replay_events, "site-a")
     assert len(store.write(Batch(events=events))) == len(events)
     assert store.write(Batch(events=events)) == []
     store.close()
     store = FleetStore(url)  # reopening applies nothing twice
     with store.engine.connect() as c:
-        assert c.execute(sa.text("SELECT version, name FROM schema_version")).all() == [(1, "initial")]
+        assert c.execute(sa.text("SELECT version, name FROM schema_version")).all() == [
+            (1, "initial"),
+            (2, "dead_letters"),
+        ]
     visits = [e for e in events if e["type"] == "visit"]
     t0, t1 = visits[0]["ts"], visits[-1]["ts"]
     from edge.fleet.store import epoch

@@ -5,23 +5,19 @@ database: postgresql+psycopg://fleet@db/fleet   # default sqlite:///edge-fleet.s
 mqtt: {host: broker, port: 1883, share_group: fleet}   # $share/fleet/edge/+/+/events/#
 rules: {enabled: true, rules: [...]}            # the device rule engine on the merged stream
 web: {port: 8080, users: {alice: "scrypt$..."}}  # or auth_header: X-Remote-User
+metrics: {enabled: true, port: 9110}             # edge_fleet_* on /metrics, /healthz
 ```
 """
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from edge.errors import EdgeError
+from edge.config import load_model, parse_model
 from edge.rules.config import RulesConfig
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class _Strict(BaseModel):
@@ -59,7 +55,7 @@ class FleetWeb(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
-    users: dict[str, str] = Field(default_factory=dict, description="name -> scrypt hash (edge.fleet.web.auth)")
+    users: dict[str, str] = Field(default_factory=dict, description="name -> scrypt hash (edge fleet hash-password)")
     auth_header: str | None = Field(None, description="trust this header's user name (set by an upstream proxy)")
     session_hours: float = Field(12.0, gt=0, le=24 * 30)
     secure_cookie: bool = Field(False, description="mark the session cookie Secure (behind HTTPS)")
@@ -70,6 +66,23 @@ class FleetCommands(_Strict):
 
     secret: SecretStr | None = Field(None, description="HMAC key (the devices' commands.secret)")
     reply_timeout: float = Field(10.0, gt=0, le=300)
+
+
+class FleetIngest(_Strict):
+    """How hard a row the database refuses is retried before it is dead-lettered."""
+
+    write_retries: int = Field(
+        3, ge=0, le=10, description="tries after the first (0.1 s, 0.2 s, 0.4 s ... apart) before a dead letter"
+    )
+    dead_letters_keep: int = Field(100_000, ge=100, le=100_000_000, description="newest dead letters kept")
+
+
+class FleetMetricsConfig(_Strict):
+    """Prometheus ``/metrics`` and ``/healthz`` of this instance (edge_fleet_*)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(9110, ge=0, le=65535, description="0: any free port")
 
 
 class FleetConfig(_Strict):
@@ -83,6 +96,8 @@ class FleetConfig(_Strict):
     rules: FleetRules = Field(default_factory=FleetRules)  # type: ignore[arg-type]
     web: FleetWeb = Field(default_factory=FleetWeb)
     commands: FleetCommands = Field(default_factory=FleetCommands)
+    ingest: FleetIngest = Field(default_factory=FleetIngest)
+    metrics: FleetMetricsConfig = Field(default_factory=FleetMetricsConfig)
 
     @model_validator(mode="after")
     def _check(self) -> FleetConfig:
@@ -94,32 +109,13 @@ class FleetConfig(_Strict):
         return self
 
 
-def _expand(text: str) -> str:
-    def sub(m: re.Match[str]) -> str:
-        val = os.environ.get(m.group(1))
-        if val is None:
-            if m.group(2) is None:
-                raise EdgeError(f"environment variable {m.group(1)} is not set")
-            return m.group(2)
-        return val
-
-    return _ENV.sub(sub, text)
-
-
 def parse_fleet_config(data: object, source: str = "<fleet config>") -> FleetConfig:
-    """Validate a decoded config; EdgeError lists every problem."""
-    try:
-        return FleetConfig.model_validate(data or {})
-    except ValidationError as err:
-        lines = [f"  {'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()]
-        raise EdgeError(f"{source}: {len(lines)} problem(s)\n" + "\n".join(lines)) from None
+    """Expand ``${VAR}`` in decoded data and validate it; ConfigError lists every problem by field."""
+    return parse_model(data, FleetConfig, source)
 
 
 def load_fleet_config(path: str | Path) -> FleetConfig:
-    """Read, expand ``${VAR}`` / ``${VAR:-default}`` and validate a YAML file."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(_expand(p.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as err:
-        raise EdgeError(f"{p}: {err}") from None
-    return parse_fleet_config(data, str(p))
+    """Read a YAML file with the device config's hardened loader (duplicate keys, alias bombs and
+    oversized files are errors), then expand ``${VAR}`` / ``${VAR:-default}`` in the parsed values
+    (a secret's ``#``, ``:`` or newline stays part of the value) and validate."""
+    return load_model(path, FleetConfig)

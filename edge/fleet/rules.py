@@ -7,6 +7,11 @@ plate like two cameras of one device. What the engine derives is stored with ``o
 fleet engine's id (``rules.device_id``), and operator commands for its anomalies go to
 ``<prefix>/<device_id>/cmd/...``, where :class:`FleetRules` answers them with the device's
 :class:`edge.commands.CommandHandler`.
+
+A visit whose entry device runs visits too is made twice, by that device and here (same entry
+crossing event and time). Both rows are stored (each engine's anomalies name its own visit id)
+and reads merge them into one (:func:`edge.fleet.store.visit_twin_better`): the engine must still
+track every visit, because only the exit tells whether it ends at another device.
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ import json
 import logging
 import signal
 import threading
-from typing import Any
+from typing import Any, cast
 
+from edge.errors import EdgeError
 from edge.fleet.config import FleetConfig
 from edge.fleet.ingest import Ingest
+from edge.fleet.metrics import FleetMetrics
 from edge.fleet.store import FleetStore
 
 log = logging.getLogger("edge.fleet")
@@ -20,8 +22,10 @@ class Fleet:
 
     def __init__(self, cfg: FleetConfig) -> None:
         self.cfg = cfg
-        self.store = FleetStore(cfg.database)
+        self.store = FleetStore(cfg.database, dead_letters_keep=cfg.ingest.dead_letters_keep)
         self.ingest = Ingest(cfg, self.store)
+        self.metrics = FleetMetrics(self.ingest)
+        self.metrics_server: Any = None
         self.server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -31,13 +35,15 @@ class Fleet:
         self.ingest.publish(topic, json.dumps(command, separators=(",", ":")).encode("utf-8"))
 
     def start(self, serve: bool = True) -> Fleet:
+        if self.cfg.metrics.enabled:
+            self._serve_metrics()
         self.ingest.start()
         if self.cfg.web.enabled and serve:
             import uvicorn
 
             from edge.fleet.web import create_app
 
-            app = create_app(self.cfg, self.store, self.send)
+            app = create_app(self.cfg, self.store, self.send, registry=self.metrics.registry)
             config = uvicorn.Config(app, host=self.cfg.web.host, port=self.cfg.web.port, log_level="warning")
             self.server = uvicorn.Server(config)
             self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -47,12 +53,26 @@ class Fleet:
                 threading.Event().wait(0.05)
         return self
 
+    def _serve_metrics(self) -> None:
+        from edge.metrics import Metrics, MetricsServer
+
+        m = self.cfg.metrics
+        try:
+            # duck-typed: the server only calls render() (FleetMetrics has the fleet's own registry)
+            self.metrics_server = MetricsServer(
+                cast(Metrics, self.metrics), m.host, m.port, self.metrics.health
+            ).start()
+        except OSError as err:
+            raise EdgeError(f"metrics: cannot listen on {m.host}:{m.port}: {err.strerror or err}") from None
+
     def stop(self) -> None:
         if self.server is not None:
             self.server.should_exit = True
             if self._thread is not None:
                 self._thread.join(10)
         self.ingest.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self.store.close()
 
 

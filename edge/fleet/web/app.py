@@ -6,9 +6,16 @@ server-sent events and Jinja2 templates; the ingest threads stay plain threads b
 
 Every page and API call needs a session (scrypt log-in) or the trusted upstream header; every
 POST needs the session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``), and the
-session cookie is HttpOnly and SameSite=Strict. Actions become MQTT commands to the device that
-owns the anomaly or the event (signed when ``commands.secret`` is set); replies arrive through
-the ingest worker into the ``commands`` table and reach the page through ``/stream``.
+session cookie is HttpOnly and SameSite=Strict. Failed log-ins back off per user and per client
+address (:mod:`edge.fleet.web.throttle`); every response carries the security headers of
+:mod:`edge.fleet.web.headers`. Actions become MQTT commands to the device that owns the anomaly
+or the event (signed when ``commands.secret`` is set); replies arrive through the ingest worker
+into the ``commands`` table and reach the page through ``/stream``.
+
+Ids come from devices, so they travel only as query parameters (``?device=...&id=...``), never
+as URL path segments: a path segment cannot carry every string (a browser resolves ``..`` in
+it, the server decodes ``%2F`` before routing), and an action names the device as well as the
+id, so it acts only on that device's anomaly or visit.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
+import re
 import secrets
 import time
 import uuid
@@ -24,7 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -34,18 +45,44 @@ from starlette.templating import Jinja2Templates
 from edge.commands.signing import sign
 from edge.fleet import export
 from edge.fleet.config import FleetConfig
-from edge.fleet.store import FleetStore, epoch
+from edge.fleet.store import FleetStore
 from edge.fleet.web.auth import Session, Sessions, verify_password
+from edge.fleet.web.headers import SecurityHeaders
+from edge.fleet.web.throttle import LoginThrottle
+from edge.fleet.web.views import device_view, limit_arg, time_arg
 
+log = logging.getLogger("edge.fleet.web")
 HERE = Path(__file__).resolve().parent
 COOKIE = "edge_fleet"
+DEVICE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # what a command topic level can be
 SendCommand = Callable[[str, dict[str, Any]], None]
 
 
-def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: float = 1.0) -> Starlette:
-    """The console app; ``send(device, command)`` publishes a command (JSON object) to a device."""
+def create_app(
+    cfg: FleetConfig,
+    store: FleetStore,
+    send: SendCommand,
+    *,
+    poll: float = 1.0,
+    registry: CollectorRegistry | None = None,
+    throttle: LoginThrottle | None = None,
+) -> Starlette:
+    """The console app; ``send(device, command)`` publishes a command (JSON object) to a device.
+
+    ``registry``: where the console's counters go (the fleet's, served on its ``/metrics``).
+    """
     web = cfg.web
     sessions = Sessions(web.session_hours)
+    throttle = throttle or LoginThrottle()
+    registry = registry if registry is not None else CollectorRegistry()
+    login_failures = Counter(
+        "edge_fleet_login_failures",
+        "Console log-ins refused: reason=password (wrong user or password) or locked (back-off, answered 429)",
+        ["reason"],
+        registry=registry,
+    )
+    for reason in ("password", "locked"):
+        login_failures.labels(reason)
     header_key = secrets.token_bytes(32)  # CSRF tokens for header-authenticated users
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     secret = cfg.commands.secret.get_secret_value() if cfg.commands.secret else None
@@ -70,11 +107,17 @@ def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: 
 
     # --- pages ----------------------------------------------------------------------------------
 
-    async def login_page(request: Request) -> Response:
+    def login_form(request: Request, error: str | None, status: int = 200, retry: int = 0) -> Response:
         pre = request.cookies.get(COOKIE + "_pre") or secrets.token_urlsafe(16)
-        resp = templates.TemplateResponse(request, "login.html", {"csrf": pre, "error": request.query_params.get("e")})
+        ctx = {"csrf": pre, "error": error, "retry": retry}
+        resp = templates.TemplateResponse(request, "login.html", ctx, status_code=status)
         resp.set_cookie(COOKIE + "_pre", pre, httponly=True, samesite="strict", secure=web.secure_cookie)
+        if retry:
+            resp.headers["Retry-After"] = str(retry)
         return resp
+
+    async def login_page(request: Request) -> Response:
+        return login_form(request, request.query_params.get("e"))
 
     async def login(request: Request) -> Response:
         form = await request.form()
@@ -82,10 +125,20 @@ def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: 
         if not pre or not hmac.compare_digest(str(form.get("csrf") or ""), pre):
             return RedirectResponse("/login?e=expired", status_code=303)
         user, password = str(form.get("username") or ""), str(form.get("password") or "")
+        address = request.client.host if request.client else "?"
+        wait = throttle.retry_after(user, address)
+        if wait:  # locked: the password is not even checked
+            login_failures.labels("locked").inc()
+            return login_form(request, "locked", 429, wait)
         stored = web.users.get(user)
         ok = await asyncio.to_thread(verify_password, password, stored or "scrypt$16384$8$1$00$00")
         if stored is None or not ok:
+            login_failures.labels("password").inc()
+            locked = throttle.failed(user, address)
+            if locked:  # the address only: a user field may hold a mistyped password
+                log.warning("console log-in failed again from %s: locked for %d s", address, locked)
             return RedirectResponse("/login?e=wrong", status_code=303)
+        throttle.succeeded(user)
         token, _s = sessions.create(user)
         resp = RedirectResponse("/", status_code=303)
         resp.set_cookie(
@@ -113,6 +166,8 @@ def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: 
     # --- read API -------------------------------------------------------------------------------
 
     def api(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        """A JSON read endpoint: session required, ValueError -> 400 with its message."""
+
         async def wrapped(request: Request) -> Response:
             if session_of(request) is None:
                 return denied()
@@ -124,60 +179,36 @@ def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: 
 
         return wrapped
 
-    def time_arg(request: Request, name: str) -> float | None:
-        v = request.query_params.get(name)
-        if not v:
-            return None
-        try:
-            return float(v)
-        except ValueError:
-            t = epoch(v if ("Z" in v or "+" in v[10:]) else v + "Z")
-            if t is None:
-                raise ValueError(f"{name}: not a time ({v!r}); use ISO 8601 or epoch seconds") from None
-            return t
-
     def get_summary(_r: Request) -> Any:
         return store.summary()
 
     def get_devices(_r: Request) -> Any:
         now = time.time()
-        out = []
-        for d in store.devices():
-            st = d["stats"] or {}
-            cams = st.get("cameras") or {}
-            out.append(
-                {
-                    "device": d["device"], "status": d["status"] or "?",
-                    "last_seen": d["last_seen"], "ago": None if d["last_seen"] is None else round(now - d["last_seen"]),
-                    "cameras": len(cams), "cameras_up": sum(1 for c in cams.values() if c.get("up")),
-                    "outbox": (st.get("outbox") or {}).get("depth"),
-                    "outbox_age": (st.get("outbox") or {}).get("oldest_age"),
-                    "open": st.get("open"),
-                }
-            )  # fmt: skip
-        return out
+        return [device_view(d, now) for d in store.devices()]
 
     def get_visits(r: Request) -> Any:
         q = r.query_params
         rows = store.visits(
-            device=q.get("device") or None, since=time_arg(r, "since"), until=time_arg(r, "until"),
+            device=q.get("device") or None, since=time_arg(q, "since"), until=time_arg(q, "until"),
             plate=q.get("plate") or None, vtype=q.get("type") or None, origin=q.get("origin") or None,
-            limit=min(int(q.get("limit") or 200), 2000),
+            limit=limit_arg(q, 200),
         )  # fmt: skip
         snaps = store.visit_snapshots(rows)
         for v in rows:
             v["snapshot"] = snaps.get(v["id"])
+            v["origin_kind"] = "device" if v["origin"] == v["device"] else "fleet"
             v["time_in_iso"], v["time_out_iso"] = export.iso(v["time_in"]), export.iso(v["time_out"])
         return rows
 
     def get_anomalies(r: Request) -> Any:
-        rows = store.anomalies(open_only=r.query_params.get("open") == "1", limit=500)
+        q = r.query_params
+        rows = store.anomalies(open_only=q.get("open") == "1", limit=limit_arg(q, 500))
         for a in rows:
             a["raised_iso"] = export.iso(a["raised"])
         return rows
 
-    def get_commands(_r: Request) -> Any:
-        return [{**c, "body": json.loads(c["body"])} for c in store.commands(30)]
+    def get_commands(r: Request) -> Any:
+        return [{**c, "body": json.loads(c["body"])} for c in store.commands(limit_arg(r.query_params, 30))]
 
     async def snapshot(request: Request) -> Response:
         if session_of(request) is None:
@@ -194,7 +225,7 @@ def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: 
         if what not in ("visits", "anomalies") or fmt not in ("csv", "json"):
             return PlainTextResponse("unknown export", status_code=404)
         try:
-            since, until = time_arg(request, "since"), time_arg(request, "until")
+            since, until = time_arg(request.query_params, "since"), time_arg(request.query_params, "until")
         except ValueError as err:
             return PlainTextResponse(str(err), status_code=400)
         data = await asyncio.to_thread(export.rows, store, what, since, until)
@@ -224,6 +255,8 @@ def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: 
     # --- actions --------------------------------------------------------------------------------
 
     async def command(request: Request, device: str, body: dict[str, Any], s: Session) -> Response:
+        if not DEVICE_NAME.fullmatch(device):  # a stored name that no command topic can carry
+            return JSONResponse({"error": f"device {device[:40]!r} cannot take commands"}, status_code=409)
         cmd_id = uuid.uuid4().hex
         cmd: dict[str, Any] = {"id": cmd_id, **body, "ts": int(time.time())}
         if secret:
@@ -232,26 +265,34 @@ def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: 
         await asyncio.to_thread(send, device, cmd)
         return JSONResponse({"id": cmd_id, "device": device, "sent": cmd})
 
-    async def anomaly_action(request: Request) -> Response:
+    async def acting(request: Request) -> tuple[Session | None, Response | None, str, str]:
+        """(session, refusal, device, id) of an action: session, CSRF token, ``?device=&id=``."""
         s = session_of(request)
         if s is None:
-            return denied()
+            return None, denied(), "", ""
         if not await csrf_ok(request, s):
-            return JSONResponse({"error": "bad CSRF token"}, status_code=403)
+            return None, JSONResponse({"error": "bad CSRF token"}, status_code=403), "", ""
+        device, ident = request.query_params.get("device") or "", request.query_params.get("id") or ""
+        if not device or not ident:
+            return None, JSONResponse({"error": "?device= and ?id= are required"}, status_code=400), "", ""
+        return s, None, device, ident
+
+    async def anomaly_action(request: Request) -> Response:
+        s, refused, device, ident = await acting(request)
+        if s is None:
+            return refused or denied()
         action = request.path_params["action"]
         if action not in ("ack", "resolve"):
             return JSONResponse({"error": "action: ack or resolve"}, status_code=400)
-        a = await asyncio.to_thread(store.anomaly, request.path_params["id"])
+        a = await asyncio.to_thread(store.anomaly, ident, device)
         if a is None:
-            return JSONResponse({"error": "unknown anomaly"}, status_code=404)
+            return JSONResponse({"error": f"no such anomaly at device {device[:40]!r}"}, status_code=404)
         return await command(request, a["origin"], {"cmd": action, "anomaly": a["id"], "by": s.user[:64]}, s)
 
     async def visit_feedback(request: Request) -> Response:
-        s = session_of(request)
+        s, refused, device, ident = await acting(request)
         if s is None:
-            return denied()
-        if not await csrf_ok(request, s):
-            return JSONResponse({"error": "bad CSRF token"}, status_code=403)
+            return refused or denied()
         try:
             data = await request.json()
         except ValueError:
@@ -259,9 +300,9 @@ def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: 
         field, value = str(data.get("field") or ""), str(data.get("value") or "").strip()
         if field not in ("type", "plate", "color") or not value or len(value) > 64:
             return JSONResponse({"error": "field: type, plate or color; value: 1-64 characters"}, status_code=400)
-        v = await asyncio.to_thread(store.visit, request.path_params["id"])
+        v = await asyncio.to_thread(store.visit, ident, device)
         if v is None:
-            return JSONResponse({"error": "unknown visit"}, status_code=404)
+            return JSONResponse({"error": f"no such visit at device {device[:40]!r}"}, status_code=404)
         body: dict[str, Any] = {
             "cmd": "feedback",
             "event": v["evidence"] or v["event_id"],
@@ -286,11 +327,11 @@ def create_app(cfg: FleetConfig, store: FleetStore, send: SendCommand, *, poll: 
         Route("/api/visits", api(get_visits)),
         Route("/api/anomalies", api(get_anomalies)),
         Route("/api/commands", api(get_commands)),
-        Route("/api/anomalies/{id}/{action}", anomaly_action, methods=["POST"]),
-        Route("/api/visits/{id}/feedback", visit_feedback, methods=["POST"]),
+        Route("/api/anomalies/{action}", anomaly_action, methods=["POST"]),
+        Route("/api/visits/feedback", visit_feedback, methods=["POST"]),
         Route("/snapshot/{event_id}.jpg", snapshot),
         Route("/export/{what}.{fmt}", download),
         Route("/stream", stream),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

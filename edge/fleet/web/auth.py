@@ -1,17 +1,26 @@
 """Console log-in: scrypt password hashes (stdlib ``hashlib.scrypt``), in-memory sessions with a
 per-session CSRF token, or a trusted upstream header (``web.auth_header``, e.g. from an SSO proxy).
 
-Hash a password: ``python -m edge.fleet.web.auth`` (asks for it) and put the line in ``web.users``.
+Hash a password with ``edge fleet hash-password`` (or ``python -m edge.fleet.web.auth``): it
+reads the password from stdin when that is not a terminal, else asks twice; put the printed
+line in ``web.users``.
 """
 
 from __future__ import annotations
 
+import argparse
+import getpass
 import hashlib
 import hmac
 import secrets
+import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TextIO
+
+from edge.errors import EdgeError
 
 N, R, P = 2**14, 8, 1  # ~16 MiB, ~50 ms per check: slow for guessing, fine for a log-in
 
@@ -73,7 +82,45 @@ class Sessions:
             self._s.pop(token or "", None)
 
 
-if __name__ == "__main__":  # python -m edge.fleet.web.auth
-    import getpass
+MAX_PASSWORD = 1024  # characters
+HASH_HELP = (
+    "Print a scrypt hash for the fleet config's web.users. The password is read from stdin when "
+    "stdin is not a terminal (its first line), else asked for twice without echo."
+)
 
-    print(hash_password(getpass.getpass("password: ")))
+
+def read_password(stdin: TextIO | None = None, ask: bool | None = None) -> str:
+    """The password to hash: asked twice (no echo) on a terminal, else stdin's first line."""
+    stdin = stdin or sys.stdin
+    try:
+        if ask if ask is not None else stdin.isatty():
+            password = getpass.getpass("password: ")
+            if password != getpass.getpass("again: "):
+                raise EdgeError("the two passwords differ; nothing printed")
+        else:
+            password = stdin.readline(MAX_PASSWORD + 2).removesuffix("\n").removesuffix("\r")
+    except EOFError:
+        raise EdgeError("no password given (end of input)") from None
+    if not password:
+        raise EdgeError("empty password: type one, or pipe it into stdin")
+    if len(password) > MAX_PASSWORD:
+        raise EdgeError(f"password longer than {MAX_PASSWORD} characters")
+    return password
+
+
+def hash_password_main(argv: Sequence[str] | None = None, prog: str = "edge fleet hash-password") -> int:
+    """``edge fleet hash-password`` / ``python -m edge.fleet.web.auth``: print a hash of a password."""
+    argparse.ArgumentParser(prog=prog, description=HASH_HELP).parse_args(argv)
+    try:
+        print(hash_password(read_password()))
+    except EdgeError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # python -m edge.fleet.web.auth: same as edge fleet hash-password
+    sys.exit(hash_password_main(prog="python -m edge.fleet.web.auth"))

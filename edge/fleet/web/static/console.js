@@ -1,5 +1,6 @@
 // edge fleet console: fetches JSON from /api/*, re-fetches when /stream reports a change.
-// Device data is only ever inserted with textContent (never as HTML).
+// Device data is only ever inserted with textContent (never as HTML), and ids reach URLs only as
+// encoded query parameters (a path segment cannot carry every id: "..", "/", "?").
 "use strict";
 const CSRF = document.querySelector('meta[name="csrf"]').content;
 const $ = (s) => document.querySelector(s);
@@ -19,7 +20,7 @@ function row(cells) {
 function wrap(node) { const td = document.createElement("td"); td.appendChild(node); return td; }
 function fill(id, rows, empty) {
   const tb = $(`#${id} tbody`); tb.replaceChildren();
-  if (!rows.length) { const tr = document.createElement("tr"); const td = el("td", empty, "empty"); td.colSpan = 10; tr.appendChild(td); tb.appendChild(tr); }
+  if (!rows.length) { const tr = document.createElement("tr"); const td = el("td", empty, "empty"); td.colSpan = 12; tr.appendChild(td); tb.appendChild(tr); }
   for (const r of rows) tb.appendChild(r);
 }
 async function get(url) {
@@ -32,6 +33,7 @@ async function post(url, body) {
     headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF }, body: JSON.stringify(body || {}) });
   return r.json();
 }
+const target = (what, device, id) => `${what}?${new URLSearchParams({ device: String(device), id: String(id) })}`;
 function toast(text) { const t = $("#toast"); t.textContent = text; t.style.display = "block"; clearTimeout(toast.h); toast.h = setTimeout(() => (t.style.display = "none"), 8000); }
 
 function filterQuery() {
@@ -67,7 +69,7 @@ async function loadAnomalies() {
   }), "no open anomaly");
 }
 async function act_(a, action) {
-  const r = await post(`/api/anomalies/${a.id}/${action}`);
+  const r = await post(target(`/api/anomalies/${action}`, a.device, a.id));
   if (r.error) return toast(`refused: ${r.error}`);
   toast(`${action} sent to ${r.device}; waiting for its reply…`);
   waitReply(r.id);
@@ -77,17 +79,22 @@ async function loadVisits() {
   $("#csv").href = "/export/visits.csv?" + q; $("#json").href = "/export/visits.json?" + q;
   const vs = await get("/api/visits?" + q);
   fill("visits", vs.map((v) => {
-    const snap = v.snapshot ? (() => { const i = el("img", null, "snap"); i.src = `/snapshot/${v.snapshot}.jpg`; i.alt = "snapshot"; return i; })() : el("span", "–", "muted");
+    const snap = v.snapshot ? (() => { const i = el("img", null, "snap"); i.src = `/snapshot/${encodeURIComponent(v.snapshot)}.jpg`; i.alt = "snapshot"; return i; })() : el("span", "–", "muted");
     const b = el("button", "Report incorrect type/plate"); b.dataset.visit = v.id; b.onclick = () => feedback(v);
     const cam = (c) => String(c).split("/").pop(); // fleet-engine cameras are "device/camera"
-    return row([fmt(v.time_in), fmt(v.time_out), v.entry_camera ? `${v.device}: ${cam(v.entry_camera)}` : v.device,
-      v.exit_camera ? `${v.exit_device}: ${cam(v.exit_camera)}` : "", v.status, v.vtype || "", v.plate || "", v.origin, snap, b]);
+    // origin: whose rule engine made the row shown; "+ ..." the other engines that saw the same visit
+    const kinds = [v.origin_kind, ...(v.also || []).map((o) => (o === v.device ? "device" : "fleet"))];
+    const origin = el("span", [...new Set(kinds)].join(" + "), `origin-${v.origin_kind}`);
+    origin.title = [v.origin, ...(v.also || [])].join(", ");
+    return row([v.entry_camera ? `${v.device}: ${cam(v.entry_camera)}` : v.device, v.road_in || "", fmt(v.time_in),
+      v.exit_camera ? `${v.exit_device}: ${cam(v.exit_camera)}` : "", v.road_out || "", fmt(v.time_out),
+      v.vtype || "", v.plate || "", v.status, origin, snap, b]);
   }), "no visit matches");
 }
 async function loadCommands() {
   const cs = await get("/api/commands");
   fill("commands", cs.map((c) => {
-    const b = c.body; const what = b.cmd === "feedback" ? `feedback ${b.field} = ${b.value}` : `${b.cmd} ${b.anomaly.slice(0, 8)}`;
+    const b = c.body; const what = b.cmd === "feedback" ? `feedback ${b.field} = ${b.value}` : `${b.cmd} ${String(b.anomaly ?? "").slice(0, 8)}`;
     const rep = c.reply ? el("span", replyText(c.reply), c.reply.ok ? "ok" : "bad") : el("span", "waiting…", "muted");
     if (c.reply) rep.title = JSON.stringify(c.reply);
     return row([fmt(c.sent), c.user, c.device, what, rep]);
@@ -99,7 +106,7 @@ function feedback(v) {
   $("#fb-value").value = "";
   d.onclose = async () => {
     if (d.returnValue !== "ok") return;
-    const r = await post(`/api/visits/${v.id}/feedback`, { field: $("#fb-field").value, value: $("#fb-value").value });
+    const r = await post(target("/api/visits/feedback", v.device, v.id), { field: $("#fb-field").value, value: $("#fb-value").value });
     if (r.error) return toast(`refused: ${r.error}`);
     toast(`correction sent to ${r.device}; waiting for its reply…`);
     waitReply(r.id);
