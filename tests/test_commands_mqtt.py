@@ -54,14 +54,15 @@ def replies(collector: MqttCollector) -> list[dict[str, Any]]:
     return [json.loads(m.payload) for m in collector.matching("/cmd/reply")]
 
 
-def wait_reply(collector: MqttCollector, cmd_id: Any, timeout: float = 20) -> dict[str, Any]:
-    def has(ms: list[Received]) -> bool:
-        return any(m.topic == REPLY and json.loads(m.payload).get("id") == cmd_id for m in ms)
+def wait_reply(collector: MqttCollector, cmd_id: Any, timeout: float = 20, nth: int = 1) -> dict[str, Any]:
+    """The ``nth`` reply to ``cmd_id`` (the last one seen if more arrived)."""
 
-    got = collector.wait_for(has, timeout)
-    found = [json.loads(m.payload) for m in got if m.topic == REPLY and json.loads(m.payload).get("id") == cmd_id]
-    assert found, f"no reply to {cmd_id!r}"
-    return found[-1]
+    def found(ms: list[Received]) -> list[dict[str, Any]]:
+        return [r for r in (json.loads(m.payload) for m in ms if m.topic == REPLY) if r.get("id") == cmd_id]
+
+    got = found(collector.wait_for(lambda ms: len(found(ms)) >= nth, timeout))
+    assert len(got) >= nth, f"no reply {nth} to {cmd_id!r}"
+    return got[-1]
 
 
 def wait_answering(op: Operator, collector: MqttCollector, secret: str | None = None) -> int:

@@ -55,6 +55,29 @@ def pipeline_factory(name: str, cc: CameraConfig, app: AppConfig) -> FakePipelin
     return FakePipeline(name, cc, app)
 
 
+class Device:
+    """``edge.app.run`` on the config file ``path`` with fake cameras and pipelines, in a thread;
+    a context manager (stops it and checks it ended)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=run,
+            args=(load_config(path), self.stop),
+            kwargs={"config_path": str(path), "camera_factory": camera_factory, "pipeline_factory": pipeline_factory},
+        )
+
+    def __enter__(self) -> Device:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the device did not stop"
+
+
 class Operator:
     """Publishes update commands and waits for their replies and for status changes."""
 
@@ -222,35 +245,6 @@ def test_remote_update_refused_applied_and_rolled_back(
         t.join(30)
         op.close()
     assert not t.is_alive()
-
-
-def test_model_update_sets_detector_and_reports_model_version(
-    tmp_path: Path, broker: Broker, mqtt_collector: MqttCollector
-) -> None:
-    key = write_key(tmp_path / "update.pub")
-    path = tmp_path / "edge.yaml"
-    path.write_text(yaml.safe_dump(device_config(tmp_path, broker, "rtsp://cam/gate", free_port())))
-    stop = threading.Event()
-    t = threading.Thread(
-        target=run,
-        args=(load_config(path), stop),
-        kwargs={"config_path": str(path), "camera_factory": camera_factory, "pipeline_factory": pipeline_factory},
-    )
-    t.start()
-    op = Operator(broker, mqtt_collector, key)
-    try:
-        op.status(lambda s: s["state"] == "online")
-        op.ready()
-        ref = {"ref": "yolox-tiny-vehicles", "sha256": "ab" * 32}
-        r = op.send(op.command(kind="model", model=ref, version="m2"))
-        assert r["ok"], r
-        s = op.status(lambda s: s["config_version"] == "m2" and s["update"] == "confirmed")
-        assert s["model_version"] == f"yolox-tiny-vehicles@{'ab' * 32}"
-        assert load_config(path).cameras["gate"].detect.model == "yolox-tiny-vehicles"
-    finally:
-        stop.set()
-        t.join(30)
-        op.close()
 
 
 def test_operator_tool_keygen_and_sign_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from edge.commands.schema import COMMANDS, AnomalyCommand, FeedbackCommand, parse_command
+from edge.commands.schema import COMMANDS, AnomalyCommand, FeedbackCommand, parse_command, short_repr
 from edge.commands.signing import ReplayGuard, Unauthorized, verify
 from edge.config import CommandsConfig
 from edge.events.schema import Event
@@ -87,7 +87,8 @@ class CommandHandler:
         self.engine, self.bus, self.clock = engine, bus, clock
         self.reply_topic = topics.cmd("reply")
         self._secret = cfg.secret.get_secret_value().encode("utf-8") if cfg.secret is not None else None
-        self._guard = ReplayGuard(store.path, cfg.max_age_s) if self._secret is not None else None
+        window = cfg.max_age_s + cfg.max_clock_skew_s  # every id for as long as its ts is accepted
+        self._guard = ReplayGuard(store.path, window) if self._secret is not None else None
         self.ok = self.invalid = self.unknown = self.oversized = 0
         self.unauthorized = self.failed = self.busy = 0
         self._count_lock = threading.Lock()
@@ -156,15 +157,8 @@ class CommandHandler:
         try:
             if topic == self.reply_topic:
                 return  # our own answers (the subscription is cmd/#)
-            limit = self.cfg.max_bytes
-            if self.updater is not None and topic == self.update_topic:
-                limit = max(limit, self.max_update_bytes)
-            if len(payload) > limit:
-                self._finish(
-                    "oversized",
-                    _id_from_text(payload[:512]),
-                    f"payload: {len(payload)} bytes (max {limit})",
-                )
+            if len(payload) > self._limit(topic):
+                self._refuse_size(topic, len(payload), payload)
                 return
             try:
                 self._queue.put_nowait(payload)
@@ -172,6 +166,23 @@ class CommandHandler:
                 self._finish("busy", _id_from_text(payload[:512]), "busy: too many commands waiting, send again later")
         except Exception:
             log.exception("command receive failed")
+
+    def on_oversized(self, topic: str, size: int, head: bytes) -> None:
+        """MQTT callback for a message the client discarded unread (above its packet limit):
+        counted and answered like any oversized command; never raises."""
+        try:
+            if topic != self.reply_topic:
+                self._refuse_size(topic, size, head)
+        except Exception:
+            log.exception("command receive failed")
+
+    def _limit(self, topic: str) -> int:
+        if self.updater is not None and topic == self.update_topic:
+            return max(self.cfg.max_bytes, self.max_update_bytes)
+        return self.cfg.max_bytes
+
+    def _refuse_size(self, topic: str, size: int, head: bytes) -> None:
+        self._finish("oversized", _id_from_text(head[:512]), f"payload: {size} bytes (max {self._limit(topic)})")
 
     # -- worker thread -------------------------------------------------------------------------
 
@@ -200,7 +211,7 @@ class CommandHandler:
                 self._authenticate(data)
             if data.get("cmd") not in COMMANDS:
                 raise _Rejected(
-                    "unknown", f"cmd: unknown command {_short(data.get('cmd'))} (expected {', '.join(COMMANDS)})"
+                    "unknown", f"cmd: unknown command {short_repr(data.get('cmd'))} (expected {', '.join(COMMANDS)})"
                 )
             try:
                 command = parse_command(data)
@@ -212,7 +223,7 @@ class CommandHandler:
                 cmd_id = _id_from_text(payload[:512])
             return self._finish(rej.outcome, cmd_id, rej.error)
         except Exception:
-            log.exception("command %s failed", _short(cmd_id))
+            log.exception("command %s failed", short_repr(cmd_id))
             return self._finish("failed", cmd_id, "internal error (see the device log)")
         return self._finish("ok", cmd_id, None, result)
 
@@ -229,7 +240,7 @@ class CommandHandler:
         assert self._secret is not None and self._guard is not None
         now = self.clock()
         try:
-            verify(data, self._secret, now, self.cfg.max_age_s)
+            verify(data, self._secret, now, self.cfg.max_age_s, self.cfg.max_clock_skew_s)
         except Unauthorized as err:
             raise _Rejected("unauthorized", str(err)) from None
         if not isinstance(data.get("id"), str) or not self._guard.first_use(data["id"], now):
@@ -254,7 +265,7 @@ class CommandHandler:
         try:
             events = action(command.anomaly, by=command.by)
         except KeyError:
-            raise _Rejected("failed", f"anomaly: unknown anomaly {_short(command.anomaly)}") from None
+            raise _Rejected("failed", f"anomaly: unknown anomaly {short_repr(command.anomaly)}") from None
         except ValueError as err:
             raise _Rejected("failed", f"anomaly: {err or 'already resolved'}") from None
         for event in events:
@@ -293,7 +304,7 @@ class CommandHandler:
         with self._count_lock:
             setattr(self, outcome, getattr(self, outcome) + 1)
         if outcome != "ok":  # debug: a flood of garbage must not flood the log
-            log.debug("command %s refused (%s): %s", _short(cmd_id), outcome, error)
+            log.debug("command %s refused (%s): %s", short_repr(cmd_id), outcome, error)
         if cmd_id is None:
             return None  # nobody to answer
         reply: dict[str, Any] = {"id": cmd_id, "ok": outcome == "ok"}
@@ -321,9 +332,3 @@ def _id_from_text(payload: bytes) -> str | None:
     """An id found in a payload that is not (valid) JSON, e.g. truncated or oversized."""
     m = _ID_IN_TEXT.search(payload)
     return m.group(1).decode("ascii") if m else None
-
-
-def _short(value: Any) -> str:
-    """A value for an error message or log line, cut short (it came from outside)."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -64,3 +64,9 @@ def describe_error(err: ValidationError) -> str:
         loc = [str(x) for x in e["loc"] if x not in COMMANDS]  # drop the union tag from the path
         parts.append(f"{'.'.join(loc) or 'command'}: {e['msg']}")
     return "; ".join(parts)
+
+
+def short_repr(value: Any) -> str:
+    """A value for an error message or log line, cut short (it came from outside)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -38,6 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.config import MqttConfig
 from edge.errors import ConfigError
+from edge.events.mqtt_limit import LimitedClient, OnOversized
 from edge.events.outbox import Outbox
 from edge.events.topics import OFFLINE, ONLINE, Topics
 
@@ -52,15 +53,19 @@ _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH
 
 _PLAIN_PORT_HINT = "the port does not speak TLS: use the broker's TLS port (often 8883) or drop mqtt.tls*"
 _RESET_HINT = "a TLS port? see the broker log"
+# Incoming packets above this are discarded unread (edge.events.mqtt_limit): the largest command
+# the config allows (update.max_bytes <= 4 MiB) plus room for the topic and headers.
+MAX_PACKET_DEFAULT = 4 * 1024 * 1024 + 64 * 1024
 
 
 class _NotYet(OSError):
     """Raised into paho's reconnect loop while the backoff says "not yet" (not a failure)."""
 
 
-class _Client(mqtt.Client):
-    """paho's client plus what its reconnect loop lacks, through the public ``reconnect()``
-    that loop calls (paho itself keeps retrying every second, see ``reconnect_delay_set``):
+class _Client(LimitedClient):
+    """paho's client (never buffering a packet above its ``max_packet``) plus what its reconnect
+    loop lacks, through the public ``reconnect()`` that loop calls (paho itself keeps retrying
+    every second, see ``reconnect_delay_set``):
 
     - ``edge_may_connect`` decides whether this tick really connects (the publisher's backoff
       and TCP probe); otherwise :class:`_NotYet` is raised, which paho treats as a failed try;
@@ -144,9 +149,13 @@ class MqttPublisher:
         *,
         on_latency: Callable[[float], None] | None = None,
         retained: Sequence[tuple[str, bytes]] = (),
+        max_packet_size: int = MAX_PACKET_DEFAULT,
     ) -> None:
         """``retained``: extra (topic, payload) pairs published retained on every connect
-        (Home Assistant discovery)."""
+        (Home Assistant discovery). Incoming messages above ``max_packet_size`` bytes are
+        discarded as they arrive (see :meth:`subscribe`)."""
+        self.max_packet_size = max_packet_size
+        self._oversized: list[tuple[str, OnOversized]] = []  # (filter, callback)
         self.cfg = cfg
         self.topics = Topics(cfg.topic_prefix, device)
         self.outbox = outbox
@@ -185,6 +194,8 @@ class MqttPublisher:
             clean_session=False,  # persistent session: the broker keeps our state across reconnects
             protocol=mqtt.MQTTv311,
             may_connect=self._may_connect,
+            max_packet=self.max_packet_size,
+            on_oversized=self._on_oversized,
         )
         if cfg.username is not None:
             client.username_pw_set(cfg.username, cfg.password.get_secret_value() if cfg.password else None)
@@ -373,6 +384,14 @@ class MqttPublisher:
                 hint,
             )
 
+    def _on_oversized(self, topic: str, size: int, head: bytes) -> None:
+        """A message discarded unread (too big): tell whoever subscribed for it, else log it."""
+        handlers = [cb for f, cb in self._oversized if mqtt.topic_matches_sub(f, topic)]
+        if not handlers:
+            log.warning("MQTT: dropped a %d byte message on %s (max %d)", size, topic, self.max_packet_size)
+        for cb in handlers:
+            cb(topic, size, head)
+
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self._acks.put(mid)  # no locks here: paho holds its message lock while calling us
         self._wake.set()
@@ -457,9 +476,19 @@ class MqttPublisher:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def subscribe(self, topic_filter: str, callback: Callable[[str, bytes], None], qos: int = 1) -> None:
+    def subscribe(
+        self,
+        topic_filter: str,
+        callback: Callable[[str, bytes], None],
+        qos: int = 1,
+        on_oversized: OnOversized | None = None,
+    ) -> None:
         """Call ``callback(topic, payload)`` for messages matching ``topic_filter`` (subscribed again
-        on every connect). It runs on paho's network thread: keep it short; what it raises is logged."""
+        on every connect). It runs on paho's network thread: keep it short; what it raises is logged.
+        A message above ``max_packet_size`` never reaches ``callback``: it is discarded unread and
+        ``on_oversized(topic, size, first bytes of the payload)`` is called instead."""
+        if on_oversized is not None:
+            self._oversized.append((topic_filter, on_oversized))
 
         def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
             try:

@@ -2,7 +2,7 @@
 
 ``python -m edge.update keygen update.key update.pub``
 ``python -m edge.update sign --key update.key --device edge-1 --config new.yaml --version 2026-11-22.1``
-``python -m edge.update sign --key update.key --device edge-1 --model yolox-tiny-vehicles --sha256 HEX``
+``python -m edge.update sign --key update.key --device edge-1 --model yolox-nano-coco --sha256 HEX``
 
 ``sign`` prints the command JSON; publish it (QoS 1) on ``<prefix>/<device>/cmd/update`` and read
 the answer on ``<prefix>/<device>/cmd/reply`` (docs/fleet.md).
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     what = sg.add_mutually_exclusive_group(required=True)
     what.add_argument("--config", help="the new config file (YAML)")
     what.add_argument("--model", help="model reference for detect.model (kind model)")
-    sg.add_argument("--sha256", help="with --model: the model's sha256, reported as its version")
+    sg.add_argument("--sha256", help="with --model: sha256 of the model's entry file (the device checks it)")
     sg.add_argument("--field", default="model", help="with --model: model, attributes_model or classifier_model")
     sg.add_argument("--camera", action="append", help="with --model: only these cameras (default all)")
     sg.add_argument("--version", help="version label shown in the status (default: content hash)")

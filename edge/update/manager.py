@@ -11,7 +11,13 @@ is on disk: a process that comes back after the health deadline rolls back befor
 
 Files (``update.state_dir``, default ``.<config name>.update/`` beside the config):
 ``previous.yaml`` (the config before the last update), ``state.json`` (version labels, the
-pending update and its deadline, the last result), ``replay.sqlite3`` (update ids seen).
+pending update and its deadline, the last result, ``newest_ts``), ``replay.sqlite3`` (update ids seen).
+
+Replays: an update is accepted while its signed ``ts`` lies within ``max_age_s`` before and
+``max_clock_skew_s`` after the device clock; its id is remembered for that whole window; and its
+``ts`` must be newer than that of the last update applied (``newest_ts``, fsynced with the
+pending state), so an older signed update sent again after a newer one cannot roll the device
+back, not even after a restart.
 """
 
 from __future__ import annotations
@@ -28,17 +34,18 @@ from typing import Any
 
 import yaml
 
-from edge.commands.signing import ReplayGuard
-from edge.config import AppConfig, load_config
+from edge.commands.schema import short_repr
+from edge.commands.signing import ReplayGuard, Unauthorized, check_fresh
+from edge.config import AppConfig, load_config, load_yaml
 from edge.errors import ConfigError
+from edge.update.models import ModelRefused, ModelUse, models_in, verify
+from edge.update.schema import ModelRef, UpdateCommand, parse_update
 from edge.update.signing import BadSignature, load_public_keys, verify_update
 
 log = logging.getLogger("edge.update")
 
 # every update command and every health decision ends in one of these (edge_update_results_total)
 RESULTS: tuple[str, ...] = ("applied", "confirmed", "rolled_back", "unauthorized", "replayed", "invalid", "refused")
-_KINDS = ("config", "model")
-_MODEL_FIELDS = ("model", "attributes_model", "classifier_model")
 
 
 class UpdateRefused(Exception):
@@ -70,6 +77,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def _iso(ts: float) -> str:
+    """Epoch seconds as UTC ISO 8601 (for replies)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _one_line(text: str) -> str:
+    """A multi-line ConfigError (``config: 2 problem(s)`` then one line each) as one reply line."""
+    head, *rest = [ln.strip() for ln in text.splitlines() if ln.strip()] or [""]
+    return (f"{head}: {'; '.join(rest)}" if rest else head)[:1000]
+
+
 class UpdateManager:
     """One per process (outlives ``run()`` restarts). Thread-safe."""
 
@@ -83,11 +101,13 @@ class UpdateManager:
         self.prev = self.dir / "previous.yaml"
         self.state_file = self.dir / "state.json"
         self.keys = load_public_keys(self.cfg.public_keys)
-        self.guard = ReplayGuard(self.dir / "replay.sqlite3", self.cfg.max_age_s)
+        # every id for as long as its ts is accepted (max_age_s back, max_clock_skew_s ahead)
+        self.guard = ReplayGuard(self.dir / "replay.sqlite3", self.cfg.max_age_s + self.cfg.max_clock_skew_s)
         self.counts = dict.fromkeys(RESULTS, 0)
         self.restart_requested = threading.Event()
         self._lock = threading.RLock()
-        self.state: dict[str, Any] = {"labels": {}, "models": {}, "pending": None, "last": None}
+        self.state: dict[str, Any] = {"labels": {}, "models": {}, "pending": None, "last": None, "newest_ts": None}
+        self._held: list[Any] = []  # models verified for the pending update (loaded once, kept for run())
         if self.state_file.exists():
             try:
                 self.state.update(json.loads(self.state_file.read_text()))
@@ -137,8 +157,12 @@ class UpdateManager:
             return self._handle(data)
         except UpdateRefused as err:
             self._count(err.result)
-            log.warning("update %r refused (%s): %s", data.get("id"), err.result, err.error)
+            log.warning("update %r refused (%s): %s", short_repr(data.get("id")), err.result, err.error)
             raise
+        except Exception:  # a bug must still answer, and be counted, like any refusal
+            log.exception("update %r failed", short_repr(data.get("id")))
+            self._count("refused")
+            raise UpdateRefused("failed", "refused", "update: internal error (see the device log)") from None
 
     def _handle(self, data: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -146,60 +170,67 @@ class UpdateManager:
         except BadSignature as err:
             raise UpdateRefused("unauthorized", "unauthorized", str(err)) from None
         now = self.clock()
-        ts = data.get("ts")
-        if isinstance(ts, bool) or not isinstance(ts, int | float):
-            raise UpdateRefused("unauthorized", "unauthorized", "ts: signed updates need ts (epoch seconds)")
-        if abs(now - ts) > self.cfg.max_age_s:
-            raise UpdateRefused(
-                "unauthorized", "unauthorized", f"ts: update is {now - ts:.0f} s old (max {self.cfg.max_age_s:.0f} s)"
-            )
+        try:
+            check_fresh(data.get("ts"), now, self.cfg.max_age_s, self.cfg.max_clock_skew_s, "update")
+        except Unauthorized as err:
+            raise UpdateRefused("unauthorized", "unauthorized", str(err)) from None
         if data.get("device") != self.device:
-            raise UpdateRefused("unauthorized", "refused", f"device: update is for {data.get('device')!r}")
+            raise UpdateRefused("unauthorized", "refused", f"device: update is for {short_repr(data.get('device'))}")
         uid = data.get("id")
         if not isinstance(uid, str) or not self.guard.first_use(uid, now):
             raise UpdateRefused("unauthorized", "replayed", "id: already used (replayed update)")
-        kind = data.get("kind")
-        if kind not in _KINDS:
-            raise UpdateRefused("invalid", "invalid", f"kind: expected one of {', '.join(_KINDS)}")
-        version = data.get("version")
-        if version is not None and (not isinstance(version, str) or not 0 < len(version) <= 64):
-            raise UpdateRefused("invalid", "invalid", "version: a string of 1 to 64 characters")
+        newest = self.state.get("newest_ts")
+        if isinstance(newest, int | float) and data["ts"] <= newest:
+            raise UpdateRefused(
+                "unauthorized",
+                "replayed",
+                f"ts: update signed at {_iso(data['ts'])} is not newer than the last update applied "
+                f"(signed at {_iso(newest)}); sign a new one",
+            )
+        try:
+            cmd = parse_update(data)
+        except ValueError as err:
+            raise UpdateRefused("invalid", "invalid", str(err)[:1000]) from None
         with self._lock:
-            if self.state.get("pending") or self.restart_requested.is_set():
-                raise UpdateRefused("failed", "refused", "busy: the previous update is still being health-checked")
+            self._not_busy()
             current = self.path.read_bytes()
-            text = self._new_text(kind, data, current)
-            self._validate(text)
-            return self._apply(text.encode("utf-8"), current, uid, version, data)
+            text = self._new_text(cmd, current)
+            new = self._validate(text)
+        # models are pulled and loaded outside the lock: the main loop's health poll must not wait
+        held, sums = self._verify_models(cmd, new)
+        with self._lock:
+            self._not_busy()
+            if self.path.read_bytes() != current:
+                raise UpdateRefused("failed", "refused", "busy: the config changed meanwhile; send the update again")
+            reply = self._apply(text.encode("utf-8"), current, cmd, sums)
+            self._held = held
+            return reply
 
-    def _new_text(self, kind: str, data: dict[str, Any], current: bytes) -> str:
-        if kind == "config":
-            text = data.get("config")
-            if not isinstance(text, str) or not text.strip():
-                raise UpdateRefused("invalid", "invalid", "config: the new configuration as YAML text")
-            return text
-        model = data.get("model")  # {"ref": name, "sha256": hex, "field": detect field, "cameras": [...]}
-        if not isinstance(model, dict) or not isinstance(model.get("ref"), str) or not model["ref"]:
-            raise UpdateRefused("invalid", "invalid", "model: {ref, sha256?, field?, cameras?} expected")
-        field = model.get("field", "model")
-        if field not in _MODEL_FIELDS:
-            raise UpdateRefused("invalid", "invalid", f"model.field: one of {', '.join(_MODEL_FIELDS)}")
-        tree = yaml.safe_load(current.decode("utf-8"))
-        cams = model.get("cameras") or list(tree.get("cameras", {}))
-        for name in cams:
-            cam = tree.get("cameras", {}).get(name)
+    def _not_busy(self) -> None:
+        if self.state.get("pending") or self.restart_requested.is_set():
+            raise UpdateRefused("failed", "refused", "busy: the previous update is still being health-checked")
+
+    def _new_text(self, cmd: UpdateCommand, current: bytes) -> str:
+        if cmd.config is not None:
+            return cmd.config
+        model = cmd.model
+        assert model is not None  # parse_update: kind model has one
+        tree = load_yaml(current.decode("utf-8"))  # the running file: valid, so a mapping with cameras
+        cameras = tree["cameras"]
+        for name in model.cameras or list(cameras):
+            cam = cameras.get(name)
             if not isinstance(cam, dict):
-                raise UpdateRefused("invalid", "invalid", f"model.cameras: no camera {name!r}")
-            cam.setdefault("detect", {})[field] = model["ref"]
+                raise UpdateRefused("invalid", "invalid", f"model.cameras: no camera {name!r} on this device")
+            cam.setdefault("detect", {})[model.field] = model.ref
         return str(yaml.safe_dump(tree, sort_keys=False))
 
-    def _validate(self, text: str) -> None:
+    def _validate(self, text: str) -> AppConfig:
         cand = self.dir / "candidate.yaml"
         cand.write_text(text, encoding="utf-8")
         try:
             new = load_config(cand)
         except ConfigError as err:
-            raise UpdateRefused("invalid", "invalid", f"config: {err}"[:1000]) from None
+            raise UpdateRefused("invalid", "invalid", _one_line(str(err).replace(str(cand), "config"))) from None
         finally:
             cand.unlink(missing_ok=True)
         if new.device_id != self.device:
@@ -210,17 +241,37 @@ class UpdateManager:
             load_public_keys(new.update.public_keys)
         except ValueError as err:
             raise UpdateRefused("invalid", "invalid", f"config: {err}") from None
+        return new
 
-    def _apply(self, new: bytes, current: bytes, uid: str, version: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    def _verify_models(self, cmd: UpdateCommand, new: AppConfig) -> tuple[list[Any], dict[str, str]]:
+        """The models the new config would start: a model update's own reference (always, with
+        its signed sha256), and those a config update adds to what runs now."""
+        if cmd.model is not None:
+            m: ModelRef = cmd.model
+            uses = [ModelUse(m.ref, m.field, "model.ref", m.sha256)]
+        else:
+            try:
+                running = set(models_in(load_config(self.path)))
+            except ConfigError:  # the running file no longer loads (environment): check them all
+                running = set()
+            uses = [use for name, use in models_in(new).items() if name not in running]
+        try:
+            return verify(new, uses)
+        except ModelRefused as err:
+            raise UpdateRefused("invalid", "invalid", str(err)) from None
+
+    def _apply(self, new: bytes, current: bytes, cmd: UpdateCommand, sums: dict[str, str]) -> dict[str, Any]:
         old = self.info()
         sha = sha12(new)
-        label = version or sha
+        label = cmd.version or sha
+        uid = cmd.id
         atomic_write(self.prev, current)  # keep the previous config first: a crash now changes nothing
         atomic_write(self.path, new)
         self.state["labels"][sha] = label
-        if data.get("kind") == "model":
-            m = data["model"]
-            self.state["models"][sha] = f"{m['ref']}@{m['sha256']}" if m.get("sha256") else m["ref"]
+        newest = self.state.get("newest_ts")
+        self.state["newest_ts"] = cmd.ts if not isinstance(newest, int | float) else max(newest, cmd.ts)
+        if cmd.model is not None:  # the sha256 verified on disk (equal to the signed one when given)
+            self.state["models"][sha] = f"{cmd.model.ref}@{sums[cmd.model.ref]}"
         else:
             self.state["models"].setdefault(sha, self.state["models"].get(old["config_sha256"], ""))
         self.state["pending"] = {
@@ -257,6 +308,7 @@ class UpdateManager:
                 self.state["pending"] = None
                 self._save()
                 self.counts["confirmed"] += 1
+                self._held = []  # the new run() holds its models now
                 log.warning("update %s confirmed: cameras up %.1f s after applying", pending["version"], took)
             elif self.clock() > pending["deadline"]:
                 down = sorted(n for n, up in cameras_up.items() if not up)
@@ -298,6 +350,7 @@ class UpdateManager:
             self.state["pending"] = None
             self._save()
             self.counts["rolled_back"] += 1
+            self._held = []
             self.restart_requested.set()
         log.error("update %s rolled back to %s: %s", pending.get("version"), pending.get("previous"), reason)
 
