@@ -161,9 +161,26 @@ class _StatsCollector(Collector):
             yield _gauge("edge_outbox_budget_bytes", "Outbox disk budget", st.max_bytes)
             yield _gauge("edge_outbox_disk_bytes", "Outbox files on disk (db + WAL + shm)", st.disk_bytes)
             yield _gauge("edge_outbox_oldest_age_seconds", "Age of the oldest waiting message", st.oldest_age())
-            c = CounterMetricFamily("edge_outbox_dropped", "Messages dropped because the outbox was full")
-            c.add_metric([], st.dropped)
+            unwritable = _num(st, "dropped_unwritable")
+            c = CounterMetricFamily(
+                "edge_outbox_dropped",
+                "Messages dropped: reason budget = outbox.max_bytes full, unwritable = the outbox file "
+                "cannot be written and more than outbox.memory_max_bytes waited in memory",
+                labels=["reason"],
+            )
+            c.add_metric(["budget"], st.dropped - unwritable)
+            c.add_metric(["unwritable"], unwritable)  # both exported from the start: increase() sees the first drop
             yield c
+            yield _gauge(
+                "edge_outbox_memory_messages",
+                "Messages held in memory because the outbox file cannot be written",
+                _num(st, "memory_depth"),
+            )
+            yield _gauge(
+                "edge_outbox_writable",
+                "0 while the outbox file cannot be written (disk full, I/O error, read-only)",
+                0.0 if getattr(st, "write_error", None) else 1.0,
+            )
         pub = m.publisher
         if pub is not None:
             yield _gauge("edge_mqtt_connected", "1 while connected to the MQTT broker", 1.0 if pub.connected else 0.0)
@@ -289,13 +306,16 @@ class HealthCheck:
        more than ``camera_grace`` seconds, counted from start or from the last check that saw
        one up;
     3. MQTT is configured, the broker is **disconnected**, and the oldest message waiting in the
-       outbox is older than ``backlog_max_age`` seconds (events pile up undelivered).
+       outbox is older than ``backlog_max_age`` seconds (events pile up undelivered);
+    4. the outbox file cannot be written (disk full, I/O error, read-only): new events wait in
+       memory, and beyond its bound they are dropped.
 
     Healthy (HTTP 200) otherwise: some cameras down while another works (listed per camera), a
     disconnected broker with an empty or young backlog (a broker restart), a connected broker
     draining an old backlog, and the first ``camera_grace`` seconds after start. The body always
     reports cameras (name -> up), ``cameras_up``, ``mqtt`` (connected, last_error) and ``outbox``
-    (depth, oldest_age, dropped). Call it from one thread at a time (the HTTP server does).
+    (depth, oldest_age, dropped, in_memory, write_error). Call it from one thread at a time (the
+    HTTP server does).
     """
 
     CAMERA_GRACE = 60.0
@@ -338,6 +358,15 @@ class HealthCheck:
         if outbox is not None:
             st = outbox.stats()
             box = {"depth": st.depth, "oldest_age": round(st.oldest_age(), 1), "dropped": st.dropped}
+            write_error = getattr(st, "write_error", None)
+            box["in_memory"], box["write_error"] = int(_num(st, "memory_depth")), write_error
+            if write_error:
+                since = getattr(st, "unwritable_since", None)
+                lasted = f" for {max(0.0, time.time() - since):.0f} s" if since else ""
+                problems.append(
+                    f"outbox cannot be written{lasted}: {write_error}; {box['in_memory']} event(s) held in memory, "
+                    f"{int(_num(st, 'dropped_unwritable'))} dropped"
+                )
             if mqtt is not None and not mqtt["connected"] and st.depth and st.oldest_age() > self.backlog_max_age:
                 cause = f": {mqtt['last_error']}" if mqtt["last_error"] else ""
                 problems.append(

@@ -129,7 +129,7 @@ def test_outbox_over_budget_keeps_running_and_counts(tmp_path: Path, make_broker
     st = pub.outbox.stats()
     assert st.dropped > 0 and st.depth + st.dropped == 600
     text = metrics.render().decode()
-    assert f"edge_outbox_dropped_total {float(st.dropped)}" in text
+    assert f'edge_outbox_dropped_total{{reason="budget"}} {float(st.dropped)}' in text
     assert "edge_mqtt_connected 0.0" in text
     broker.start()
     collector = MqttCollector(broker, client_id="late-sub")  # subscribes before the publisher reconnects?

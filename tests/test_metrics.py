@@ -113,7 +113,7 @@ def test_live_metrics_pass_promtool(live: tuple[Metrics, MetricsServer]) -> None
         "edge_outbox_depth 1.0",
         "edge_outbox_oldest_age_seconds",
         "edge_outbox_disk_bytes ",
-        "edge_outbox_dropped_total 0.0",
+        'edge_outbox_dropped_total{reason="budget"} 0.0',
         "edge_mqtt_connected 1.0",
         "edge_mqtt_publish_seconds_count 1.0",
         'edge_device_temperature_celsius{type="cpu-thermal",zone="thermal_zone0"} 48.312',

@@ -1,6 +1,7 @@
 """Where events go: one small interface (``emit``/``close``) and four implementations.
 
-``MqttSink`` only writes to the durable outbox (fast, never blocks on the network); the
+``MqttSink`` only writes to the durable outbox (fast, never blocks on the network, never raises
+for a full disk: the outbox then keeps the event in memory and counts what it must drop); the
 publisher drains it. ``FanOut`` isolates sinks from each other: a full disk under the JSONL
 file must not stop MQTT delivery, and the other way round.
 """

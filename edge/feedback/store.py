@@ -7,11 +7,17 @@
 
 Writes happen on camera threads (events, snapshots) and the command worker (feedback); one
 connection behind a lock keeps that simple, WAL keeps readers (``edge feedback export``) apart.
+
+Recording events and snapshots is a convenience for later look-ups: when the file cannot be
+written (disk full, I/O error, read-only) they are skipped and counted (``write_errors``), with
+one log line at most once a minute - never a traceback per event. Corrections (``add_feedback``)
+still raise, so the operator's command is answered with the error.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -20,6 +26,9 @@ from typing import Any
 
 from edge.config import AppConfig
 from edge.events.schema import Event
+from edge.storage_errors import LogThrottle, describe_write_error
+
+log = logging.getLogger("edge.feedback")
 
 _PRUNE_EVERY = 256  # inserts between trims of a bounded table
 
@@ -72,6 +81,21 @@ class FeedbackStore:
         self._db.execute("PRAGMA synchronous=NORMAL").fetchall()
         self._db.executescript(_SCHEMA)
         self._inserts = {"recent_events": 0, "snapshots": 0}
+        self.write_errors = 0  # events and snapshots not recorded because the file cannot be written
+        self._error_log = LogThrottle(60.0)
+
+    def _skip(self, what: str, err: sqlite3.Error) -> None:
+        """Count a record that could not be written; say so once a minute (lock held)."""
+        self.write_errors += 1
+        if self._error_log.due():
+            log.warning(
+                "feedback store %s cannot be written (%s): %s not recorded, %d skipped so far "
+                "(feedback commands cannot refer to them)",
+                self.path,
+                describe_write_error(err),
+                what,
+                self.write_errors,
+            )
 
     def _trim(self, table: str, keep: int) -> None:
         # rowids grow with each insert, so the newest ``keep`` rows are the highest ones
@@ -82,13 +106,18 @@ class FeedbackStore:
     # -- recent events -------------------------------------------------------------------------
 
     def record_event(self, event: Event) -> None:
-        """Remember ``event`` (compact JSON) so a later feedback command can refer to it."""
+        """Remember ``event`` (compact JSON) so a later feedback command can refer to it; skipped
+        (counted, logged once a minute) when the file cannot be written."""
         row = (event.id, event.camera, event.track, event.start, event.to_json())
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO recent_events (id, camera, track, start, json) VALUES (?, ?, ?, ?, ?)", row
-            )
-            self._trim("recent_events", self.recent_max)
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO recent_events (id, camera, track, start, json) VALUES (?, ?, ?, ?, ?)",
+                    row,
+                )
+                self._trim("recent_events", self.recent_max)
+            except sqlite3.OperationalError as err:  # disk full, I/O error, read-only
+                self._skip(f"event {event.id}", err)
 
     def event(self, event_id: str) -> dict[str, Any] | None:
         """A remembered event as a dict, or None if unknown or already forgotten."""
@@ -99,12 +128,16 @@ class FeedbackStore:
     # -- snapshots -----------------------------------------------------------------------------
 
     def put_snapshot(self, event_id: str, jpeg: bytes) -> None:
-        """Keep the crop of event ``event_id``."""
+        """Keep the crop of event ``event_id``; skipped like :meth:`record_event` when the file
+        cannot be written."""
         if self.snapshots_max <= 0:
             return
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO snapshots (event_id, jpeg) VALUES (?, ?)", (event_id, jpeg))
-            self._trim("snapshots", self.snapshots_max)
+            try:
+                self._db.execute("INSERT OR REPLACE INTO snapshots (event_id, jpeg) VALUES (?, ?)", (event_id, jpeg))
+                self._trim("snapshots", self.snapshots_max)
+            except sqlite3.OperationalError as err:
+                self._skip(f"snapshot of {event_id}", err)
 
     def snapshot_for(self, event_id: str) -> bytes | None:
         """The crop of ``event_id``, else the newest crop of the same track (crops are taken at a
