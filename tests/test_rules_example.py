@@ -1,14 +1,20 @@
 """The shipped taxi-rank example (deploy/edge.example.yaml) with simulated time: one after-hours
 truck that leaves by a road it may not take gives one visit with every column an operator's
-table shows, and exactly one After-Hours and one Road anomaly."""
+table shows, and exactly one After-Hours and one Road anomaly; and its state rule names a state
+its classifier really reports, so it fires."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from edge.clock import ManualClock
-from edge.config import load_config
+from edge.config import ModelsConfig, load_config
+from edge.events.schema import Event
+from edge.replay import replay
 from edge.rules import RuleEngine
+from edge.rules.schedule import epoch
 from tests.test_rules_support import at, line, of, plate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,3 +50,28 @@ def test_example_rank_after_hours_wrong_road_visit(monkeypatch) -> None:  # type
     assert "Station Road" in raised["road"].attrs["reason"]
     counts = engine.open_counts()
     assert counts["visits"] == 0 and sum(counts["anomalies"].values()) == 3
+
+
+def test_example_state_rule_fires_on_what_its_classifier_reports(
+    monkeypatch: pytest.MonkeyPatch, model_env: Path, car_video: Path
+) -> None:
+    """Issue 20: the example's ``state_held`` rule named ``no_taxi``, a class the ImageNet model
+    does not have. Now: the exit camera, as configured (its classifier, labels, rate), on the real
+    lot video reports the state the rule names; that state held 20 minutes raises the anomaly."""
+    monkeypatch.setenv("RANK_CAM_PASSWORD", "x")
+    app = load_config(ROOT / "deploy" / "edge.example.yaml")
+    rule = app.rules.rules["empty-rank"]
+    assert rule.kind == "state_held" and rule.cameras == ["rank-exit"]
+    cam = app.cameras["rank-exit"].model_copy(update={"plates": None})  # plates play no part here
+    app = app.model_copy(update={"cameras": {"rank-exit": cam}, "models": ModelsConfig(cache_dir=model_env)})
+    events: list[Event] = []
+    replay(str(car_video), app, "rank-exit", on_event=events.append, show_progress=False, start_time=0.0)
+    states = [e for e in events if e.type == "state" and e.phase == "start"]
+    assert rule.label in {e.label for e in states}, [(e.label, e.ts) for e in states]
+    began = next(e for e in states if e.label == rule.label)
+    engine = RuleEngine(app.rules, store_path=None, clock=ManualClock())
+    assert engine.process(began) == []
+    since = epoch(began.start or began.ts)
+    (a,) = of(engine.tick(since + rule.minutes * 60 + 1), "anomaly", "start")  # type: ignore[union-attr]
+    assert a.camera == "rank-exit" and a.attrs["rule"] == "empty-rank"
+    assert a.attrs["reason"] == "state none held for 20 min on rank-exit (limit 20 min)"

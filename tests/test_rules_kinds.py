@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.events.schema import utc_iso
+from edge.rules.schedule import epoch
 from tests.test_rules_support import at, engine, ev, line, of, plate, state
 
 AFTER_HOURS = {
@@ -89,6 +91,30 @@ def test_overstay_raises_on_tick_and_resolves_when_the_visit_closes() -> None:
     assert end.attrs["state"] == "resolved" and end.attrs["by"] == "auto" and end.attrs["anomaly"] == a.attrs["anomaly"]
 
 
+def test_overstay_waits_for_late_exits_and_never_outlives_the_visit() -> None:
+    """The exit crossing of a track that coasts is reported ``max_age`` s late (at its track end,
+    with the crossing time): the appliance's engine judges ticks that much behind, so a visit that
+    ended before the limit raises nothing, and one that ends after it resolves after the raise."""
+    from edge.clock import ManualClock
+    from edge.config import parse_config
+    from edge.rules import build_processors
+
+    rules = [{"id": "overstay", "kind": "overstay", "max_seconds": 60}]
+    app = parse_config({"cameras": {"gate": {"url": "clip.mp4", "tracker": {"max_age": 2.0}}}, "rules": rules})
+    (eng,) = build_processors(app, ManualClock(0), None, persist=False)
+    t = at("2026-11-23 10:00")
+    out = eng.process(line(t, "in", type="car"))
+    out += eng.tick(t + 61) + eng.tick(t + 62)  # the car left at t + 59.5; its track is still coasting
+    out += eng.process(line(t + 59.5, "out"))
+    assert of(out, "anomaly") == [] and len(of(out, "visit", "end")) == 1
+    out = eng.process(line(t + 100, "in", type="car", track=2))
+    out += eng.tick(t + 163.5) + eng.tick(t + 164.5)
+    (a,) = of(out, "anomaly", "start")
+    out = eng.process(line(t + 162, "out", track=2))
+    (end,) = of(out, "anomaly", "end")
+    assert epoch(a.ts) <= t + 162 <= epoch(end.ts)
+
+
 def test_no_exit_by_deadline() -> None:
     eng = engine([{"id": "home-time", "kind": "no_exit_by", "deadline": "18:00", "days": "mon-fri"}],
                  timezone="Africa/Johannesburg")  # fmt: skip
@@ -143,20 +169,63 @@ def test_occupancy_over_capacity_raises_once_and_resolves_when_it_drops() -> Non
     assert len(of(eng.process(z(2, "end", 2)), "anomaly", "end")) == 1
 
 
-def test_loitering_on_tick_and_from_dwell() -> None:
+def test_loitering_on_sightings_and_from_dwell() -> None:
     eng = engine([{"id": "loiter", "kind": "loitering", "zones": ["kerb"], "max_seconds": 120}])
     t = at("2026-11-23 10:00")
-    eng.process(ev("zone", t, track=1, phase="start", zone="kerb", type="car"))
-    assert eng.tick(t + 120) == []
-    (a,) = of(eng.tick(t + 121), "anomaly", "start")
-    assert a.attrs["reason"] == "car in zone kerb for 121 s (limit 120 s)"
+    eng.process(ev("zone", t, track=1, phase="start", zone="kerb", type="car", zones=["kerb"]))
+    assert eng.tick(t + 121) == []  # the clock alone proves nothing: the car may have gone
+    assert of(eng.process(ev("track", t + 120, track=1, phase="update", type="car", zones=["kerb"])), "anomaly") == []
+    (a,) = of(eng.process(ev("track", t + 125.5, track=1, phase="update", type="car", zones=["kerb"])), "anomaly")
+    assert a.phase == "start" and a.ts == utc_iso(t + 125.5)
+    assert a.attrs["reason"] == "car in zone kerb for 125.5 s (limit 120 s)"
     left = eng.process(ev("zone", t + 200, track=1, phase="end", zone="kerb", dwell=200))
     assert len(of(left, "anomaly", "end")) == 1
-    # no ticks at all: the dwell on leaving still raises (and resolves, the object left)
+    # no sighting in between: the dwell on leaving still raises (and resolves, the object left)
     out = eng.process(ev("zone", t + 300, track=2, phase="start", zone="kerb"))
     out += eng.process(ev("zone", t + 500, track=2, phase="end", zone="kerb", dwell=200))
     assert [e.phase for e in of(out, "anomaly")] == ["start", "end"]
     assert of(eng.process(ev("zone", t, track=3, phase="start", zone="other")), "anomaly") == []
+
+
+def test_loitering_never_counts_coasting_after_the_last_sighting() -> None:
+    """Issue 20: a track coasts ``max_age`` s after its last detection, then its zone end arrives
+    carrying the last-sighting time. Ticks in between must not raise; a stay over the limit is
+    raised at a sighting (never after the object left) and resolved no earlier than raised."""
+    eng = engine([{"id": "loiter", "kind": "loitering", "max_seconds": 2}])
+    t = at("2026-12-07 14:53")
+    seen = dict(phase="update", type="car", zones=["lot"])
+    # car 1: in the zone 1.6 s, then not detected; the pipeline ticks on through its coasting
+    out = eng.process(ev("zone", t, track=1, phase="start", zone="lot", type="car", zones=["lot"]))
+    out += eng.process(ev("track", t + 1.0, track=1, **seen))
+    for dt in (2.5, 3.0, 3.5):
+        out += eng.tick(t + dt)
+    out += eng.process(ev("zone", t + 1.6, track=1, phase="end", zone="lot", dwell=1.6, type="car"))
+    out += eng.process(ev("track", t + 1.6, track=1, phase="end", type="car"))
+    assert of(out, "anomaly") == [], [e.attrs["reason"] for e in of(out, "anomaly")]
+    # car 2: seen in the zone 2.5 s after entering, last seen at 2.64 s, then coasts
+    out = eng.process(ev("zone", t + 10, track=2, phase="start", zone="lot", type="car", zones=["lot"]))
+    out += eng.process(ev("track", t + 11, track=2, **seen)) + eng.tick(t + 11.5)
+    out += eng.process(ev("track", t + 12.5, track=2, **seen))
+    for dt in (13.0, 14.0, 14.6):
+        out += eng.tick(t + dt)
+    out += eng.process(ev("zone", t + 12.64, track=2, phase="end", zone="lot", dwell=2.64, type="car"))
+    out += eng.process(ev("track", t + 12.64, track=2, phase="end", type="car"))
+    raised, resolved = of(out, "anomaly", "start"), of(out, "anomaly", "end")
+    assert len(raised) == len(resolved) == 1
+    assert raised[0].ts == utc_iso(t + 12.5) and resolved[0].ts == utc_iso(t + 12.64)
+    assert raised[0].attrs["reason"] == "car in zone lot for 2.5 s (limit 2 s)"
+
+
+def test_updated_and_resolved_never_carry_a_time_before_raised() -> None:
+    """A late event (the zone end of an occupancy count) cannot date a resolve before the raise."""
+    eng = engine([{"id": "dock-full", "kind": "occupancy", "zone": "dock", "capacity": 1}])
+    t = at("2026-11-23 10:00")
+    out = eng.process(ev("zone", t, track=1, phase="start", zone="dock", occupancy=1))
+    out += eng.process(ev("zone", t + 5, track=2, phase="start", zone="dock", occupancy=2))
+    out += eng.process(ev("zone", t + 3, track=1, phase="end", zone="dock", occupancy=1))  # reported late
+    (a,) = of(out, "anomaly", "start")
+    (end,) = of(out, "anomaly", "end")
+    assert a.ts == utc_iso(t + 5) and end.ts == utc_iso(t + 5)
 
 
 def test_type_not_allowed_in_a_zone_and_on_site() -> None:
@@ -206,7 +275,7 @@ def test_a_loitering_anomaly_left_open_by_a_restart_is_resolved_on_the_next_tick
     eng = engine([rule], store=tmp_path / "r.sqlite3")
     t = at("2026-11-23 10:00")
     eng.process(ev("zone", t, track=1, phase="start", zone="kerb"))
-    assert len(of(eng.tick(t + 11), "anomaly", "start")) == 1
+    assert len(of(eng.process(ev("track", t + 11, track=1, phase="update", zones=["kerb"])), "anomaly", "start")) == 1
     eng.close()
     eng = engine([rule], store=tmp_path / "r.sqlite3")
     (end,) = of(eng.tick(t + 20), "anomaly", "end")

@@ -129,6 +129,7 @@ class AnomalyBook:
         new_event = r.track is None and bool(r.evidence) and r.evidence not in a.evidence
         if not (new_track or new_event or r.reason != a.reason):
             return []
+        at = max(at, a.updated)  # a late event (a track's end) never dates a change before the last one
         if r.track is not None and r.track not in a.tracks:
             a.tracks.append(r.track)
         if r.evidence and r.evidence not in a.evidence:
@@ -152,6 +153,7 @@ class AnomalyBook:
         a = self._get(anomaly_id)
         if a.state == "acked":
             return []
+        at = max(at, a.updated)
         a.state, a.by, a.updated = "acked", by, at
         self._save(a)
         return [a.to_event("update", at)]
@@ -181,6 +183,7 @@ class AnomalyBook:
         raise ValueError("already resolved")
 
     def _resolve(self, a: Anomaly, at: float, by: str) -> list[Event]:
+        at = max(at, a.updated)  # resolved never before raised (or the last update)
         a.state, a.by, a.updated = "resolved", by, at
         del self.by_key[(a.rule, a.subject)]
         self._save(a)

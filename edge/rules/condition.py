@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from edge.rules.config import Condition
+from edge.rules.regex_guard import check_pattern, search
 
 _MISSING = object()
 
@@ -26,7 +27,7 @@ def get_path(data: dict[str, Any], path: str) -> Any:
 
 @lru_cache(maxsize=256)
 def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    return check_pattern(pattern)  # validated when the config loaded; cached here
 
 
 def matches(cond: Condition, data: dict[str, Any]) -> bool:
@@ -66,5 +67,5 @@ def matches(cond: Condition, data: dict[str, Any]) -> bool:
     if op == "regex":
         if not isinstance(v, str):
             raise TypeError(f"regex on {cond.field} needs a string, got {type(v).__name__}")
-        return _regex(str(want)).search(v) is not None
+        return search(_regex(str(want)), v)  # bounded: the first MAX_TEXT characters
     raise ValueError(f"unknown op {op}")

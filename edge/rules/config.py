@@ -8,7 +8,6 @@ an error reads ``rules.rules.after-hours.after_hours.open: ...``.
 
 from __future__ import annotations
 
-import re
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge.rules.regex_guard import check_pattern
 from edge.rules.schedule import WeeklySchedule, parse_days, parse_hours, zone
 
 RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
@@ -173,7 +173,7 @@ class PlateWatchRule(RuleBase):
 
 
 class StateHeldRule(RuleBase):
-    """A frame-classifier state (``no_taxi``) held longer than ``minutes``; resolves when it ends."""
+    """A frame-classifier state (``none``: no class in view) held longer than ``minutes``; resolves when it ends."""
 
     kind: Literal["state_held"]
     label: str
@@ -225,10 +225,7 @@ class Condition(_Strict):
             if self.op in ("in", "not_in") and not isinstance(self.value, list):
                 raise ValueError(f"op {self.op} needs a list value")
             if self.op == "regex":
-                try:
-                    re.compile(str(self.value))
-                except re.error as err:
-                    raise ValueError(f"bad regex {self.value!r}: {err}") from None
+                check_pattern(str(self.value))  # invalid, or one that can backtrack for minutes
         return self
 
 
@@ -309,6 +306,8 @@ class RulesConfig(_Strict):
         rules = data.get("rules") or []
         if isinstance(rules, dict):  # already keyed (model_dump round trip)
             rules = [{**r, "id": k} if isinstance(r, dict) else r for k, r in rules.items()]
+        if not isinstance(rules, list):  # a string is no list of rules (list() made a rule per character)
+            return data
         rules = list(rules)
         if data.get("rules_file"):
             rules += _load_rules_file(Path(data["rules_file"]))

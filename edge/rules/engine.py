@@ -38,7 +38,9 @@ STORE_NAME = "edge-rules.sqlite3"
 class RuleEngine:
     """Visits and anomaly rules over one device's (or many devices') event stream."""
 
-    def __init__(self, cfg: RulesConfig, *, store_path: Path | None, clock: Clock) -> None:
+    def __init__(self, cfg: RulesConfig, *, store_path: Path | None, clock: Clock, settle: float = 0.0) -> None:
+        """``settle``: seconds of event time a tick waits before judging (see :func:`settle_seconds`)."""
+        self.settle = max(0.0, settle)
         self._lock = threading.RLock()
         self.clock = clock
         self.store = Store(store_path)
@@ -75,11 +77,16 @@ class RuleEngine:
             return [e if e.pos is not None else e.model_copy(update={"pos": event.pos}) for e in ctx.out]
 
     def tick(self, now: float) -> list[Event]:
-        """Time-based rules: unresolved visits, overstay, loitering, state_held, deadlines, expiry."""
+        """Time-based rules: unresolved visits, overstay, loitering, state_held, deadlines, expiry.
+
+        They judge the moment ``settle`` s before ``now``: an event about an earlier moment (an
+        exit crossing or a state change reported late) must reach them first, or an overstay would
+        be raised after the vehicle left."""
         with self._lock:
             if now < self._last_tick + TICK_EVERY:
                 return []
             self._last_tick = now
+            now -= self.settle
             ctx = self._context()
             for change in self._guard("visits", self.visits.tick, now) or []:
                 self._visit_changed(change, ctx)
@@ -175,6 +182,21 @@ class RuleEngine:
             return None
 
 
+def settle_seconds(app: AppConfig) -> float:
+    """How late the pipeline may report a moment, in event time: a track's last crossing and zone
+    end come ``tracker.max_age`` after its last sighting, a classifier state change
+    ``classifier_min_frames`` classified frames after it began; plus a second for frame spacing."""
+    late = [0.0]
+    for cam in app.cameras.values():
+        if not cam.enabled:
+            continue
+        late.append(cam.tracker.max_age)
+        d = cam.detect
+        if d.classifier_model:
+            late.append(d.classifier_min_frames / (d.classifier_fps or d.fps))
+    return max(late) + 1.0
+
+
 def build_processors(app: AppConfig, clock: Clock, state_dir: Path | None, *, persist: bool = True) -> list[Processor]:
     """Every event-derived stage an app config asks for: the rule engine (unless
     ``rules.enabled`` is false) and, when a camera runs a frame classifier, screen-time totals.
@@ -187,7 +209,8 @@ def build_processors(app: AppConfig, clock: Clock, state_dir: Path | None, *, pe
     procs: list[Processor] = []
     if app.rules.enabled:
         directory = state_dir if state_dir is not None else Path(app.outbox.path).parent
-        procs.append(RuleEngine(app.rules, store_path=directory / STORE_NAME if persist else None, clock=clock))
+        store = directory / STORE_NAME if persist else None
+        procs.append(RuleEngine(app.rules, store_path=store, clock=clock, settle=settle_seconds(app)))
     if any(c.enabled and c.detect.classifier_model for c in app.cameras.values()):
         procs.append(ScreenTime(app.rules.screentime_period))
     return procs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from edge.events.schema import Event
@@ -12,59 +14,88 @@ from edge.rules.visits import VisitChange
 MAX_TIMERS = 10_000  # zone stays being timed; a bound against leaks from lost end events
 
 
+@dataclass
+class _Stay:
+    """One object's stay in one zone, in event time: when it entered and when it was last seen there."""
+
+    entered: float
+    seen: float
+
+
+def _seconds(s: float) -> str:
+    """``2.6`` / ``121``: rounded down, so a reason never claims a longer stay than was seen."""
+    return f"{math.floor(s * 10) / 10:.1f}".removesuffix(".0")
+
+
 class Loitering(RuleKind[LoiteringRule]):
-    """An object in a zone longer than ``max_seconds`` (tick, or its dwell on leaving)."""
+    """An object seen in a zone longer than ``max_seconds`` after it entered.
+
+    Judged only on sightings (the object's ``track`` start/update events and zone events, each at
+    the time the object was seen), never on the clock: a track that coasts after its last
+    detection, or an object that left without its end reported yet, is not timed past its last
+    sighting, so no anomaly is raised after the object left."""
 
     kind = "loitering"
 
     def __init__(self, cfg: LoiteringRule, tz: str) -> None:
         super().__init__(cfg, tz)
-        self.inside: dict[tuple[str, str, int], tuple[float, Event]] = {}  # (camera, zone, track) -> entered
+        self.inside: dict[tuple[str, str, int], _Stay] = {}  # (camera, zone, track) -> stay
 
     def adopt(self, old: Any) -> None:
         self.inside = old.inside
 
-    def _wanted(self, ev: Event) -> bool:
-        z = ev.attrs.get("zone")
-        if ev.track is None or not z or (self.cfg.zones and z not in self.cfg.zones):
-            return False
-        return not self.cfg.types or ev.attrs.get("type") in self.cfg.types
+    def _zone_wanted(self, z: Any) -> bool:
+        return bool(z) and (not self.cfg.zones or z in self.cfg.zones)
 
-    def _raise(self, key: tuple[str, str, int], dwell: float, at: float, ev: Event, ctx: Context) -> None:
+    def _judge(self, key: tuple[str, str, int], ev: Event, dwell: float, at: float, ctx: Context) -> None:
+        """Raise when ``dwell`` (entered -> the sighting ``ev`` at ``at``) is over the limit."""
         camera, z, track = key
-        who = what(ev.attrs.get("type") or ev.label)
-        reason = f"{who} in zone {z} for {dwell:.0f} s (limit {self.cfg.max_seconds:g} s)"
-        ctx.raise_(self.cfg, self.kind, f"zone:{camera}:{z}:{track}", at, camera, reason, track=track, event=ev)
+        subject = f"zone:{camera}:{z}:{track}"
+        vtype = ev.attrs.get("type")
+        if dwell <= self.cfg.max_seconds or ctx.is_open(self.cfg, subject):
+            return
+        if self.cfg.types and vtype not in self.cfg.types:
+            return
+        reason = f"{what(vtype or ev.label)} in zone {z} for {_seconds(dwell)} s (limit {self.cfg.max_seconds:g} s)"
+        ctx.raise_(self.cfg, self.kind, subject, at, camera, reason, track=track, event=ev)
 
     def on_event(self, ev: Event, t: float, ctx: Context) -> None:
-        if ev.type == "track" and ev.phase == "end":  # track gone: stop timing it
+        if ev.track is None or ev.type not in ("track", "zone"):
+            return
+        if ev.type == "track" and ev.phase == "end":  # track gone (its zone ends came first)
             for key in [k for k in self.inside if k[0] == ev.camera and k[2] == ev.track]:
                 del self.inside[key]
                 ctx.clear(self.cfg, f"zone:{key[0]}:{key[1]}:{key[2]}", t)
             return
-        if ev.type != "zone" or not self._wanted(ev):
+        if ev.type == "zone" and self._zone_wanted(ev.attrs.get("zone")):
+            key = (ev.camera, str(ev.attrs["zone"]), ev.track)
+            if ev.phase == "start" and len(self.inside) < MAX_TIMERS:
+                self.inside[key] = _Stay(t, t)
+                return
+            if ev.phase == "end":
+                stay = self.inside.pop(key, None)
+                # the pipeline's dwell runs to the last sighting (t), never through coasting; it
+                # also judges stays whose start this instance never saw (a restart)
+                dwell = ev.attrs.get("dwell")
+                if dwell is None and stay is not None:
+                    dwell = t - stay.entered
+                if dwell is not None:
+                    self._judge(key, ev, float(dwell), t, ctx)
+                ctx.clear(self.cfg, f"zone:{key[0]}:{key[1]}:{key[2]}", t)
+                return
+        if ev.phase not in ("start", "update"):
             return
-        assert ev.track is not None
-        key = (ev.camera, str(ev.attrs["zone"]), ev.track)
-        subject = f"zone:{key[0]}:{key[1]}:{key[2]}"
-        if ev.phase == "start" and len(self.inside) < MAX_TIMERS:
-            self.inside[key] = (t, ev)
-        elif ev.phase == "end":
-            entered = self.inside.pop(key, None)
-            dwell = float(ev.attrs.get("dwell") or (t - entered[0] if entered else 0.0))
-            if dwell > self.cfg.max_seconds and not ctx.is_open(self.cfg, subject):
-                self._raise(key, dwell, t, ev, ctx)  # missed by tick (no ticks, or a short gap)
-            ctx.clear(self.cfg, subject, t)
+        for z in ev.zones:  # a sighting of the object: still in these zones at t
+            key = (ev.camera, z, ev.track)
+            stay = self.inside.get(key)
+            if stay is not None and t > stay.seen:
+                stay.seen = t
+                self._judge(key, ev, t - stay.entered, t, ctx)
 
     def on_tick(self, now: float, ctx: Context) -> None:
-        timed = set()
-        for key, (since, ev) in self.inside.items():
-            subject = f"zone:{key[0]}:{key[1]}:{key[2]}"
-            timed.add(subject)
-            if now - since > self.cfg.max_seconds and not ctx.is_open(self.cfg, subject):
-                self._raise(key, now - since, now, ev, ctx)
         # An open anomaly for a stay no longer timed (a restart: the old track ids are gone) can
         # never clear by itself: resolve it.
+        timed = {f"zone:{k[0]}:{k[1]}:{k[2]}" for k in self.inside}
         for rule, subject in list(ctx.anomalies.by_key):
             if rule == self.cfg.id and subject not in timed:
                 ctx.clear(self.cfg, subject, now)
