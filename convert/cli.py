@@ -1,7 +1,8 @@
 """``edge convert``: convert + quantize a model, verify it against the source, write it deployable.
 
-    edge convert SRC --to openvino-int8 --calib VIDEO_OR_DIR [--eval ...] [--max-drop POINTS]
+    edge convert SRC --to openvino-int8 --calib VIDEO_OR_DIR [--eval ...] [--max-drop POINTS] [-q]
     edge convert train-classifier DIR [--out ...]
+    edge convert dequantize-tflite MODEL [--out ...]
 
 Exit codes: 0 ok, 1 the metric dropped more than ``--max-drop``, 2 bad input (one line on stderr).
 """
@@ -9,13 +10,16 @@ Exit codes: 0 ok, 1 the metric dropped more than ``--max-drop``, 2 bad input (on
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from convert.errors import CheckFailed, ConvertError
+from convert.nncf_output import quiet_nncf
 from edge.errors import EdgeError
 
 TARGETS = ["openvino-fp32", "openvino-fp16", "openvino-int8", "onnx-int8", "tflite-fp32", "tflite-int8"]
@@ -31,8 +35,33 @@ def _range(text: str) -> tuple[float, float]:
     return a, b
 
 
+def plain_help(doc: str | None) -> str:
+    """A docstring as terminal help text: reST/Markdown markup (````x````, ```x```, ``:func:`x```)
+    becomes plain ``x``; whitespace runs become single spaces (argparse wraps the text itself)."""
+    text = re.sub(r":\w+:`([^`]*)`", r"\1", doc or "")
+    text = re.sub(r"`{1,2}([^`]*)`{1,2}", r"\1", text)
+    return " ".join(text.split())
+
+
+USAGE = """edge convert SRC --to TARGET [--calib DATA ...] [options]
+       edge convert train-classifier DATA [options]
+       edge convert dequantize-tflite MODEL [--out OUT]"""
+COMMANDS = """other commands (each has -h):
+  train-classifier DATA   train a whole-frame classifier on a few labelled images (DATA/<class>/*.jpg,
+                          an edge feedback export or a labels YAML of video frames); writes an OpenVINO
+                          IR and a TFLite INT8 twin with their manifests (docs/convert.md)
+  dequantize-tflite MODEL a float32 TFLite copy of a quantized TFLite model: a source for the INT8 route"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge convert", description="convert, quantize and verify a model")
+    p = argparse.ArgumentParser(
+        prog="edge convert",
+        usage=USAGE,
+        description="Convert SRC to TARGET (the int8 targets are quantized on calibration data), verify it\n"
+        "against the source on evaluation data, and write it with a deployable manifest and a report.",
+        epilog=COMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("src", help="registry model name, a model file (.onnx, .xml, .tflite), or PyTorch: TorchScript .pt, "
                    "exported program .pt2, or package.module:factory returning an nn.Module (needs --manifest/--like)")
     p.add_argument("--to", required=True, choices=TARGETS, dest="target")
@@ -72,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tflite-int8: activation precision (int8 = full integer; int16 = 16x8; float = weights only)")
     q.add_argument("--max-drop", type=float, help="fail (exit 1) when the metric drops more points than this")
     q.add_argument("--bench-runs", type=int, default=50, help="timed runs per backend")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no NNCF INFO lines or progress bars (a first-pull build in the appliance runs quiet)")
     return p
 
 
@@ -83,7 +114,13 @@ def _size(path: Path) -> int:
 
 
 def convert(args: argparse.Namespace) -> dict[str, Any]:
-    """Everything but printing; returns the report (also saved beside the model)."""
+    """Everything but printing; returns the report (also saved beside the model). With
+    ``args.quiet`` NNCF's INFO lines and progress bars are off (``convert.nncf_output``)."""
+    with quiet_nncf() if getattr(args, "quiet", False) else nullcontext():
+        return _convert(args)
+
+
+def _convert(args: argparse.Namespace) -> dict[str, Any]:
     from convert import calibrate, deploy, report, source, verify
     from edge.inference.backends import Backend, installed, load_backend
 

@@ -299,7 +299,11 @@ def dequantize_main(argv: list[str]) -> int:
     from convert import deploy
     from edge.registry import ensure_model
 
-    p = argparse.ArgumentParser(prog="edge convert dequantize-tflite", description=dequantize.__doc__)
+    p = argparse.ArgumentParser(
+        prog="edge convert dequantize-tflite",
+        description="A float32 TFLite copy of a quantized TFLite registry model, with its manifest: an FP32 "
+        "source for the INT8 route (no TensorFlow here to export one).",
+    )
     p.add_argument("model", help="a quantized TFLite registry model, e.g. mobilenet-v2-imagenet-quant")
     p.add_argument("--out", type=Path, default=Path("out/converted"))
     args = p.parse_args(argv)

@@ -17,6 +17,7 @@ Needs the ``[torch]`` extra (torch CPU wheel, litert-torch, onnx2torch).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 import sys
 import types

@@ -177,7 +177,9 @@ def export_tflite_int8(backbone: Path, input_spec: Any, coef: np.ndarray, bias: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="edge convert train-classifier", description=__doc__.splitlines()[0])
+    from convert.cli import plain_help  # the entry point: convert.cli imports this module lazily
+
+    p = argparse.ArgumentParser(prog="edge convert train-classifier", description=plain_help(__doc__.splitlines()[0]))
     p.add_argument("data", type=Path, help="DIR/<class>/, DIR/<field>/<class>/ (edge feedback export) or labels YAML")
     p.add_argument("--field", help="which field of an edge feedback export to train on")
     p.add_argument("--name", help="model name (default: <folder or labels file>-classifier)")

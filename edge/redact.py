@@ -27,9 +27,21 @@ MASK = "***"
 MIN_SECRET_LEN = 4
 
 # Free text: scheme://userinfo@ up to the last '@' before a '/' or whitespace (greedy, so an
-# '@' inside the password does not leave its tail behind).
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s]+)@")
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(:[0-9]*)?$")
+# '@' inside the password does not leave its tail behind). Linear time on hostile text (a
+# megabyte camera name): a match may only start where a run of scheme characters starts (the
+# lookbehind), so a long run is not re-scanned from each of its characters; the letter that
+# starts the scheme may follow digits or '+.-' (kept, in ``lead``), as in ``1rtsp://``.
+_USERINFO = re.compile(
+    r"(?<![a-zA-Z0-9+.-])(?P<lead>[0-9+.-]*)(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s]+)@"
+)
+_SEPARATOR = re.compile(r"[/?#]")  # ends the authority (host[:port]) of a URL
+# The end of the userinfo: the last '@' followed by a plausible host[:port] up to the next
+# separator (a newline may end the host: a URL at the end of a YAML block scalar). One
+# backtracking search from the right, in C: each '@' tried reads only the host-like run after
+# it (which stops at the next '@'), so a URL of a million '@' takes linear time.
+_USERINFO_END = re.compile(
+    r"(?s:.*)@(?=(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=-]+)(?::[0-9]*)?\n?(?:[/?#]|\Z))"
+)
 
 _lock = threading.Lock()
 _secrets: frozenset[str] = frozenset()
@@ -60,22 +72,17 @@ def split_userinfo(url: str) -> UrlParts:
         return UrlParts("", None, None, url)
     scheme, after = url.split("://", 1)
     prefix = scheme + "://"
-    authority = re.split(r"[/?#]", after, maxsplit=1)[0]
+    first = _SEPARATOR.search(after)
+    authority = after[: first.start()] if first else after
     if "@" not in authority and ":" not in authority:
         # A plain host: no password can end later on, any '@' is in the path or query.
         return UrlParts(prefix, None, None, after)
-    at = len(after)
-    while True:
-        at = after.rfind("@", 0, at)
-        if at < 0:
-            return UrlParts(prefix, None, None, after)
-        rest = after[at + 1 :]
-        host = re.split(r"[/?#]", rest, maxsplit=1)[0]
-        if host and _HOST.match(host):
-            break
-    userinfo = after[:at]
-    user, sep, password = userinfo.partition(":")
-    return UrlParts(prefix, user, password if sep else None, rest)
+    end = _USERINFO_END.match(after)
+    if end is None:
+        return UrlParts(prefix, None, None, after)
+    at = end.end() - 1
+    user, colon, password = after[:at].partition(":")
+    return UrlParts(prefix, user, password if colon else None, after[at + 1 :])
 
 
 def encode_credentials(url: str) -> str:
@@ -137,7 +144,7 @@ def redact_url(url: str) -> str:
 def redact_text(text: str) -> str:
     """Redact credentials in free text (e.g. an OpenCV/FFmpeg error): registered secrets, and
     the userinfo of every ``scheme://user:pw@host`` URL."""
-    return _USERINFO.sub(lambda m: m["scheme"] + MASK + "@", scrub(text))
+    return _USERINFO.sub(lambda m: m["lead"] + m["scheme"] + MASK + "@", scrub(text))
 
 
 # -- logging ---------------------------------------------------------------------------------

@@ -211,3 +211,110 @@ def test_run_exits_non_zero_when_a_camera_worker_dies(tmp_path: Path, caplog: py
     assert time.monotonic() - t0 < 60
     assert "camera gate: supervisor crashed" in caplog.text
     assert "all sources finished" not in caplog.text
+
+
+@pytest.mark.usefixtures("model_env")
+def test_run_says_what_it_runs_on_start(tmp_path: Path, car_video: Path) -> None:
+    """Issue 20: `edge run` printed nothing on start. Its first stderr lines name the cameras
+    (passwords masked, also of a disabled camera), the models, where events go and the /metrics
+    URL, which answers."""
+    import signal
+    import urllib.request
+
+    from tests.fixtures.mqtt import free_port
+
+    port = free_port()
+    cfg = {
+        "device_id": "gate-box",
+        "cameras": {
+            "gate": {"url": str(car_video), "realtime": True},
+            "yard": {"url": "rtsp://viewer:S3cr3t-Pw@cam.local/live", "enabled": False},
+        },
+        "outbox": {"path": str(tmp_path / "state.db")},
+        "outputs": {"jsonl": str(tmp_path / "events.jsonl")},
+        "metrics": {"port": port},
+    }
+    (tmp_path / "edge.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(tmp_path / "edge.yaml")],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("metrics:" in ln for ln in lines):
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+        text = "\n".join(lines)
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - a loopback URL built here
+            assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    summary = [ln for ln in lines if ln.startswith(("edge: device", "  "))]
+    assert summary[0] == "edge: device gate-box, 1 of 2 camera(s)", text
+    assert f"  camera gate: {car_video}" in summary
+    assert "  camera yard: rtsp://***@cam.local/live (disabled)" in summary
+    assert any(ln.startswith("  models: vehicle-detection-0200") for ln in summary), text
+    assert f"  events: JSON lines {tmp_path / 'events.jsonl'}" in summary
+    assert f"  metrics: {url}, health /healthz" in summary
+    assert "S3cr3t" not in text + rest and "Traceback" not in text + rest
+
+
+# NNCF with and without convert's quiet mode, in a fresh interpreter: NNCF installs its stdout
+# handler on import, and draws its progress bars on rich's global console.
+_NNCF_QUIET = """
+from nncf.common.logging import nncf_logger
+from nncf.common.logging.track_progress import track
+from convert.nncf_output import quiet_nncf
+with quiet_nncf():
+    nncf_logger.info("INSIDE-INFO")
+    nncf_logger.warning("INSIDE-WARNING")
+    for _ in track(range(3), description="INSIDE-BAR"):
+        pass
+nncf_logger.info("AFTER-INFO")
+for _ in track(range(3), description="AFTER-BAR"):
+    pass
+"""
+
+
+def test_quiet_convert_keeps_nncf_info_and_bars_off_stdout() -> None:
+    """Issue 20: NNCF's INFO lines and progress bars reached stdout during a first-pull INT8 build
+    (`edge convert --quiet`, which the registry build passes unless -v). Quiet: no INFO line, no
+    bar, warnings on stderr; NNCF's own settings come back afterwards (plain `edge convert`)."""
+    import importlib.util
+
+    from tests.conftest import need
+
+    need(importlib.util.find_spec("nncf") is not None, "nncf (the [convert] extra)")
+    proc = subprocess.run([sys.executable, "-c", _NNCF_QUIET], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "INSIDE" not in proc.stdout and "INSIDE-INFO" not in proc.stderr and "INSIDE-BAR" not in proc.stderr
+    assert "INSIDE-WARNING" in proc.stderr
+    assert "INFO:nncf:AFTER-INFO" in proc.stdout and "AFTER-BAR" in proc.stdout
+    from convert.cli import build_parser
+
+    assert build_parser().parse_args(["m", "--to", "openvino-int8", "-q"]).quiet
+
+
+def test_convert_help_names_every_command_in_plain_text() -> None:
+    """Issue 20: `edge convert --help` never mentioned train-classifier, and its help showed raw
+    reST backticks."""
+    main = edge("convert", "--help", timeout=120)
+    assert main.returncode == 0, main.stderr
+    assert "edge convert train-classifier DATA" in main.stdout and "edge convert dequantize-tflite MODEL" in main.stdout
+    assert "train a whole-frame classifier" in main.stdout and "--to TARGET" in main.stdout
+    helps = [main.stdout]
+    for sub in ("train-classifier", "dequantize-tflite"):
+        proc = edge("convert", sub, "--help", timeout=120)
+        assert proc.returncode == 0 and proc.stdout.startswith(f"usage: edge convert {sub}"), proc.stderr
+        helps.append(proc.stdout)
+    for text in helps:
+        assert "`" not in text and ":func:" not in text, text

@@ -144,7 +144,8 @@ BILLION_LAUGHS = (
     [
         (BILLION_LAUGHS, "an alias bomb"),
         ("a: &a [1, *a]\ncameras: {gate: {url: /x.mp4}}\n", "line 1 column 4: an alias refers to the value"),
-        ("cameras:\n  gate:\n    url: /x.mp4\n    masks: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than"),
+        # our loader stops it at 32 levels, or libyaml itself first (PyYAML 6.0.4 wheels): same words
+        ("cameras:\n  gate:\n    url: /x.mp4\n    masks: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deep"),
         ("device_id: " + "7" * 5000 + "\ncameras: {gate: {url: /x.mp4}}\n", "line 1 column 12: integer too long"),
         (
             "cameras:\n  gate:\n    url: /x.mp4\n    plates: {regions: ['" + "(" * 5000 + ")" * 5000 + "']}\n",
@@ -174,6 +175,55 @@ def test_hostile_config_is_one_clear_line_exit_2(tmp_path: Path, content: str, e
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert len(proc.stderr.splitlines()) <= 2  # the file line, at most one problem
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 5000 + "]" * 5000, "{a: " * 5000 + "1" + "}" * 5000, "[" * 40 + "]" * 40],
+    ids=["5000-lists", "5000-mappings", "40-lists"],
+)
+def test_deep_nesting_is_one_line_whichever_layer_stops_it(tmp_path: Path, value: str) -> None:
+    """Issue 20: libyaml (PyYAML 6.0.4 wheels) refuses 1000 levels itself, before our 32-level
+    check, in its own words. The user reads the same one line either way."""
+    f = tmp_path / "edge.yaml"
+    f.write_text(f"cameras:\n  gate:\n    url: /x.mp4\n    masks: {value}\n")
+    proc = check_cli(f)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr  # one line
+    assert proc.stderr.startswith(f"edge: error: {f}: line 4 column "), proc.stderr
+    assert "nested too deep" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_misspelt_key_gets_did_you_mean(tmp_path: Path) -> None:
+    """Issue 20: a typo got only "Extra inputs are not permitted"; now the closest field name of
+    that section is offered (cameras, nested sections, rules of one kind, the top level)."""
+    f = tmp_path / "edge.yaml"
+    f.write_text(
+        "Cameras: {}\n"
+        "cameras:\n"
+        "  gate:\n"
+        "    url: /x.mp4\n"
+        "    detect: {fsp: 5}\n"
+        "    lines: {l: {points: [[0, 0.5], [1, 0.5]], in: up, roads: A}}\n"
+        "    zonez: {}\n"
+        "    bogus: 1\n"
+        "mqtt: {hots: broker.local}\n"
+        "rules:\n"
+        "  rules: [{id: lot, kind: loitering, max_secondz: 30}]\n"
+    )
+    proc = check_cli(f)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln.strip() for ln in proc.stderr.splitlines()[1:]]
+    for line in (
+        "Cameras: Extra inputs are not permitted (did you mean 'cameras'?)",
+        "cameras.gate.detect.fsp: Extra inputs are not permitted (did you mean 'fps'?)",
+        "cameras.gate.lines.l.roads: Extra inputs are not permitted (did you mean 'road'?)",
+        "cameras.gate.zonez: Extra inputs are not permitted (did you mean 'zones'?)",
+        "mqtt.hots: Extra inputs are not permitted (did you mean 'host'?)",
+        "rules.rules.lot.loitering.max_secondz: Extra inputs are not permitted (did you mean 'max_seconds'?)",
+        "cameras.gate.bogus: Extra inputs are not permitted",  # nothing close: no guess
+    ):
+        assert line in lines, proc.stderr
 
 
 def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ and ``pytest -k fuzz`` reproduces it.
 from __future__ import annotations
 
 import copy
+import json
 import resource
 import signal
 import subprocess
@@ -370,7 +371,7 @@ def _cli_sample(cases: list[Case]) -> list[Case]:
     return sorted(picked.values(), key=lambda c: c.index)
 
 
-def _run_cli(case: Case) -> subprocess.CompletedProcess[str]:
+def _run_cli(case: Case, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     def limit() -> None:  # a blow-up fails this case, not the machine
         resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
 
@@ -378,7 +379,7 @@ def _run_cli(case: Case) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "edge", "config", "check", str(case.path)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         preexec_fn=limit,
         cwd=ROOT,
     )
@@ -400,3 +401,88 @@ def test_fuzz_config_check_cli_sample(cases: list[Case], outcomes: dict[int, str
             assert proc.returncode == 2, f"{where}: exit {proc.returncode}:\n{out[-2000:]}"
             assert proc.stderr.startswith("edge: error: "), where
             _assert_good_rejection(case, proc.stderr.removeprefix("edge: error: ").rstrip("\n"))
+
+
+# -- megabyte strings (issue 20: password masking was quadratic) -------------------------------
+
+MB = 1_000_000
+BOUND = 10.0  # seconds per case: linear code takes ~1 s here (mostly start-up); quadratic took minutes to hours
+MARK = "S3cr"  # in every password below: it must never be printed
+
+
+def _camera(name: str = "gate", url: str = "/x.mp4", unknown_key: str | None = None) -> str:
+    """A config whose camera name, URL or an unknown camera key may be megabytes long (an explicit
+    ``?`` key: YAML caps plain keys at 1024 characters) and whose ``detect.fps`` is wrong."""
+    lines = ["cameras:", f"  ? {json.dumps(name)}", f"  : url: {json.dumps(url)}", "    detect: {fps: x}"]
+    if unknown_key is not None:
+        lines += [f"    ? {json.dumps(unknown_key)}", "    : 1"]
+    return "\n".join(lines) + "\n"
+
+
+MEGABYTE_CONFIGS = {
+    "long-name": _camera("c" * MB),
+    "name-full-of-at": _camera(f"rtsp://u:{MARK}@" + "@" * MB),
+    "name-of-schemes": _camera("a://" * (MB // 4)),
+    "name-of-colons": _camera("rtsp://" + ":@" * (MB // 2)),
+    "url-full-of-at": _camera(url="rtsp://" + "@" * MB),
+    "url-long-userinfo": _camera(url=f"rtsp://viewer:{MARK}" + "p@" * (MB // 2) + "cam:554/live"),
+    "unknown-key": _camera(unknown_key="f" * MB),
+    "unclosed-env-refs": _camera(url="${A:-" * 999 + "x" * MB),
+}
+
+
+@pytest.mark.parametrize("content", list(MEGABYTE_CONFIGS.values()), ids=list(MEGABYTE_CONFIGS))
+def test_megabyte_strings_are_refused_in_linear_time(tmp_path: Path, content: str) -> None:
+    """``edge config check`` on a ~1 MB config (the file cap is 2 MB) answers within BOUND with the
+    usual short error, and no password. The long name took 18 min before the fix."""
+    path = tmp_path / "edge.yaml"
+    path.write_text(content, encoding="utf-8")
+    t0 = time.monotonic()
+    proc = _run_cli(Case(0, "megabyte", "megabyte", path), timeout=3 * BOUND)
+    took = time.monotonic() - t0
+    assert took < BOUND, f"{took:.1f} s"
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f"edge: error: {path}: "), proc.stderr[:500]
+    assert "Traceback" not in proc.stderr and MARK not in proc.stderr + proc.stdout
+    assert len(proc.stderr) < 2000  # field paths are cut short, never megabytes
+
+
+# Redaction as `edge run` uses it (register_url, redact_url) and as error messages get it
+# (redact_text), in a child: quadratic code would hang the test process in C, past any signal.
+_REDACT_ALL = """
+import json, sys, time
+from edge.redact import encode_credentials, redact_text, redact_url, register_url, split_userinfo
+url = sys.stdin.read()
+t0 = time.monotonic()
+register_url(url)
+out = {"url": redact_url(url), "text": redact_text("cannot open " + url + " : refused")}
+out["user"] = split_userinfo(url).user
+encode_credentials(url)
+out["seconds"] = time.monotonic() - t0
+print(json.dumps(out))
+"""
+
+MEGABYTE_URLS = {
+    "all-at": ("rtsp://" + "@" * MB, None),
+    "x-at": ("rtsp://" + "x@" * (MB // 2), None),
+    "colon-at": ("rtsp://" + ":@" * (MB // 2), None),
+    "schemes": ("a://" * (MB // 4), None),
+    "password-of-at": (f"rtsp://viewer:{MARK}" + "p@" * (MB // 2) + "cam:554/live", "viewer"),
+    "long-password": (f"rtsp://viewer:{MARK}" + "p" * MB + "@cam/live", "viewer"),
+    "long-host-runs": (f"rtsp://u:{MARK}@" + ("h" * 1000 + "@") * (MB // 1001) + "cam/x", "u"),
+}
+
+
+@pytest.mark.parametrize(("url", "user"), list(MEGABYTE_URLS.values()), ids=list(MEGABYTE_URLS))
+def test_megabyte_urls_are_redacted_in_linear_time(url: str, user: str | None) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _REDACT_ALL], input=url, capture_output=True, text=True, timeout=6 * BOUND, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["seconds"] < BOUND
+    assert out["user"] == user  # the credentials are still found where there are some
+    for text in (out["url"], out["text"]):
+        assert MARK not in text
+    if user:
+        assert out["url"].startswith(f"rtsp://{user}:***@") and out["text"].startswith("cannot open rtsp://***@")

@@ -344,6 +344,75 @@ def test_unreachable_url_reports_clearly_and_keeps_retrying(
     assert not reader.finished
 
 
+class _not_rtsp_server:  # noqa: N801 - used like a function
+    """Answers every connection with an HTTP 400 and closes it: another service on the camera's
+    port, or a proxy answering for a host it cannot reach (what ffmpeg calls "Invalid data")."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return int(self.sock.getsockname()[1])
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(2)
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+def test_unreachable_camera_says_it_cannot_connect_and_to_what(
+    readers: Callable[..., CameraReader], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 20: "Invalid data found" told the user nothing. Each failure names the URL (password
+    masked) and why the camera could not be reached, through the real ffmpeg."""
+    need_exe("ffmpeg")
+    caplog.set_level(logging.DEBUG)
+    secret = "S3cr3t-Pw"
+    port = free_port()
+    closed = f"rtsp://viewer:{secret}@127.0.0.1:{port}/cars"
+    messages = []
+    with pytest.raises(SourceError) as err:
+        probe(closed, timeout=5)
+    messages.append(str(err.value))
+    assert str(err.value) == f"cannot connect to rtsp://***@127.0.0.1:{port}/cars: Connection refused"
+    with _not_rtsp_server() as other:
+        for url in (f"rtsp://viewer:{secret}@127.0.0.1:{other}/cars", f"rtsp://127.0.0.1:{other}/cars"):
+            with pytest.raises(SourceError) as err:
+                probe(url, timeout=5)
+            messages.append(str(err.value))
+            assert str(err.value).startswith(f"cannot connect to rtsp://{'***@' if secret in url else ''}127.0.0.1:")
+            assert "not an RTSP server" in str(err.value) and "check the host and port" in str(err.value)
+    with pytest.raises(SourceError) as err:  # .invalid never resolves (RFC 6761)
+        probe(f"rtsp://viewer:{secret}@camera.invalid/cars", timeout=10)
+    messages.append(str(err.value))
+    assert str(err.value).startswith("cannot connect to rtsp://***@camera.invalid/cars: host name camera.invalid ")
+    # A camera of `edge run` keeps retrying and says the same in its stats and log.
+    reader = readers("gate", camera(closed))
+    wait_for(lambda: reader.stats.reconnects >= 1, 10)
+    assert reader.stats.last_error == messages[0]
+    assert f"camera gate: {messages[0]}" in caplog.text
+    for text in [*messages, repr(reader.stats)]:
+        assert secret not in text and "\n" not in text
+    assert secret not in caplog.text
+
+
 def test_two_cameras_one_dies_other_keeps_delivering(
     rtsp_server_factory: Callable[..., RtspServer], readers: Callable[..., CameraReader]
 ) -> None:

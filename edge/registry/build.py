@@ -10,6 +10,7 @@ pull like a manifest's. Without the conversion toolchain installed, one error sa
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -76,7 +77,10 @@ def build(manifest: Manifest, folder: Path, say: Callable[[str], None]) -> None:
         f"{shown}")
     with tempfile.TemporaryDirectory(prefix=f".build-{manifest.name}-", dir=folder.parent) as tmp:
         try:
-            convert(build_parser().parse_args([*argv, "--out", tmp]))
+            # NNCF prints INFO lines and progress bars on stdout, the command's output: off, as
+            # every INFO line of edge is, unless logging is at INFO (-v)
+            quiet = [] if logging.getLogger("edge").isEnabledFor(logging.INFO) else ["--quiet"]
+            convert(build_parser().parse_args([*argv, "--out", tmp, *quiet]))
         except (ConvertError, ModelError, SystemExit) as err:
             raise ModelError(f"building {manifest.name} failed: {err}") from None
         value, metric = _install(manifest, Path(tmp) / manifest.name, folder, where="built")

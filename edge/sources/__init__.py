@@ -24,6 +24,9 @@ Behaviour:
 * Live sources reconnect with capped exponential backoff (``reconnect.initial_delay`` ..
   ``max_delay``, reset after a working connection); no frame for ``stall_timeout`` s counts a
   stall and reconnects. The end of a non-looping file ends the stream.
+* A camera that cannot be reached fails with ``cannot connect to URL: why`` (connection refused,
+  host name not found, or what answered is not an RTSP server), the URL redacted; other open
+  failures read ``cannot open URL: ffmpeg's reason`` (see ``edge.sources.open_errors``).
 * A bounded reader (``open_camera(..., max_open_attempts=N)``; by default a live URL with
   ``realtime=False``, i.e. ``edge replay rtsp://...``, gets N=1) gives up after N failed
   connects in a row: iterating raises a SourceError naming the redacted URL.

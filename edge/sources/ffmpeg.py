@@ -43,6 +43,7 @@ import numpy as np
 from edge.errors import SourceError
 from edge.redact import redact_text
 from edge.sources.capture import ReadTimeout
+from edge.sources.open_errors import describe_open_failure
 from edge.sources.url import Source, SourceKind
 
 log = logging.getLogger("edge.sources.ffmpeg")
@@ -289,7 +290,7 @@ class FFmpegCapture:
         if header is None:
             if self._stop.is_set():
                 raise SourceError(f"{self.source.display}: stopped")
-            raise SourceError(f"cannot open {self.source.display}: {self.end_reason()}")
+            raise SourceError(self.open_failure())
         self._parse_header(header)
 
     def _parse_header(self, header: bytes) -> None:
@@ -356,6 +357,13 @@ class FFmpegCapture:
             self._stderr_thread.join(timeout=1.0)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def open_failure(self) -> str:
+        """Why the stream did not open, in one line naming the redacted URL ("cannot connect to
+        ..." when the camera could not be reached)."""
+        reason = self.end_reason()  # waits for ffmpeg's last words
+        lines = [_LOG_PREFIX.sub("", line) for line in self._errors]
+        return describe_open_failure(self.source, lines, reason)
 
     def end_reason(self) -> str:
         """Why ffmpeg stopped, from its last error line (waits briefly for it to exit)."""
