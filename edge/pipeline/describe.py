@@ -1,5 +1,12 @@
-"""What vehicle a track is: a type vote (from the detector's label and the attributes model)
-and a colour vote, accumulated over a bounded number of crops per track.
+"""What vehicle a track is: a type vote (from the detector's label, a COCO detector on a few
+crops and the attributes model) and a colour vote, accumulated over a bounded number of crops
+per track.
+
+Each source votes where it is good: the COCO crop typer (``crop_type.py``) at any size; the
+attributes model's type only on crops of at least ``ATTR_TYPE_MIN_PX`` (it was made for
+close-up barrier views and calls small far cars "truck" or "bus"); its colour at any size.
+The published type is the one with the most weight, with ``type_confidence`` = its share of
+all the weight; under ``MIN_CONFIDENCE`` the type is ``unknown`` (``events.describe``).
 
 How crops vote (the attributes model sees one crop at a time and is often sure and wrong on a
 partial view, so the vote is built to need no single crop to be right):
@@ -23,6 +30,7 @@ import numpy as np
 
 from edge.config import ObjectsConfig
 from edge.inference.model import AttributeClassifier, LoadedModel
+from edge.pipeline.crop_type import CropTyper
 from edge.tracking import Track
 
 START_HOLD = 1.5  # seconds a start event may wait for a full view of the vehicle
@@ -31,6 +39,11 @@ EDGE_WEIGHT = 0.3  # a partial (edge-cut, small or weak) view votes, less, until
 CLEAN_MIN_PX = 32  # a clean view's box is at least this many pixels on its short side
 CLEAN_MIN_SCORE = 0.5  # ... and its detection at least this confident
 MIN_PX = 12  # smaller boxes are not classified at all
+ATTR_TYPE_MIN_PX = 64  # the attributes model's type counts only on crops this big (short side, px)
+# next to the COCO typer its type votes weigh this much per crop: its ATTRIBUTE_SAMPLES crops
+# together about match one or two COCO views, and decide alone where COCO sees no vehicle
+# (top-down views)
+ATTR_TYPE_WEIGHT = 0.15
 
 
 class VehicleDescriber:
@@ -41,11 +54,13 @@ class VehicleDescriber:
         objects: ObjectsConfig,
         attributes: AttributeClassifier | None,
         on_model: Callable[[LoadedModel], None] | None = None,
+        typer: CropTyper | None = None,
     ) -> None:
         # one vehicle-type vocabulary for every model: detector labels and attribute values map into it
         self.type_of = {src: kind for kind, srcs in objects.vehicle_types.items() for src in srcs}
         self.vehicle_labels = set(self.type_of) | set(objects.vehicle_labels)
         self.attributes = attributes
+        self.typer = typer
         self._on_model = on_model
         spec = attributes.manifest.input if attributes is not None else None
         self._input_size = tuple(spec.size) if spec is not None else None
@@ -56,11 +71,14 @@ class VehicleDescriber:
         label = t.label
         if label in self.type_of:
             t.vote_attr("type", self.type_of[label], t.score)
-        if self.attributes is None or label not in self.vehicle_labels:
+        if label not in self.vehicle_labels:
             return
         st = t.state
         h, w = image.shape[:2]
         box_px = (t.box[2] - t.box[0]) * w, (t.box[3] - t.box[1]) * h
+        self._type_crop(t, image, min(box_px))
+        if self.attributes is None:
+            return
         clean = not _touches_edge(t.box) and min(box_px) >= CLEAN_MIN_PX and t.score >= CLEAN_MIN_SCORE
         if st.clean_samples >= ATTRIBUTE_SAMPLES or (not clean and st.clean_samples > 0):
             return  # enough clean views, or a partial one after a clean one: nothing to learn
@@ -75,19 +93,40 @@ class VehicleDescriber:
         st.attr_samples += 1
         st.clean_samples += clean
         weight = 1.0 if clean else EDGE_WEIGHT
+        typed_here = self.typer is None or min(box_px) >= ATTR_TYPE_MIN_PX
         for key, values in probs.items():
             name = "color" if key in {"color", "colour"} else key
+            if name == "type" and not typed_here:
+                continue
             for value, p in values.items():
                 if name == "type":
                     value = self.type_of.get(value, value)
+                    p *= ATTR_TYPE_WEIGHT if self.typer is not None else 1.0
                 t.vote_attr(name, value, p * weight)
+
+    def _type_crop(self, t: Track, image: np.ndarray, short_px: float) -> None:
+        """A COCO type vote from this view when it is whole and clearly bigger than the last typed one."""
+        st = t.state
+        if self.typer is None or not t.confirmed or short_px < MIN_PX or _touches_edge(t.box):
+            return  # tentative tracks are mostly noise: the model runs for vehicles only
+        area = float((t.box[2] - t.box[0]) * (t.box[3] - t.box[1]))
+        if not self.typer.wants(st.type_views, st.type_area, area):
+            return
+        found = self.typer.type_of_box(image, t.box)
+        if self._on_model is not None:
+            self._on_model(self.typer.detector)
+        st.type_views += 1
+        st.type_area = area
+        for kind, score in found.items():
+            t.vote_attr("type", kind, score)
 
     def type_pending(self, t: Track, now: float) -> bool:
         """Hold a start event (up to START_HOLD s) while the vehicle is only partly in view, so
         the type it announces is the one the track keeps."""
-        if self.attributes is None or t.label not in self.vehicle_labels:
+        if (self.attributes is None and self.typer is None) or t.label not in self.vehicle_labels:
             return False
-        return t.state.clean_samples == 0 and now - t.first_seen < START_HOLD
+        seen = t.state.clean_samples if self.typer is None else t.state.type_views
+        return seen == 0 and now - t.first_seen < START_HOLD
 
     def _crop(self, image: np.ndarray, xyxy: np.ndarray) -> np.ndarray | None:
         """The box as the model sees it: shrunk to its input size by area averaging."""

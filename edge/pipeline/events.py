@@ -85,7 +85,7 @@ class EventBuilder:
         attrs["occupancy"] = c.occupancy
         if c.dwell is not None:
             attrs["dwell"] = c.dwell
-        attrs.update({k: v for k, v in describe(t).items() if k != "color"})
+        attrs.update({k: v for k, v in describe(t).items() if not k.startswith("color")})
         return self.new("zone", c.phase, c.at, t, box=[float(v) for v in t.last_box], attrs=attrs)
 
     def state(self, c: SceneChange) -> Event:
@@ -94,12 +94,25 @@ class EventBuilder:
         return self.new("state", c.phase, c.at, label=c.label, score=c.score, start=utc_iso(c.since), attrs=attrs)
 
 
+UNKNOWN = "unknown"
+# the top value's share of all the weight a track's votes gave; under this it is "unknown"
+# (a confident wrong type is worse than none: rules by type act on it)
+MIN_CONFIDENCE = {"type": 0.5, "color": 0.4}
+
+
 def describe(t: Track) -> dict[str, Any]:
-    """The descriptive attrs every event about a vehicle carries: type, color, plate fields."""
+    """The descriptive attrs every event about a vehicle carries: type and color, each with its
+    confidence (``type_confidence``, ``color_confidence``; ``unknown`` when no value reaches
+    ``MIN_CONFIDENCE``), plate fields."""
     attrs: dict[str, Any] = {}
     for key in ("type", "color"):
-        value = t.top_attr(key)
-        if value:
-            attrs[key] = value
+        votes = t.attr_votes.get(key)
+        total = sum(votes.values()) if votes else 0.0
+        if not votes or total <= 0:
+            continue
+        value, weight = max(votes.items(), key=lambda kv: kv[1])
+        confidence = weight / total
+        attrs[key] = value if confidence >= MIN_CONFIDENCE[key] else UNKNOWN
+        attrs[f"{key}_confidence"] = round(confidence, 2)
     attrs.update(t.state.plate)
     return attrs

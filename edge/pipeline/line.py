@@ -21,8 +21,10 @@ from edge.config import AppConfig, CameraConfig
 from edge.events.schema import Event
 from edge.inference.model import AttributeClassifier, Classifier, Detector, LoadedModel, load_model
 from edge.motion import MotionGate
+from edge.pipeline.crop_type import CropTyper
 from edge.pipeline.describe import VehicleDescriber
 from edge.pipeline.events import EventBuilder
+from edge.pipeline.rate import DetectionRate
 from edge.plates.stage import PlateStage
 from edge.sources.sampling import resize
 from edge.tracking import Track, Tracker
@@ -47,6 +49,7 @@ class PipelineStats:
     frames_in: int = 0
     frames_inferred: int = 0
     frames_motion_skipped: int = 0
+    frames_rate_skipped: int = 0  # delivered at the burst rate, not due for the detector (not in frames_in)
     frame_errors: int = 0
     last_error: str = ""
     active_tracks: int = 0
@@ -79,7 +82,11 @@ class Pipeline:
         self.detector.score_threshold = min(cfg.tracker.low_score, cfg.objects.filter.min_score)
         if attributes is None and cfg.detect.attributes_model:
             attributes = _load(cfg.detect.attributes_model, app, AttributeClassifier, progress)
-        self.describer = VehicleDescriber(cfg.objects, attributes, self._observe)
+        typer = None
+        if cfg.detect.type_model:
+            type_of = {src: kind for kind, srcs in cfg.objects.vehicle_types.items() for src in srcs}
+            typer = CropTyper(_load(cfg.detect.type_model, app, Detector, progress), type_of)
+        self.describer = VehicleDescriber(cfg.objects, attributes, self._observe, typer)
         d = cfg.detect
         self.classifier = _load(d.classifier_model, app, Classifier, progress) if d.classifier_model else None
         self.scene = SceneState(d.classifier_min_score, d.classifier_min_frames, d.classifier_labels)
@@ -88,6 +95,7 @@ class Pipeline:
         self.zones = Zones(dict(cfg.zones))
         self.occupancy = ZoneOccupancy(dict(cfg.zones))
         self.lines = LineCounter(dict(cfg.lines))
+        self.rate = DetectionRate(cfg.detect, self.lines)
         self.events = EventBuilder(camera, video_origin)
         self.last_detections = Detections()
         self.plates: PlateStage | None = None
@@ -95,11 +103,31 @@ class Pipeline:
             self.plates = PlateStage(cfg.plates, app, self.describer.vehicle_labels)
 
     # -- the straight line -------------------------------------------------------------------
+    def wants(self, frame: Frame) -> bool:
+        """False for a frame between detector frames (the reader delivers at the burst rate)
+        that nothing else needs: a caller may drop it without a processing turn. Counted in
+        ``stats.frames_rate_skipped``."""
+        if self.classifier is not None or self.rate.due(frame.capture_time, self.tracker.tracks):
+            return True
+        self.stats.frames_rate_skipped += 1
+        return False
+
     def process(self, frame: Frame) -> list[Event]:
         """Run one sampled frame through the pipeline; returns the events it caused."""
+        if not self.wants(frame):
+            return []
+        if not self.rate.due(frame.capture_time, self.tracker.tracks):
+            # between detector frames: only the scene classifier, at its own rate, runs
+            self.stats.frames_rate_skipped += 1
+            return self._guarded(self._classify_between, frame)
+        self.rate.ran(frame.capture_time)
         self.stats.frames_in += 1
+        return self._guarded(self._process, frame)
+
+    def _guarded(self, step: Callable[[Frame], list[Event]], frame: Frame) -> list[Event]:
+        """``step(frame)``, with a failure logged (rate-limited) and counted instead of raised."""
         try:
-            return self._process(frame)
+            return step(frame)
         except Exception as err:  # a bad frame or a model hiccup must not stop the camera
             self.stats.frame_errors += 1
             self.stats.last_error = f"{type(err).__name__}: {err}"
@@ -120,12 +148,19 @@ class Pipeline:
         self._count(events)
         return events
 
-    def _process(self, frame: Frame) -> list[Event]:
-        full, now = frame.image, frame.capture_time
+    def _image(self, frame: Frame) -> np.ndarray:
+        full = frame.image
         if full is None or full.ndim != 3 or full.shape[0] < 8 or full.shape[1] < 8:
             raise ValueError(f"unusable frame shape {getattr(full, 'shape', None)}")
         # the reader delivers native frames to cameras that crop plates from them (a no-op for the rest)
-        image = resize(full, self.cfg.detect.width, self.cfg.detect.height)
+        return resize(full, self.cfg.detect.width, self.cfg.detect.height)
+
+    def _classify_between(self, frame: Frame) -> list[Event]:
+        return self._classify_scene(self._image(frame), frame.capture_time)
+
+    def _process(self, frame: Frame) -> list[Event]:
+        full, now = frame.image, frame.capture_time
+        image = self._image(frame)
         # the whole-frame classifier runs at its own rate, motion or not: "no taxi" is a still scene
         events = self._classify_scene(image, now)
         if not self.gate.should_infer(image, force=not self.tracker.settled()):
@@ -210,6 +245,8 @@ class Pipeline:
         if self.classifier is None:
             return []
         fps = self.cfg.detect.classifier_fps
+        if fps is None and self.rate.burst is not None:  # frames come faster than detect.fps
+            fps = self.cfg.detect.fps
         if fps is not None:  # one per slot of 1/fps s: no drift when frames come at uneven times
             slot = math.floor(now * fps)
             if slot <= self._last_classified:

@@ -160,7 +160,7 @@ class CameraReader:
     def _run_live(self) -> None:
         rc = self.cfg.reconnect
         backoff = Backoff(rc.initial_delay, rc.max_delay)
-        sampler = Sampler(self.cfg.detect.fps)
+        sampler = Sampler(self.cfg.detect.sample_fps)
         attempt = 0
         failed = 0  # consecutive attempts without a frame
         while not self._stop.is_set():
@@ -233,7 +233,7 @@ class CameraReader:
 
     def _run_file(self, capture: FileCapture) -> None:
         base = self._start_time if self._start_time is not None else time.time()
-        sampler = Sampler(self.cfg.detect.fps)
+        sampler = Sampler(self.cfg.detect.sample_fps)
         realtime = self.cfg.realtime
         clock0: float | None = None
         pts0 = 0.0

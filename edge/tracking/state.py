@@ -29,6 +29,8 @@ class TrackState:
     best_score: float = 0.0  # best detection score seen (reported on ``end``)
     attr_samples: int = 0  # crops classified by the attributes model
     clean_samples: int = 0  # of which the box did not touch the frame edge
+    type_views: int = 0  # crops typed by the COCO crop typer
+    type_area: float = 0.0  # normalised box area of the last of them
     plate: dict[str, str] = field(default_factory=dict)  # published plate fields (plate / plate_hash)
     plate_box: list[float] | None = None  # normalised box of the latest plate read
     plate_reads: int = 0  # plate reads spent on this track

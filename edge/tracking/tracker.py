@@ -1,7 +1,10 @@
 """ByteTrack-style multi-object tracker with stable ids and a start/end lifecycle.
 
-Two association stages (confident detections first, then low-score ones only to extend
-existing tracks) with Hungarian assignment from SciPy on an IoU cost. A track starts after
+Three association stages with Hungarian assignment from SciPy: confident detections on IoU
+with the Kalman-predicted boxes; then low-score ones, only to extend existing tracks (blur,
+occlusion, a small far vehicle); then what is left on centre distance, so a small fast vehicle
+that moved more than its own length between samples (no IoU with its prediction) keeps its
+track instead of starting a new one that never confirms. A track starts after
 ``min_hits`` matches and ends after ``max_age`` seconds unmatched. Time is in seconds, not
 frames, so motion gating and variable sampling rates do not change the behaviour.
 """
@@ -19,6 +22,10 @@ from edge.tracking.geometry import iou_matrix
 from edge.tracking.kalman import BoxKalman
 from edge.tracking.state import TrackState
 from edge.types import Detections
+
+TENTATIVE_LOW_IOU = 0.5  # a weak detection carries a tentative track only where it clearly overlaps it
+NEAR_RADIUS = 1.5  # stage 3: detection centre within this many box sizes of the predicted centre
+NEAR_AREA_RATIO = 2.5  # ... and its area within this factor of the track's
 
 
 @dataclass
@@ -125,10 +132,17 @@ class Tracker:
         unmatched_tracks, unmatched_high = self._associate(
             list(range(len(self._tracks))), high, dets, cfg.iou_threshold
         )
-        # stage 2: confirmed tracks left over against low-score detections (occlusion, blur)
+        # stage 2: tracks left over against low-score detections (occlusion, blur, small and far):
+        # confirmed ones on a plain overlap, tentative ones (started by a confident detection) on a
+        # close one, so a weak detection never makes a track but can carry one to confirmation
         confirmed_left = [i for i in unmatched_tracks if self._tracks[i].confirmed]
-        still_unmatched, _ = self._associate(confirmed_left, low, dets, max(cfg.iou_threshold, 0.5))
-        unmatched_set = set(still_unmatched) | {i for i in unmatched_tracks if not self._tracks[i].confirmed}
+        left, low_left = self._associate(confirmed_left, low, dets, max(cfg.iou_threshold, 0.5))
+        tentative_left = [i for i in unmatched_tracks if not self._tracks[i].confirmed]
+        left_t, low_left = self._associate(tentative_left, np.asarray(low_left, int), dets, TENTATIVE_LOW_IOU)
+        # stage 3: tracks left against confident detections on centre distance: fast small vehicles
+        left_all = sorted(left + left_t)
+        still_unmatched, unmatched_high = self._associate_near(left_all, np.asarray(unmatched_high, int), dets)
+        unmatched_set = set(still_unmatched)
 
         ended: list[Track] = []
         for i, t in enumerate(self._tracks):
@@ -169,6 +183,43 @@ class Tracker:
         self._tracks = []
         return ended
 
+    def _associate_near(
+        self, track_idx: list[int], det_idx: np.ndarray, dets: Detections
+    ) -> tuple[list[int], list[int]]:
+        """Match tracks to confident detections of a similar size whose centre is within
+        ``NEAR_RADIUS`` box sizes of the predicted centre (no IoU needed); Hungarian on distance."""
+        if not track_idx or len(det_idx) == 0:
+            return track_idx, [int(j) for j in det_idx]
+        tb = np.stack([self._tracks[i].box for i in track_idx]).astype(np.float64)
+        db = dets.xyxy[det_idx].astype(np.float64)
+        tc, dc = (tb[:, :2] + tb[:, 2:]) / 2, (db[:, :2] + db[:, 2:]) / 2
+        tsz = np.maximum(tb[:, 2:] - tb[:, :2], 1e-4)
+        dsz = np.maximum(db[:, 2:] - db[:, :2], 1e-4)
+        # distance in units of the track's box size (per axis), so near means "about a length away"
+        diff = (tc[:, None, :] - dc[None, :, :]) / tsz[:, None, :]
+        dist = np.hypot(diff[..., 0], diff[..., 1])
+        ratio = np.prod(dsz[None, :, :] / tsz[:, None, :], axis=2)
+        ok = (dist <= NEAR_RADIUS) & (ratio >= 1 / NEAR_AREA_RATIO) & (ratio <= NEAR_AREA_RATIO)
+        rows, cols = linear_sum_assignment(np.where(ok, dist, 1e6))
+        matched_t, matched_d = set(), set()
+        for r, c in zip(rows, cols):
+            if not ok[r, c]:
+                continue
+            self._match(self._tracks[track_idx[r]], int(det_idx[c]), dets)
+            matched_t.add(track_idx[r])
+            matched_d.add(int(det_idx[c]))
+        return [i for i in track_idx if i not in matched_t], [int(j) for j in det_idx if int(j) not in matched_d]
+
+    @staticmethod
+    def _match(t: Track, j: int, dets: Detections) -> None:
+        """Track ``t`` is detection ``j`` this frame."""
+        t.kf.update(dets.xyxy[j])
+        t.box = dets.xyxy[j].copy()
+        t.measured = t.box
+        t.score = float(dets.confidence[j])
+        t.vote(dets.labels[j], t.score)
+        t.last_det = j
+
     def _associate(
         self, track_idx: list[int], det_idx: np.ndarray, dets: Detections, min_iou: float
     ) -> tuple[list[int], list[int]]:
@@ -182,13 +233,8 @@ class Tracker:
         for r, c in zip(rows, cols):
             if iou[r, c] < min_iou:
                 continue
-            t, j = self._tracks[track_idx[r]], int(det_idx[c])
-            t.kf.update(dets.xyxy[j])
-            t.box = dets.xyxy[j].copy()
-            t.measured = t.box
-            t.score = float(dets.confidence[j])
-            t.vote(dets.labels[j], t.score)
-            t.last_det = j
+            j = int(det_idx[c])
+            self._match(self._tracks[track_idx[r]], j, dets)
             matched_t.add(track_idx[r])
             matched_d.add(j)
         return [i for i in track_idx if i not in matched_t], [int(j) for j in det_idx if int(j) not in matched_d]
