@@ -1,6 +1,7 @@
 """Licence-plate benchmark on OpenALPR-format folders (``NAME.jpg`` + ``NAME.txt``).
 
-Usage: ``python bench/plates.py DIR [DIR ...] [--regions br,eu] [--own-region] [--ocr A,B] [--failures]``
+Usage: ``python bench/plates.py DIR [DIR ...] [--regions br,eu] [--own-region] [--ocr A,B] [--failures]
+[--old-decoder] [--frames N]``
 
 Per folder, per reader (``--ocr``: the default slot reader and the current PP-OCRv4 one, both
 measured in the same run so latency ratios are meaningful on a loaded machine) and per region
@@ -11,19 +12,27 @@ prints:
 - recall: share of images where a returned plate's axis-aligned box (around its quad) has
   IoU >= 0.3 with the labelled box;
 - exact: top-1 text of the most confident plate equals the label (both normalised);
-- exact O=0: the same with O and 0 treated as one character (some labels use O for a zero);
+- exact O=0: the same with O and 0 treated as one character (kept for OpenALPR sets whose labels use O for a
+  zero; the shared EU set's seven such labels were corrected on 2026-12-07, see ../shared/data/README.md);
 - CER: character error rate, total edit distance / total label length (no read = all wrong);
 - the same for the untuned baseline (top YuNet box + PP-OCRv4 greedy), measured in the same run;
 - median and p95 latency of ``PlateReader.read`` on the whole image (detect + rectify + read),
   one image at a time, after a warm-up; the readers of one setting read each image in turn, so
   load changes on a shared machine hit them alike (compare their ratio, not absolute times);
 - the wrong reads grouped by cause: no plate found, wrong region chosen (the top plate is not
-  the labelled one), O/0 only (the label and the read differ only in O vs 0, which several
-  labels use for a digit zero), character confusion (same length), missing/extra character.
+  the labelled one), O/0 only (the label and the read differ only in O vs 0: a reader's O/0 slip, or a
+  label that uses O for a digit zero), character confusion (same length), missing/extra character.
 - for a folder named after a region (``eu``, ``br``): the labels that fit none of that region's
-  formats while exactly one O/0 variant does (``OYO9FEU`` for the UK ``OY09FEU``: two letters,
-  then two digits), found by the formats alone, and every reader's exact score against those
-  corrected labels, beside the strict one.
+  formats while exactly one O/0 variant does (on the corrected EU set only ``eu9`` ``W053011``;
+  before the correction also ``OYO9FEU`` for the UK ``OY09FEU``), found by the formats alone,
+  and every reader's exact score against those corrected labels, beside the strict one.
+
+``--old-decoder`` adds the previous slot decoder (``PlateReader(decoder="legacy")``: no format
+prior without a region, the old ``us`` formats, no region alphabets, no zoomed detector pass, no
+frame/slogan factors) as one more reader of the same run, so old and new are compared on the same
+load. ``--frames N`` also replays every photo as N frames of a car coming closer (the photo
+shrunk to 45-100%, shifted a few pixels, brightness, blur and JPEG quality varied per frame,
+seeded) and compares one frame's read with the per-track vote of ``PlateConsensus`` over them.
 
 Labels are only used for scoring, never by the pipeline.
 """
@@ -47,6 +56,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.plates.config import PlatesConfig  # noqa: E402
+from edge.plates.consensus import PlateConsensus  # noqa: E402
 from edge.plates.formats import REGION_FORMATS, REGION_GROUPS, compile_formats, normalize_plate  # noqa: E402
 from edge.plates.geometry import box_iou, quad_to_box  # noqa: E402
 from edge.plates.lists import edit_distance  # noqa: E402
@@ -215,6 +225,47 @@ def run(
     return out
 
 
+def replay_frames(img: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
+    """``img`` as ``n`` frames of a vehicle coming closer: shrunk from 45% to 100% of its size,
+    shifted by up to 4 px, with brightness x0.8-1.2, a Gaussian blur of sigma 0-1.2 and JPEG
+    quality 50-90 varied per frame (seeded: the same frames every run)."""
+    rng = np.random.default_rng(seed)
+    h, w = img.shape[:2]
+    frames = []
+    for k in range(n):
+        s = 0.45 + 0.55 * k / max(n - 1, 1)
+        f = cv2.resize(img, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
+        dx, dy = (int(v) for v in rng.integers(0, 5, 2))
+        f = f[dy:, dx:]
+        f = np.clip(f.astype(np.float32) * rng.uniform(0.8, 1.2), 0, 255).astype(np.uint8)
+        sigma = float(rng.uniform(0.0, 1.2))
+        if sigma > 0.3:
+            f = cv2.GaussianBlur(f, (0, 0), sigma)
+        ok, buf = cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 91))])
+        frames.append(cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else f)
+    return frames
+
+
+def consensus_run(reader: PlateReader, samples: list[Sample], n: int, desc: str) -> dict[str, float]:
+    """Replay each photo as ``n`` frames (``replay_frames``) through ``reader`` and a
+    ``PlateConsensus`` per photo (one track): exact share of single frames (all, and the last
+    = closest one) and of the vote after all frames."""
+    single = last = voted = 0
+    for i, s in enumerate(tqdm(samples, desc=desc, leave=False, file=sys.stderr)):
+        cons = PlateConsensus(min_confidence=0.0)
+        texts = []
+        for k, frame in enumerate(replay_frames(_imread(s.image), n, seed=i)):
+            reads = reader.read(frame)
+            texts.append(reads[0].text if reads else "")
+            cons.add(0, reads[0] if reads else None, float(k))
+        result = cons.current(0)
+        single += sum(t == s.text for t in texts)
+        last += texts[-1] == s.text
+        voted += result is not None and result.text == s.text
+    m = max(len(samples), 1)
+    return {"frames": single / (m * n), "last": last / m, "vote": voted / m}
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -235,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         "--own-region", action="store_true", help="also run each folder with its own name as region (eu, br, us ...)"
     )
     ap.add_argument("--no-baseline", action="store_true", help="skip the untuned baseline")
+    ap.add_argument(
+        "--old-decoder", action="store_true", help="also run the previous slot decoder (legacy) in the same run"
+    )
+    ap.add_argument("--frames", type=int, default=0, help="also replay each photo as N frames and vote (consensus)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -246,13 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.own_region:
         settings.append(lambda d: [d.name] if d.name in REGION_FORMATS or d.name in REGION_GROUPS else [])
     models = list(dict.fromkeys(m for m in args.ocr.split(",") if m))
+    if args.old_decoder and models[0] == PlatesConfig().ocr_model:
+        models.insert(1, OLD)  # the slot reader with the previous decoder, right after the new one
     readers: dict[tuple[str, tuple[str, ...]], PlateReader] = {}
 
     def reader_for(model: str, regions: list[str]) -> PlateReader:
         key = (model, tuple(regions))
         if key not in readers:
-            cfg = PlatesConfig(regions=regions, backend=args.backend, ocr_model=model)
-            readers[key] = PlateReader(cfg, threads=args.threads, precision=args.precision)
+            legacy = model == OLD
+            cfg = PlatesConfig(regions=regions, backend=args.backend, ocr_model=_real(model))
+            decoder = "legacy" if legacy else "constrained"
+            readers[key] = PlateReader(cfg, threads=args.threads, precision=args.precision, decoder=decoder)
         return readers[key]
 
     def setting_name(regions: list[str]) -> str:
@@ -260,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     label_checks: dict[str, dict[str, str]] = {}  # folder -> format-breaking labels (stem -> O/0 fix)
+    votes: list[tuple[str, str, dict[str, float]]] = []  # --frames: folder, reader:regions, shares
     for si, setting in enumerate(settings):
         for d in args.dirs:
             regions = setting(d)
@@ -279,6 +339,16 @@ def main(argv: list[str] | None = None) -> int:
                 label_checks[d.name] = format_breaking_labels(samples, d.name) if own else {}
             results = run(modes, samples, f"{d.name} [{setting_name(regions)}]", args.failures, label_checks[d.name])
             rows += [(d.name, name, results[name]) for name, _ in modes]
+            if args.frames:
+                for m in models[:2] if models[1:2] == [OLD] else models[:1]:
+                    desc = f"{d.name} [{setting_name(regions)}] {_short(m)} x{args.frames} frames"
+                    votes.append(
+                        (
+                            d.name,
+                            f"{_short(m)}:{setting_name(regions)}",
+                            consensus_run(reader_for(m, regions), samples, args.frames, desc),
+                        )
+                    )
     base = {folder: r for folder, name, r in rows if name == "baseline"}
     first = _short(models[0])
 
@@ -326,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{folder}: {len(fixes)} labels fit no {folder} format, one O/0 variant does: {listed}")
         scores = ", ".join(f"{name} {r['exact_fixed']:.1%}" for f2, name, r in rows if f2 == folder)
         print(f"  exact with those labels corrected (strict exact above counts them as labelled): {scores}")
+    if votes:
+        print(f"\nreplayed as {args.frames} frames per photo (exact: mean over single frames / closest frame / vote):")
+        for folder, name, v in votes:
+            print(f"  {folder:<6} {name:<16} {v['frames']:>6.1%} {v['last']:>6.1%} {v['vote']:>6.1%}")
     print("\nwrong reads by cause:")
     for folder, name, r in rows:
         if name == "baseline":
@@ -339,8 +413,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+OLD = "cct-xs-v1-global-plate-ocr@legacy"  # the slot reader with the previous decoder (--old-decoder)
+
+
+def _real(model: str) -> str:
+    return model.split("@")[0]
+
+
 def _short(model: str) -> str:
     return {
+        OLD: "cct-old",
         "cct-xs-v1-global-plate-ocr": "cct",
         "ppocr-v4": "ppocr",
         "license-plate-recognition-barrier-0001": "lprnet",

@@ -284,3 +284,47 @@ def test_a_plate_with_a_wide_gap_is_read_whole(reader: PlateReader, shared_data:
     img, s = _named(shared_data, "eu/test_067")
     reads = reader.read(img)
     assert reads and reads[0].text == s.text == "1B70440", [r.texts() for r in reads]
+
+
+def test_a_plate_the_first_detector_pass_misses_is_found_zoomed(
+    reader: PlateReader, shared_data: Path, shared_models: Path, tmp_path: Path
+) -> None:
+    """``br/JIT7463``: a dark, low-contrast plate that the detector does not find on the whole
+    photo shrunk to its 320x240 input (nor on its tiles): the previous reader returned nothing.
+    When nothing is found, the lower part of the region is searched again at a higher
+    resolution, and the plate is read."""
+    img, s = _named(shared_data, "br/JIT7463")
+    old = PlateReader(PlatesConfig(), threads=2, cache_dir=tmp_path, mirror=str(shared_models), decoder="legacy")
+    assert old.read(img) == []
+    reads = reader.read(img)
+    assert reads and reads[0].text == s.text, [r.texts() for r in reads]
+
+
+def test_us_region_reads_an_i_as_a_one(shared_data: Path, shared_models: Path, tmp_path: Path) -> None:
+    """End to end with the US formats: a real plate crop whose slot output is edited so that one
+    digit 1 reads as a confident I (as the reader did on 5 plates of an unseen US set) comes out
+    as the 1; with no region, the I stays (no format is forced on an unknown plate)."""
+    us = PlateReader(PlatesConfig(regions=["us"]), threads=2, cache_dir=tmp_path, mirror=str(shared_models))
+    assert us.slots is not None
+    img, s = _named(shared_data, "br/GWT2180")
+    out = us.slots.recognize([_crop(img, s.box)])[0]
+    k = s.text.index("1")
+    out.probs[k] = 0.001
+    out.probs[k, ALPHABET.index("I")] = 0.95
+    assert decode_slots(out)[0].text == "GWT2I80"
+    assert us._rank(us._decode_slots(out))[0].text == "GWT2180"
+    free = PlateReader(PlatesConfig(), threads=2, cache_dir=tmp_path, mirror=str(shared_models))
+    assert free._rank(free._decode_slots(out))[0].text == "GWT2I80"
+
+
+def test_a_format_prior_ranks_but_does_not_lower_the_published_confidence(
+    reader: PlateReader, shared_data: Path, shared_models: Path, tmp_path: Path
+) -> None:
+    """With no region every known format is a prior; ``eu/eu9`` (``W053011``) fits only a loose
+    one. The prior ranks readings, but the published confidence stays the model's (as with the
+    previous decoder): the pipeline's ``min_confidence`` and the track vote see the same numbers."""
+    img, s = _named(shared_data, "eu/eu9")
+    old = PlateReader(PlatesConfig(), threads=2, cache_dir=tmp_path, mirror=str(shared_models), decoder="legacy")
+    new, before = reader.read(img)[0], old.read(img)[0]
+    assert new.text == before.text == s.text
+    assert new.confidence == pytest.approx(before.confidence, abs=0.02), (new.texts(), before.texts())

@@ -32,12 +32,15 @@ for _d, _ls in DIGIT_TO_LETTER.items():
 @dataclass
 class Candidate:
     """One reading of a plate: text, joint confidence, per-character confidences and the
-    region format it was decoded with (None = free decoding)."""
+    region format it was decoded with (None = free decoding). ``prior``: the share of
+    ``confidence`` that is the formats' prior, not the model's (format weight, free-reading
+    penalty; 1 = none): candidates are ranked with it, the slot reader publishes without it."""
 
     text: str
     confidence: float
     char_confidences: list[float] = field(default_factory=list)
     format: str | None = None
+    prior: float = 1.0
 
 
 def _beam(dists: list[np.ndarray], allowed: np.ndarray | None, top_n: int) -> list[tuple[str, list[float]]]:

@@ -97,13 +97,16 @@ class YuNetPlateDetector:
         tiles: bool = True,
         max_plates: int = 5,
         only_tiles: bool = False,
+        windows: list[tuple[int, int, int, int]] | None = None,
     ) -> list[PlateQuad]:
         """Plates in a BGR image, best first. Tiles are added when the image is much larger than
-        the model input (so a 1280 px frame is also seen at ~2x the full-frame resolution)."""
+        the model input (so a 1280 px frame is also seen at ~2x the full-frame resolution).
+        ``windows`` (x0, y0, x1, y1 in pixels) replaces the whole image and its tiles."""
         h, w = image.shape[:2]
         all_q, all_s = [], []
         wins = self._windows(w, h, tiles)
-        for x0, y0, x1, y1 in wins[1:] if only_tiles else wins:
+        wins = windows if windows is not None else wins[1:] if only_tiles else wins
+        for x0, y0, x1, y1 in wins:
             q, s = self.run_patch(image[y0:y1, x0:x1], score_threshold)
             if len(s):
                 all_q.append(q + np.array([x0, y0], dtype=np.float32))
@@ -119,6 +122,13 @@ class YuNetPlateDetector:
         """True when the image is big enough for tiles to see plates at a higher resolution."""
         h, w = image.shape[:2]
         return max(w / self.width, h / self.height) >= 2.5
+
+    def zoom_windows(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
+        """Windows for a second look at a region where the first pass found no plate: its lower
+        half and lower two thirds, full width (a plate sits on the lower part of a vehicle, and
+        of most photos of one). Each is stretched to the model input, so it is seen at up to
+        twice the resolution the whole image was (a small plate grows past the smallest anchor)."""
+        return [(0, h // 2, w, h), (0, h // 3, w, h)]
 
     def _windows(self, w: int, h: int, tiles: bool) -> list[tuple[int, int, int, int]]:
         wins = [(0, 0, w, h)]

@@ -22,9 +22,15 @@ from edge.plates.ocr import ALPHABET
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DIGITS = "0123456789"
 
-# Built-in formats by region code. Sources: national plate schemes (current + common older
-# series). Spaces, dashes and region seals are removed before matching, as in the text.
-REGION_FORMATS: dict[str, list[str]] = {
+# US letters: no I, O or Q (see "us" below).
+_US = "[A-HJ-NPR-Z]"
+
+# Built-in formats by region code: a regex over normalised text, or (regex, weight) for a format
+# that should win only near ties (default weight 1). Sources: national plate schemes (current +
+# common older series). Spaces, dashes and region seals are removed before matching, as in the
+# text. A region's *alphabet* is every character some of its formats allow somewhere: the
+# decoder treats a character outside it as a misread of its look-alike (see decode_slot_formats).
+REGION_FORMATS: dict[str, list[str | tuple[str, float]]] = {
     # Brazil: old grey plates and Mercosul
     "br": [r"[A-Z]{3}[0-9]{4}", r"[A-Z]{3}[0-9][A-Z][0-9]{2}"],
     # Mercosul neighbours
@@ -76,14 +82,24 @@ REGION_FORMATS: dict[str, list[str]] = {
     "se": [r"[A-Z]{3}[0-9]{2}[0-9A-Z]"],
     "si": [r"[A-Z]{2}[0-9A-Z]{2,6}"],
     "sk": [r"[A-Z]{2}[0-9]{3}[A-Z]{2}", r"[A-Z]{2}[0-9][A-Z]{4}"],
-    # Americas
+    # Americas. US standard passenger plates: most states never issue I, O or Q (they look like
+    # 1, 0 and 0), so the region's alphabet leaves them out and the decoder gives a read I, O or
+    # Q to its look-alike digit in full. The common state serial schemes come first; the last
+    # entry accepts any other 5-7 character serial of that alphabet (its slots allow letters and
+    # digits, so it weighs less: slots.MIXED_SLOT), so a scheme's letter and digit slots win a
+    # near tie without forcing a plate into a scheme.
     "us": [
-        r"[0-9][A-Z]{3}[0-9]{3}",
-        r"[A-Z]{3}[0-9]{4}",
-        r"[A-Z]{3}[0-9]{3}",
-        r"[0-9]{3}[A-Z]{3}",
-        r"[A-Z]{2}[0-9]{5}",
-        r"[A-Z0-9]{5,8}",
+        rf"[0-9]{_US}{{3}}[0-9]{{3}}",  # 1ABC234 (CA)
+        rf"{_US}{{3}}[0-9]{{4}}",  # ABC1234 (TX, NY, PA, GA, NC, OH, MI, VA ...)
+        rf"{_US}{{3}}[0-9]{{3}}",  # ABC123
+        rf"[0-9]{{3}}{_US}{{3}}",  # 123ABC
+        rf"{_US}{{2}}[0-9]{{5}}",  # AB12345
+        rf"[0-9]{_US}{{2}}[0-9]{{4}}",  # 1AB2345
+        rf"[0-9]{{3}}{_US}{{4}}",  # 123ABCD
+        rf"{_US}{{4}}[0-9]{{2}}",  # ABCD12
+        rf"{_US}[0-9]{{2}}{_US}{{3,4}}",  # A12BCD(E)
+        rf"[0-9]{{2,3}}{_US}[0-9]{{3,4}}",  # 12A3456
+        rf"[0-9{_US[1:-1]}]{{5,7}}",  # any other serial of the US alphabet (loose: see MIXED_SLOT)
     ],
     "mx": [r"[A-Z]{3}[0-9]{3}[A-Z]", r"[A-Z]{3}[0-9]{4}", r"[A-Z]{3}[0-9]{2}[A-Z]{2}"],
     # Africa
@@ -192,6 +208,7 @@ class PlateFormat:
     pattern: re.Pattern[str]
     templates: tuple[tuple[str, ...], ...]  # each: allowed characters per position
     weight: float = 1.0  # prior: formats of regions listed first win ties
+    alphabet: str = ALPHABET  # characters the format's region uses anywhere (see region_alphabet)
 
     @property
     def masks(self) -> list[np.ndarray]:
@@ -269,22 +286,66 @@ def _expand(regex: str) -> tuple[tuple[str, ...], ...]:
     return tuple(dict.fromkeys(combos))
 
 
-def compile_formats(regions: list[str]) -> list[PlateFormat]:
-    """Formats for a list of region codes (``br``, ``eu`` ...) or custom regexes."""
+def _entry(item: str | tuple[str, float]) -> tuple[str, float]:
+    return (item, 1.0) if isinstance(item, str) else (item[0], float(item[1]))
+
+
+def region_alphabet(templates: list[tuple[tuple[str, ...], ...]]) -> str:
+    """Every character some template allows somewhere, in ``ALPHABET`` order (all of it when a
+    format could not be expanded: a regex-only format rules nothing out)."""
+    if not templates or any(not t for t in templates):
+        return ALPHABET
+    used = {ch for tpls in templates for tpl in tpls for allowed in tpl for ch in allowed}
+    return "".join(ch for ch in ALPHABET if ch in used)
+
+
+def compile_formats(regions: list[str], ordered: bool = True, legacy: bool = False) -> list[PlateFormat]:
+    """Formats for a list of region codes (``br``, ``eu`` ...) or custom regexes.
+
+    ``ordered``: formats of an earlier-listed region get a higher weight (the site's own region
+    first); off for ``known_formats``, where no region is preferred. ``legacy``: the previous
+    decoder's formats (``LEGACY_FORMATS``), for side-by-side benchmarks."""
     out: list[PlateFormat] = []
     for rank, item in enumerate(regions):
         # a reading that fits an earlier-listed region wins a near tie (O/0 and I/1 often make
         # one glyph sequence fit two countries' formats): list the home region first
-        weight = REGION_ORDER_DECAY**rank
+        weight = REGION_ORDER_DECAY**rank if ordered else 1.0
         key = item.strip().lower()
         codes = REGION_GROUPS.get(key, [key] if key in REGION_FORMATS else None)
-        if codes is None:  # a custom regex
-            out.append(PlateFormat(item, re.compile(item), _expand(item), weight))
+        if codes is None:  # a custom regex: its own region
+            tpls = _expand(item)
+            out.append(PlateFormat(item, re.compile(item), tpls, weight, region_alphabet([tpls])))
             continue
         for code in codes:
-            for rx in REGION_FORMATS[code]:
-                out.append(PlateFormat(code, re.compile(rx), _expand(rx), weight))
+            table = LEGACY_FORMATS if legacy and code in LEGACY_FORMATS else REGION_FORMATS
+            entries = [_entry(e) for e in table[code]]
+            expanded = [_expand(rx) for rx, _ in entries]
+            alphabet = region_alphabet(expanded)
+            for (rx, w), tpls in zip(entries, expanded):
+                out.append(PlateFormat(code, re.compile(rx), tpls, weight * w, alphabet))
     return out
+
+
+def known_formats() -> list[PlateFormat]:
+    """Every built-in region's formats with equal weight: the prior of a reader with no region
+    configured (a reading some country's format accepts is preferred to one none accepts,
+    without any country being preferred to another; see ``reader.NO_REGION_FREE_PENALTY``)."""
+    return compile_formats(list(REGION_FORMATS), ordered=False)
+
+
+# Formats the previous decoder used where they differ from today's (``legacy=True``, kept so the
+# bench can run the old reader beside the new one): the old ``us`` list ended in a catch-all
+# that accepted any 5-8 characters, so it constrained nothing.
+LEGACY_FORMATS: dict[str, list[str | tuple[str, float]]] = {
+    "us": [
+        r"[0-9][A-Z]{3}[0-9]{3}",
+        r"[A-Z]{3}[0-9]{4}",
+        r"[A-Z]{3}[0-9]{3}",
+        r"[0-9]{3}[A-Z]{3}",
+        r"[A-Z]{2}[0-9]{5}",
+        r"[A-Z0-9]{5,8}",
+    ],
+}
 
 
 @functools.lru_cache(maxsize=4096)

@@ -24,6 +24,11 @@ TOP_OF_VEHICLE = 0.35  # a region centred in the top of the vehicle box: a windo
 TOP_FACTOR = 0.6
 SIDE_MARGIN = 0.12  # a region centred this close to the side of the vehicle box
 SIDE_FACTOR = 0.85
+NO_DIGIT_FACTOR = 0.5  # a reading without a digit: a dealer frame, a slogan, a make badge (vanity plates exist)
+# Text stacked on a taller text line (its box at most this share of the other's height, most of
+# its width over or under it, no more than the other's height away, not inside it): a dealer frame or a state
+# slogan printed above or below the registration, which is the largest text on a plate.
+STACKED_HEIGHT, STACKED_FACTOR = 0.67, 0.4
 
 
 def aspect_factor(aspect: float) -> float:
@@ -62,6 +67,31 @@ def position_factor(box_xyxy: np.ndarray, region_wh: tuple[int, int]) -> float:
     if cx < SIDE_MARGIN or cx > 1 - SIDE_MARGIN:
         f *= SIDE_FACTOR
     return f
+
+
+def mix_factor(text: str) -> float:
+    """``NO_DIGIT_FACTOR`` for a reading without any digit, else 1: almost every registration
+    has one, while frames, slogans and badges rarely do."""
+    return 1.0 if any(ch.isdigit() for ch in text) else NO_DIGIT_FACTOR
+
+
+def stacked_factor(box: np.ndarray, others: list[np.ndarray]) -> float:
+    """``STACKED_FACTOR`` when ``box`` (``xyxy``) is a smaller text line right above or below a
+    taller one of ``others`` (a dealer frame or slogan on the plate's border), else 1."""
+    h = box[3] - box[1]
+    w = box[2] - box[0]
+    if h <= 0 or w <= 0:
+        return 1.0
+    for o in others:
+        oh = o[3] - o[1]
+        if h > STACKED_HEIGHT * oh:
+            continue
+        overlap = min(box[2], o[2]) - max(box[0], o[0])
+        gap = max(o[1] - box[3], box[1] - o[3])  # vertical distance (< 0: they overlap)
+        # above or below it, not inside it (a plate inside a loose, larger box is still the plate)
+        if overlap >= 0.5 * w and -0.3 * h <= gap <= oh:
+            return STACKED_FACTOR
+    return 1.0
 
 
 def plate_score(

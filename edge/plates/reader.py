@@ -28,14 +28,21 @@ from edge.inference.shared import ensure_model_once, shared_backend
 from edge.plates.config import PlatesConfig
 from edge.plates.decode import Candidate, decode_formats, decode_free
 from edge.plates.detect import PlateQuad, YuNetPlateDetector
-from edge.plates.formats import compile_formats
+from edge.plates.formats import PlateFormat, compile_formats, known_formats
 from edge.plates.geometry import box_iou
 from edge.plates.lprnet import LprnetRecognizer, lprnet_core
 from edge.plates.ocr import CtcOutput, PaddleRecognizer
-from edge.plates.plateness import chars_factor, plate_score, position_factor
+from edge.plates.plateness import chars_factor, mix_factor, plate_score, position_factor, stacked_factor
 from edge.plates.rectify import expand_quad, grow_quad, quad_size, warp_quad
 from edge.plates.refine import TextLineRefiner
-from edge.plates.slots import SlotOutput, SlotRecognizer, SlotTemplates, decode_slot_formats, decode_slots
+from edge.plates.slots import (
+    SlotOutput,
+    SlotRecognizer,
+    SlotTemplates,
+    decode_slot_formats,
+    decode_slot_formats_legacy,
+    decode_slots,
+)
 
 log = logging.getLogger("edge.plates")
 
@@ -67,10 +74,25 @@ TWO_LINE_MARGINS = ((0.15, 1.4, 0.15, 0.2), (0.15, 0.2, 0.15, 1.4))
 TWO_LINE_ASPECT = 2.2  # plates narrower than this (w/h) are read as two lines
 JOIN_OVERLAP, JOIN_HEIGHT_RATIO = 0.6, 1.5  # see _joined
 CONFIDENT = 0.6  # a plate read above this ends the search (weaker quads, tiles)
+# A region (vehicle crop or frame) at least this many pixels on its short side gets a second,
+# zoomed detector pass when the first finds no plate (smaller ones hold no readable plate).
+ZOOM_MIN_SIZE = 160
 FREE_READ_PENALTY = 0.5  # a read that fits no configured format counts half
 SLOT_FREE_PENALTY = 0.85  # the slot reader: formats are a mild boost (vanity and unlisted plates exist)
+# With no region configured, every built-in format is a (milder) prior: a reading no country's
+# format accepts counts this much (an unknown region's plate is not forced into a format).
+NO_REGION_FREE_PENALTY = 0.6
+# Per character a reading has outside every listed region's alphabet (a US I, O or Q): the
+# region never issues it, so such a reading is far less likely than its look-alike's.
+OUT_OF_ALPHABET = 0.2
+DECODERS = ("constrained", "legacy")
 COMPLETE_RATIO = 0.85  # see _prefer_complete
 SUPPORT_BONUS, MAX_SUPPORT = 0.01, 5  # see _rank
+STACKED_SUPPORT = 0.25  # see _stacked
+# A frame edge or a bolt beside the characters reads as a thin glyph at an end of the plate:
+# such a reading (at least this long) that fits no format while the reading without that glyph
+# fits one gives the shorter reading at this share of its confidence.
+EDGE_GLYPHS, EDGE_MIN_CHARS, EDGE_DROP = "1IJL", 6, 0.9
 
 
 @dataclass
@@ -130,7 +152,14 @@ class PlateReader:
         precision: str = "auto",
         cache_dir: Path | None = None,
         mirror: str | None = None,
+        decoder: str = "constrained",
     ):
+        """``decoder``: ``constrained`` (format-constrained slot decoding with region alphabets,
+        and every known format as a mild prior when no region is set) or ``legacy`` (the
+        previous decoder and formats, for side-by-side benchmarks)."""
+        if decoder not in DECODERS:
+            raise ValueError(f"plate decoder {decoder!r}: expected one of {', '.join(DECODERS)}")
+        self.decoder = decoder
         self.cfg = cfg or PlatesConfig()
         det_m, det_dir = ensure_model_once(self.cfg.detector_model, cache_dir=cache_dir, mirror=mirror)
         if det_m.input is None or det_m.head.get("type") != "yunet_plate":
@@ -147,7 +176,7 @@ class PlateReader:
         self.backend = det_kind
         self.detector = YuNetPlateDetector(det_be, det_m.input.size, det_m.head, det_m.input.name)
         rec_be = shared_backend(ocr_kind, ocr_dir / ocr_m.entry, threads, device, precision)
-        self.formats = compile_formats(self.cfg.regions)
+        self.formats = compile_formats(self.cfg.regions, legacy=decoder == "legacy")
         self.refiner = None
         self.lprnet: LprnetRecognizer | None = None
         self.slots: SlotRecognizer | None = None
@@ -155,7 +184,12 @@ class PlateReader:
             size = ocr_m.input.size if ocr_m.input is not None else (128, 64)
             pad = str(ocr_m.head.get("pad_char", "_"))
             self.slots = SlotRecognizer(rec_be, ocr_m.read_labels(ocr_dir), size, pad)
-            self.slot_templates = SlotTemplates(self.formats, int(ocr_m.head.get("slots", 9)))
+            # the formats the slot decoder prefers: the configured regions', or with none every
+            # known region's at a milder weight (the previous decoder had no prior then)
+            self.prior_formats: list[PlateFormat] = self.formats or ([] if decoder == "legacy" else known_formats())
+            self.slot_templates = SlotTemplates(
+                self.prior_formats, int(ocr_m.head.get("slots", 9)), own_alphabets=bool(self.formats)
+            )
             self.confirm: PaddleRecognizer | None = None
             if self.cfg.confirm_below > 0:  # opt-in second opinion on doubtful reads
                 self.confirm = _paddle(
@@ -255,6 +289,16 @@ class PlateReader:
             )
             new = [q for q in more if all(box_iou(q.box, b) < 0.5 for b in seen)]
             reads += self._read_quads_slots(img, new, in_vehicle, [(SLOT_BASE,)] * len(new))
+        if (
+            self.decoder != "legacy"
+            and max((r.score for r in reads), default=0.0) < MIN_PLATE_SCORE
+            and min(img.shape[:2]) >= ZOOM_MIN_SIZE
+        ):
+            reads += self._zoom_pass(img, quads, in_vehicle)
+        if self.decoder != "legacy":  # text lines stacked on a taller one: frame or slogan, not the plate
+            factors = [_stacked(r, reads) for r in reads]
+            for r, f in zip(reads, factors):
+                r.score *= f
         reads.sort(key=lambda r: (-r.score, -r.detector_score))
         # the best plate is read from the other crops too (a quad that cut off an end character
         # or the tops of the characters) when its read is doubtful, and when its read is short,
@@ -262,7 +306,7 @@ class PlateReader:
         if reads:
             top = reads[0]
             margins: tuple[tuple[float, float, float, float], ...] = ()
-            if top.confidence < DOUBTFUL:
+            if _model_confidence(top, self.decoder) < DOUBTFUL:
                 margins += tuple(m for m in (*SLOT_MARGINS, *SLOT_JITTER) if m not in top._outs)
             if not top.candidates or len(top.text) <= SHORT_READ:
                 margins += TWO_LINE_MARGINS
@@ -270,13 +314,32 @@ class PlateReader:
                 reads[0] = self._read_quads_slots(
                     img, [PlateQuad(top.corners, top.detector_score)], in_vehicle, [margins], [top]
                 )[0]
+                if self.decoder != "legacy":
+                    reads[0].score *= _stacked(reads[0], reads)
         # the slot model answers for any crop: a region it reads with next to no confidence is
         # not a plate (blank, noise, a rotated frame), and is not returned
         reads = [r for r in reads if r.candidates and r.score >= MIN_PLATE_SCORE]
         reads.sort(key=lambda r: -r.score)
+        if self.decoder != "legacy":
+            # the formats chose the reading; its published confidence is the model's, and the
+            # other candidates keep their rank and their ratio to it
+            for r in reads:
+                scale = 1.0 / r.candidates[0].prior
+                r.candidates = [replace(c, confidence=min(1.0, c.confidence * scale), prior=1.0) for c in r.candidates]
         if reads and self.confirm is not None and reads[0].confidence < cfg.confirm_below:
             self._confirm(img, reads[0])
         return reads
+
+    def _zoom_pass(self, img: np.ndarray, seen: list[PlateQuad], in_vehicle: bool) -> list[PlateRead]:
+        """Second detector pass when the first found no plate: the lower part of the region at a
+        higher resolution (small, dark or angled plates score below the floor, or not at all,
+        when the whole region is shrunk to the detector's 320x240 input)."""
+        h, w = img.shape[:2]
+        quads = self.detector.detect(
+            img, self.cfg.detect_threshold, max_plates=self.cfg.max_plates, windows=self.detector.zoom_windows(w, h)
+        )
+        new = [q for q in quads if all(box_iou(q.box, b.box) < 0.5 for b in seen)]
+        return self._read_quads_slots(img, new, in_vehicle, [(SLOT_BASE, SLOT_WIDE)] + [(SLOT_BASE,)] * (len(new) - 1))
 
     def _confirm(self, img: np.ndarray, read: PlateRead) -> None:
         """Second opinion of PP-OCRv4 on a doubtful slot read: every text's confidence becomes
@@ -323,6 +386,8 @@ class PlateReader:
             pos = position_factor(q.box, (iw, ih)) if in_vehicle else 1.0
             top = ranked[0] if ranked else None
             score = plate_score(top.confidence, len(top.text), q.score, w / max(h, 1e-6), pos) if top else 0.0
+            if top and self.decoder != "legacy":
+                score *= mix_factor(top.text)
             box = q.box / np.array([iw, ih, iw, ih], dtype=np.float32)
             read = PlateRead(q.corners, box, q.score, ranked, score)
             read._outs = seen
@@ -350,13 +415,27 @@ class PlateReader:
         return cands
 
     def _decode_slots(self, out: SlotOutput) -> list[Candidate]:
+        """Free readings plus the format-constrained ones. Every free reading also stays at a
+        penalty (and a much larger one per character no listed region issues), so a format can
+        raise a reading above the free level but never push a clear read below it: a loose
+        format that accepts a reading (and so scores it at its own low weight) does not make a
+        reading of a stricter format win by default."""
         cands = decode_slots(out, self.cfg.top_n)
-        if self.formats:  # as with CTC: format readings from the masked decoder, free ones at a penalty
-            cands = [c for c in cands if not any(f.match(c.text) for f in self.formats)]
+        formats = self.prior_formats
+        if not formats:
+            return cands
+        if self.decoder == "legacy":
+            cands = [c for c in cands if not any(f.match(c.text) for f in formats)]
             for c in cands:
                 c.confidence *= SLOT_FREE_PENALTY
-            cands += decode_slot_formats(out, self.slot_templates, self.cfg.top_n)
-        return cands
+            return cands + decode_slot_formats_legacy(out, self.slot_templates, self.cfg.top_n)
+        penalty = SLOT_FREE_PENALTY if self.formats else NO_REGION_FREE_PENALTY
+        alphabet = self.slot_templates.alphabet
+        edge = [e for c in cands for e in _edge_dropped(c, formats)]
+        for c in cands:
+            c.prior = penalty * OUT_OF_ALPHABET ** sum(ch not in alphabet for ch in c.text)
+            c.confidence *= c.prior
+        return cands + edge + decode_slot_formats(out, self.slot_templates, self.cfg.top_n)
 
     def _lines(self, img: np.ndarray, corners: np.ndarray, mx: float, my: float) -> list[list[np.ndarray]]:
         """The rectified crop as one line, plus split in two lines when the plate is squarish
@@ -446,6 +525,38 @@ class PlateReader:
         else:
             ranked.sort(key=lambda c: -c.confidence)
         return _prefer_complete(ranked)[: cfg.top_n]
+
+
+def _model_confidence(read: PlateRead, decoder: str) -> float:
+    """The best reading's confidence without the formats' prior (the previous decoder: with
+    it): a reading a format merely ranks lower is not doubtful to the model."""
+    if not read.candidates:
+        return 0.0
+    best = read.candidates[0]
+    return best.confidence if decoder == "legacy" else best.confidence / best.prior
+
+
+def _edge_dropped(cand: Candidate, formats: list[PlateFormat]) -> list[Candidate]:
+    """``cand`` without a thin first or last character (``EDGE_GLYPHS``: a frame edge or a bolt
+    read as a 1 or an I) when the reading fits no format and the shorter one does, at
+    ``EDGE_DROP`` of its confidence (above the free penalty, so the shorter reading wins)."""
+    text = cand.text
+    if len(text) < EDGE_MIN_CHARS or any(f.match(text) for f in formats):
+        return []
+    out = []
+    confs = cand.char_confidences
+    for dropped, short, kept in ((text[0], text[1:], confs[1:]), (text[-1], text[:-1], confs[:-1])):
+        fit = next((f for f in formats if f.match(short)), None) if dropped in EDGE_GLYPHS else None
+        if fit is not None:
+            out.append(Candidate(short, cand.confidence * EDGE_DROP, list(kept), fit.name, EDGE_DROP))
+    return out
+
+
+def _stacked(read: PlateRead, reads: list[PlateRead]) -> float:
+    """``stacked_factor`` of a read against the other reads that are a plausible text line: read
+    with at least ``STACKED_SUPPORT`` of its plate-ness (a loose quad read as noise is not)."""
+    others = [r.box for r in reads if r is not read and r.candidates and r.score >= STACKED_SUPPORT * read.score]
+    return stacked_factor(read.box, others)
 
 
 def _joined(quads: list[PlateQuad]) -> list[PlateQuad]:
