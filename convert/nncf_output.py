@@ -17,6 +17,15 @@ from contextlib import contextmanager
 NNCF_LOGGER = "nncf"
 
 
+def _swap_stream(handler: logging.StreamHandler, stream: object) -> None:
+    # not setStream(): it flushes the old stream, which may be closed by now (a test's captured stdout)
+    handler.acquire()
+    try:
+        handler.stream = stream
+    finally:
+        handler.release()
+
+
 @contextmanager
 def quiet_nncf() -> Iterator[None]:
     """NNCF's INFO lines and progress bars off (warnings and errors on stderr) inside the block."""
@@ -32,7 +41,7 @@ def quiet_nncf() -> Iterator[None]:
         saved.append((handler, handler.level, stream))
         handler.setLevel(logging.WARNING)
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-            handler.setStream(sys.stderr)  # NNCF's own handler holds the stdout of its import time
+            _swap_stream(handler, sys.stderr)  # NNCF's own handler holds the stdout of its import time
     logger.setLevel(logging.WARNING)
     console.quiet = True
     try:
@@ -43,4 +52,4 @@ def quiet_nncf() -> Iterator[None]:
         for handler, level, stream in saved:
             handler.setLevel(level)
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                handler.setStream(stream)  # type: ignore[arg-type]
+                _swap_stream(handler, stream)

@@ -1,6 +1,8 @@
 """The annotated video of ``edge replay --annotate``: every source frame, with the boxes of the
 latest inferred frame, zones (with occupancy), counting lines (arrow = their ``in`` way), track
 paths and labels (id, colour, type, plate); unconfirmed detections dashed, plus a legend.
+Each frame first goes through a frame filter (``edge replay`` passes the camera's privacy
+filter, edge.privacy: people masked before anything is drawn).
 
 Written as H.264 MP4 (browser-playable) through a system ``ffmpeg``; without one, OpenCV's
 MPEG-4 Part 2 writer is used and a warning says the file may not play in browsers.
@@ -11,8 +13,10 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -181,8 +185,15 @@ class AnnotatedVideo:
     """Writes every frame of ``source`` with the overlay of the latest inferred frame at or
     before it, at the source frame rate, to ``path`` (H.264 MP4 via ffmpeg, else MPEG-4)."""
 
-    def __init__(self, source: str, path: Path, cfg: CameraConfig) -> None:
+    def __init__(
+        self,
+        source: str,
+        path: Path,
+        cfg: CameraConfig,
+        frame_filter: Callable[[np.ndarray, Any], np.ndarray] | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.frame_filter = frame_filter  # e.g. the privacy filter: masks people before drawing
         self.path = path
         self._cap = cv2.VideoCapture(source)
         if not self._cap.isOpened():
@@ -226,9 +237,11 @@ class AnnotatedVideo:
             if at >= pts - 1e-3:
                 return
             self._pending = None
+            if self.frame_filter is not None:
+                image = self.frame_filter(image, None)
             frame = draw(image, self._overlay, self.cfg, at)
             if self._sink is None:
-                self._sink = _open_sink(self.path, self.fps, frame.shape[1], frame.shape[0])
+                self._sink = open_sink(self.path, self.fps, frame.shape[1], frame.shape[0])
             self._sink.write(frame)
             self.frames += 1
 
@@ -286,7 +299,9 @@ class _OpenCvSink(_FrameSink):
         self._writer.release()
 
 
-def _open_sink(path: Path, fps: float, w: int, h: int) -> _FrameSink:
+def open_sink(path: Path, fps: float, w: int, h: int) -> _FrameSink:
+    """A writer of ``w`` x ``h`` BGR frames to ``path`` at ``fps``: H.264 MP4 through ffmpeg, else
+    OpenCV's MPEG-4 (with a warning). ``write(image)`` each frame, then ``close()``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     exe = shutil.which("ffmpeg")
     if exe is not None and w % 2 == 0 and h % 2 == 0:  # yuv420p needs even sizes

@@ -13,14 +13,17 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from edge.clock import SystemClock
 from edge.config import AppConfig, CameraConfig
+from edge.counts import DetailSink
 from edge.events.bus import EventBus
 from edge.events.homeassistant import discovery_messages
 from edge.events.mqtt import MqttPublisher
@@ -32,6 +35,8 @@ from edge.events.topics import Topics
 from edge.inference.backends import installed as installed_backend
 from edge.inference.scheduler import FairScheduler
 from edge.metrics import HealthCheck, Metrics, MetricsServer
+from edge.privacy import PrivacyCollector, PrivacyStatus, snapshot_privacy
+from edge.privacy.snapshots import SnapshotWorker
 from edge.redact import redact_text, redact_url
 from edge.rules import RuleEngine, build_processors
 from edge.rules.metrics import RulesCollector
@@ -58,7 +63,7 @@ def build_delivery(config: AppConfig, metrics: Metrics | None = None) -> tuple[E
     publisher = None
     if config.mqtt is not None:
         ob = config.outbox
-        outbox = Outbox(ob.path, ob.max_bytes, ob.when_full, ob.synchronous)
+        outbox = Outbox(ob.path, ob.max_bytes, ob.when_full, ob.synchronous, memory_max_bytes=ob.memory_max_bytes)
         publisher = MqttPublisher(
             config.mqtt,
             config.device_id,
@@ -67,6 +72,7 @@ def build_delivery(config: AppConfig, metrics: Metrics | None = None) -> tuple[E
             retained=discovery_messages(
                 Topics(config.mqtt.topic_prefix, config.device_id),
                 [n for n, c in config.cameras.items() if c.enabled],
+                [(n, ln) for n, c in config.cameras.items() if c.enabled and config.counts.enabled for ln in c.lines],
             )
             if config.mqtt.home_assistant
             else (),
@@ -80,9 +86,10 @@ def build_delivery(config: AppConfig, metrics: Metrics | None = None) -> tuple[E
         sinks.append(StdoutSink())
     if not sinks:
         log.warning("no event output configured (mqtt, outputs.jsonl, outputs.stdout): events are discarded")
+    levels = {n: c.events.detail for n, c in config.cameras.items() if c.events.detail != "tracks"}
     bus = EventBus(
         config.device_id,
-        FanOut(sinks),
+        DetailSink(FanOut(sinks), levels) if levels else FanOut(sinks),
         PersistentSequencer(config.outbox.path),
         on_event=metrics.count_event if metrics else None,
         processors=build_processors(config, SystemClock(), None),
@@ -121,8 +128,13 @@ def _is_live(url: str) -> bool:
     return "://" in url and not url.startswith("file://") or url.startswith("/dev/video")
 
 
-def make_snapshot(frame: Frame, box: list[float], side: int = _SNAPSHOT_SIDE) -> bytes | None:
-    """A small JPEG of ``box`` (normalised xyxy) in ``frame``, longest side <= ``side`` px."""
+def make_snapshot(
+    frame: Frame, box: list[float], side: int = _SNAPSHOT_SIDE, privacy: Any = None, plate: bool = False
+) -> bytes | None:
+    """A small JPEG of ``box`` (normalised xyxy) in ``frame``, longest side <= ``side`` px.
+
+    ``privacy`` (an edge.privacy PrivacyFilter) masks people, heads and plates first; None when
+    it withholds the picture (a model failed: fail closed). ``plate``: ``box`` is a plate."""
     import cv2  # lazy: only needed with mqtt.snapshots
 
     h, w = frame.image.shape[:2]
@@ -130,7 +142,12 @@ def make_snapshot(frame: Frame, box: list[float], side: int = _SNAPSHOT_SIDE) ->
     x1, y1 = min(w, int(box[2] * w) + 1), min(h, int(box[3] * h) + 1)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
-    crop = frame.image[y0:y1, x0:x1]
+    image = frame.image
+    if privacy is not None:
+        image = privacy.protect(image, (x0, y0, x1, y1), plate_boxes=[(x0, y0, x1, y1)] if plate else ())
+        if image is None:
+            return None
+    crop = image[y0:y1, x0:x1]
     scale = side / max(crop.shape[:2])
     if scale < 1:
         crop = cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))))
@@ -189,6 +206,8 @@ class CameraWorker:
             add_worker(name, self)
         self.snapshots = publisher if (app_cfg.mqtt is not None and app_cfg.mqtt.snapshots) else None
         self.snapshot_store: Any = None  # edge.feedback.SnapshotStore: crops kept for feedback export
+        self.privacy: Any = None  # edge.privacy.PrivacyFilter: masks snapshots before they leave
+        self.snapshot_worker: SnapshotWorker | None = None  # makes masked snapshots off this thread
         self.reader: Any = None
         self.errors = 0
         self.restarts = 0
@@ -266,6 +285,9 @@ class CameraWorker:
                 if self.stop.is_set():
                     break
                 self.last_frame = time.monotonic()
+                wants = getattr(pipeline, "wants", None)
+                if wants is not None and not wants(frame):
+                    continue  # between detector frames (docs/counting.md): no turn, no drop counted
                 c0, w0 = time.thread_time(), time.monotonic()
                 with self._turn():
                     self.wait_seconds += time.monotonic() - w0
@@ -323,14 +345,24 @@ class CameraWorker:
             _observe(self.metrics, "observe_capture_to_outbox", self.name, time.time() - _epoch(stamped.ts))
         if self.snapshots is not None and frame is not None and stamped.box is not None:
             if stamped.type == "plate" or stamped.phase == "start":
-                try:
-                    jpeg = make_snapshot(frame, stamped.box)
-                    if jpeg:
-                        self.snapshots.publish_direct(self.snapshots.topics.snapshot(self.name, stamped.id), jpeg)
-                        if self.snapshot_store is not None:
-                            self.snapshot_store.put(stamped.id, jpeg)
-                except Exception:
-                    log.debug("snapshot failed", exc_info=True)
+                job = (stamped.id, frame, list(stamped.box), stamped.type == "plate")
+                if self.privacy is None:
+                    self._snapshot(*job)
+                else:  # masking costs ~0.1-0.3 s: on the camera's snapshot thread, not this one
+                    if self.snapshot_worker is None:
+                        self.snapshot_worker = SnapshotWorker(self.name, self._snapshot)
+                    self.snapshot_worker.submit(stamped.id, replace(frame, image=frame.image.copy()), *job[2:])
+
+    def _snapshot(self, event_id: str, frame: Frame, box: list[float], plate: bool) -> None:
+        """Make, publish and keep the snapshot of one event (privacy-masked when configured)."""
+        try:
+            jpeg = make_snapshot(frame, box, privacy=self.privacy, plate=plate)
+            if jpeg and self.snapshots is not None:
+                self.snapshots.publish_direct(self.snapshots.topics.snapshot(self.name, event_id), jpeg)
+                if self.snapshot_store is not None:
+                    self.snapshot_store.put(event_id, jpeg)
+        except Exception:
+            log.debug("snapshot failed", exc_info=True)
 
 
 def _one_opencv_thread_per_camera(config: AppConfig, slots: int) -> None:
@@ -506,9 +538,12 @@ def run(
         from edge.commands.metrics import CommandsCollector
 
         metrics.registry.register(CommandsCollector(commands))
-        pub.subscribe(pub.topics.cmd("#"), commands.on_message)
+        pub.subscribe(pub.topics.cmd("#"), commands.on_message, on_oversized=commands.on_oversized)
         snapshot_store = SnapshotStore(feedback)
     # --- end commands ---------------------------------------------------------------------------
+
+    privacy_status = PrivacyStatus()  # edge.privacy: snapshots masked / withheld, on /metrics and /healthz
+    metrics.registry.register(PrivacyCollector(privacy_status))
 
     sd = Notifier.from_env()  # systemd Type=notify; a no-op outside systemd
     sd_watchdog = Watchdog(sd, watchdog_interval())
@@ -532,6 +567,9 @@ def run(
     def health() -> dict[str, Any]:
         cameras = {w.name: bool(getattr(getattr(w.reader, "stats", None), "connected", False)) for w in workers}
         body = check(cameras, publisher, metrics.outbox, shutting_down=shutting_down.is_set())
+        body["privacy"], problems = privacy_status.health()  # pictures withheld: a model failed
+        body["problems"] = body["problems"] + problems
+        body["ok"] = body["ok"] and not problems
         return {"device": config.device_id, **body}
 
     try:
@@ -543,6 +581,8 @@ def run(
                 server = MetricsServer(metrics, config.metrics.host, config.metrics.port, health).start()
             except OSError as err:  # delivering events matters more than being scraped
                 log.error("metrics endpoint %s:%d unavailable: %s", config.metrics.host, config.metrics.port, err)
+        sys.stderr.write("\n".join(startup_summary(config, server.port if server else None)) + "\n")
+        sys.stderr.flush()
         if publisher is not None:
             publisher.start()
         _use_onnx_providers(config)
@@ -563,6 +603,8 @@ def run(
                 name, cam_cfg, config, bus, metrics, stop, camera_factory, pipeline_factory, publisher, scheduler
             )
             w.snapshot_store = snapshot_store
+            if w.snapshots is not None:
+                w.privacy = snapshot_privacy(name, cam_cfg, config, privacy_status)
             w.models_ready = models_ready
             workers.append(w)
             w.start()
@@ -614,6 +656,9 @@ def run(
             w.thread.join(timeout=max(0.0, join_until - time.monotonic()))
             if w.thread.is_alive():
                 log.warning("camera %s did not stop in time", w.name)
+        for w in workers:  # queued (masked) snapshots go out before MQTT drains
+            if w.snapshot_worker is not None:
+                w.snapshot_worker.close(max(0.5, join_until - time.monotonic()))
         if commands is not None:  # before the bus closes: a running ack still emits its events
             commands.stop()
             log.info("commands: %s", " ".join(f"{k}={v}" for k, v in commands.counts().items()))
@@ -664,10 +709,44 @@ def _model_names(config: AppConfig) -> tuple[list[str], list[Any]]:
         if not cam.enabled:
             continue
         d = cam.detect
-        names += [n for n in (d.model, d.attributes_model, d.classifier_model) if n and n not in names]
+        names += [n for n in (d.model, d.attributes_model, d.type_model, d.classifier_model) if n and n not in names]
         if cam.plates is not None and cam.plates.enabled:
             plates.append(cam.plates)
     return names, plates
+
+
+def startup_summary(config: AppConfig, metrics_port: int | None) -> list[str]:
+    """What ``edge run`` prints on stderr as it starts: the cameras (credentials masked), the
+    models, where events go and where ``/metrics`` is (``metrics_port``: the bound port, None
+    when the endpoint is off or could not start)."""
+    cams = config.cameras
+    lines = [f"edge: device {config.device_id}, {sum(c.enabled for c in cams.values())} of {len(cams)} camera(s)"]
+    for name, cam in cams.items():
+        lines.append(f"  camera {name}: {redact_text(redact_url(cam.url))}" + ("" if cam.enabled else " (disabled)"))
+    names, plates = _model_names(config)
+    models = names + [f"{p.detector_model} + {p.ocr_model} (plates)" for p in plates]
+    lines.append(f"  models: {', '.join(dict.fromkeys(models)) or 'none'}")
+    sinks = []
+    if config.mqtt is not None:
+        m = config.mqtt
+        scheme = "mqtts" if m.tls or m.tls_ca or m.tls_cert else "mqtt"
+        sinks.append(f"MQTT {scheme}://{m.host}:{m.port} topics {m.topic_prefix}/{config.device_id}/...")
+    if config.outputs.jsonl is not None:
+        sinks.append(f"JSON lines {config.outputs.jsonl}")
+    if config.outputs.stdout:
+        sinks.append("stdout")
+    lines.append(f"  events: {', '.join(sinks) or 'nowhere (no mqtt, outputs.jsonl or outputs.stdout)'}")
+    mc = config.metrics
+    if not mc.enabled:
+        lines.append("  metrics: off (metrics.enabled: false)")
+    elif metrics_port is None:
+        lines.append(f"  metrics: unavailable on {mc.host}:{mc.port} (see the error above)")
+    else:
+        everywhere = mc.host in ("0.0.0.0", "::", "")  # noqa: S104 - reporting the configured bind address
+        host = "localhost" if everywhere else (f"[{mc.host}]" if ":" in mc.host else mc.host)
+        where = " (all interfaces)" if everywhere else ""
+        lines.append(f"  metrics: http://{host}:{metrics_port}/metrics, health /healthz{where}")
+    return lines
 
 
 def _load_models(

@@ -73,8 +73,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from edge.replay import replay
 
     app, camera = _replay_config(args)
+    if args.out or (args.filter and not args.annotate):
+        return _replay_filter(args, app, camera)
     if not args.events_out and not args.annotate:
-        raise EdgeError("nothing to write: pass --events-out FILE and/or --annotate FILE")
+        raise EdgeError("nothing to write: pass --events-out FILE and/or --annotate FILE (or --filter NAME --out FILE)")
     out = Path(args.events_out) if args.events_out else None
     res = replay(
         args.video,
@@ -85,12 +87,32 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         annotate=Path(args.annotate) if args.annotate else None,
         show_progress=not args.quiet,
         start_time=_start_time(args.start_time),
+        annotate_filter=args.filter or "privacy",
     )
     fps = res.frames / res.seconds if res.seconds else 0.0
     where = ", ".join(str(p) for p in (out, args.annotate) if p)
     print(
         f"replayed {res.frames} frames in {res.seconds:.1f} s ({fps:.1f} fps, {res.frames_inferred} inferred): "
         f"{res.tracks} tracks, {res.events} events -> {where}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _replay_filter(args: argparse.Namespace, app, camera: str) -> int:  # type: ignore[no-untyped-def]
+    """``edge replay VIDEO --filter NAME --out OUT.mp4``: every frame through the filter."""
+    from edge.privacy.filters import build_filter
+    from edge.privacy.video import filter_video
+
+    if not (args.filter and args.out):
+        raise EdgeError("--filter and --out go together: edge replay VIDEO --filter privacy --out OUT.mp4")
+    if args.events_out or args.annotate:
+        raise EdgeError("--out writes the filtered video alone; run --events-out/--annotate separately")
+    frame_filter = build_filter(args.filter, app.cameras[camera], app.model_options())
+    res = filter_video(args.video, Path(args.out), frame_filter, show_progress=not args.quiet)
+    print(
+        f"filtered {res.frames} frames ({args.filter}) in {res.seconds:.1f} s ({res.speed:.1f} fps) "
+        f"-> {args.out} at {res.fps:g} fps",
         file=sys.stderr,
     )
     return 0
@@ -119,77 +141,10 @@ def _start_time(text: str | None) -> float | None:
     return when.timestamp()
 
 
-def _epoch(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def _mmss(seconds: float | None) -> str:
-    s = int(seconds or 0.0)
-    return f"{s // 60:02d}:{s % 60:02d}"
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from edge.config import config_for_video
-    from edge.events.schema import Event
-    from edge.replay import replay
+    from edge.demo import run_demo
 
-    video = args.video or str(DEMO_VIDEO)
-    if not Path(video).is_file():
-        raise EdgeError(f"demo video not found: {video} (pass --video FILE)")
-    # a counting line across the middle of the lot: crossings open visits in the rule engine
-    line = {"points": [[0.0, 0.5], [1.0, 0.5]], "in": "up", "road": "lot", "role": "both"}
-    app = config_for_video(video, lines={"middle": line})
-    from edge.inference.shared import ensure_model_once
-
-    # the model that will run: a default the device cannot build falls back to its source
-    detector, _ = ensure_model_once(app.cameras["camera"].detect.model)
-    print(f"edge demo: {video} through {detector.name} (Ctrl-C to stop)", file=sys.stderr)
-    print(
-        "mm:ss = position in the video; a track is announced once confirmed, its duration counts from first sight",
-        file=sys.stderr,
-    )
-
-    def show(e: Event) -> None:
-        if args.json:
-            print(e.to_json(), flush=True)
-            return
-        if e.type in ("visit", "anomaly"):
-            a = e.attrs
-            detail = a.get("reason") or " ".join(
-                str(x) for x in (a.get("status"), a.get("type"), a.get("road_in") and f"in via {a['road_in']}") if x
-            )
-            ident = str(a.get("visit") or a.get("anomaly"))[:8]
-            print(f"{_mmss(e.pos)}  {e.camera}  {e.type} {ident}: {detail}", flush=True)
-            return
-        what = " ".join(str(e.attrs[k]) for k in ("color", "type") if k in e.attrs) or e.label
-        # track events say only their phase; others name their type (and line/zone/direction)
-        step = (
-            e.phase or ""
-            if e.type == "track"
-            else " ".join(
-                str(x) for x in (e.type, e.attrs.get("line") or e.attrs.get("zone"), e.attrs.get("dir"), e.phase) if x
-            )
-        )
-        zones = f" in {', '.join(e.zones)}" if e.zones else ""
-        extra = f" after {e.attrs['duration']} s" if "duration" in e.attrs else ""
-        first = ""
-        if e.start is not None and e.pos is not None and e.type == "track":
-            first = f" (first seen at {_mmss(e.pos - (_epoch(e.ts) - _epoch(e.start)))})"
-        print(f"{_mmss(e.pos)}  {e.camera}  {what} #{e.track} {step}{zones}{extra}{first}", flush=True)
-
-    res = replay(
-        video,
-        app,
-        "camera",
-        on_event=show,
-        processors=_replay_processors(app),
-        realtime=not args.fast,
-        show_progress=False,
-    )
-    print(f"demo done: {res.tracks} vehicles tracked, {res.events} events", file=sys.stderr)
-    return 0
+    return run_demo(args.video, SHARED, DEMO_VIDEO, fast=args.fast, as_json=args.json)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -220,7 +175,16 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     from edge.fleet.config import load_fleet_config
     from edge.fleet.service import run as run_fleet
 
+    if not args.config:
+        raise EdgeError("edge fleet needs --config FILE (or a subcommand: edge fleet hash-password)")
     return run_fleet(load_fleet_config(args.config))
+
+
+def _cmd_fleet_hash_password(_args: argparse.Namespace) -> int:
+    from edge.fleet.web.auth import hash_password, read_password
+
+    print(hash_password(read_password()))
+    return 0
 
 
 def _cmd_plates_bench(args: argparse.Namespace) -> int:
@@ -245,8 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="run the pipeline on the bundled sample video and print events")
-    d.add_argument("--video", help="another video file")
+    d = sub.add_parser(
+        "demo", help="run the pipeline on the sample lot video and a gate scene (plates, anomalies), print events"
+    )
+    d.add_argument("--video", help="another video file instead of both (with the lot's counting line)")
     d.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
     d.add_argument("--json", action="store_true", help="print the events as JSON lines")
     d.set_defaults(func=_cmd_demo)
@@ -258,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="detector model (without --config)")
     r.add_argument("--events-out", help="JSON-lines file for the events")
     r.add_argument("--annotate", help="write an annotated MP4 (H.264): boxes, tracks, zones, lines")
+    r.add_argument(
+        "--filter",
+        help="frame filter (edge.privacy.filters: privacy, none); with --out: every frame through it; "
+        "with --annotate: before drawing (default privacy: the camera's privacy policy)",
+    )
+    r.add_argument("--out", help="with --filter: write the filtered video (H.264 MP4, source frame rate)")
     r.add_argument(
         "--start-time",
         help="ISO 8601 time of the video's first frame (default: now); ts = start time + pos",
@@ -302,13 +274,22 @@ def build_parser() -> argparse.ArgumentParser:
     fe_src.add_argument("--db", help="the feedback database file")
     fe.set_defaults(func=_cmd_feedback_export)
 
-    cv = sub.add_parser("convert", help="convert, quantize and verify models (edge convert -h)", add_help=False)
+    cv = sub.add_parser(
+        "convert",
+        help="convert, quantize and verify models; train-classifier trains a whole-frame classifier (edge convert -h)",
+        add_help=False,
+    )
     cv.add_argument("convert_args", nargs=argparse.REMAINDER)
     cv.set_defaults(func=_cmd_convert)
 
     fl = sub.add_parser("fleet", help="operator console: store every device's events, cross-device rules, web UI")
-    fl.add_argument("--config", required=True, help="fleet YAML (docs/console.md)")
+    fl.add_argument("--config", help="fleet YAML (docs/console.md); required to run the fleet")
     fl.set_defaults(func=_cmd_fleet)
+    from edge.fleet.web.auth import HASH_HELP  # stdlib only: cheap to import
+
+    flsub = fl.add_subparsers(dest="fleet_command", metavar="{hash-password}")
+    hp = flsub.add_parser("hash-password", help="print a password hash for web.users", description=HASH_HELP)
+    hp.set_defaults(func=_cmd_fleet_hash_password)
 
     pl = sub.add_parser("plates", help="licence-plate tools")
     psub = pl.add_subparsers(dest="plates_command", required=True)

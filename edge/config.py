@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -36,9 +36,11 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
+from edge.config_hints import did_you_mean
 from edge.errors import ConfigError
 from edge.redact import redact_text
 from edge.rules.config import RulesConfig
+from edge.rules.schedule import zone
 
 # Bounds for every number: anything past them is a typo, and unbounded values crash at run
 # time (threading waits above threading.TIMEOUT_MAX, int(inf) in the MQTT backoff).
@@ -92,7 +94,7 @@ class ObjectsConfig(Strict):
     """Which labels to keep and how to filter them."""
 
     track: list[str] = Field(
-        default_factory=lambda: ["vehicle", "car", "truck", "bus", "motorcycle", "van"],
+        default_factory=lambda: ["vehicle", "car", "truck", "bus", "motorcycle", "bicycle", "van"],
         description="labels to keep; empty keeps every label",
     )
     filter: ObjectFilter = ObjectFilter()
@@ -105,6 +107,7 @@ class ObjectsConfig(Strict):
             "truck": ["truck"],
             "bus": ["bus", "large_veh_bus"],
             "motorcycle": ["motorcycle", "motorbike"],
+            "bicycle": ["bicycle"],
         },
         description="the one vehicle-type vocabulary: type -> detector labels and attribute values that mean it",
     )
@@ -170,6 +173,12 @@ class DetectConfig(Strict):
     """What to run on sampled frames."""
 
     fps: float = Field(5.0, gt=0, le=120, description="frames per second sent to the detector")
+    burst_fps: float | None = Field(
+        10.0,
+        gt=0,
+        le=120,
+        description="detector rate while a track moves fast or near a counting line (null: always fps)",
+    )
     width: int | None = Field(None, ge=32, le=7680, description="resize frames to this width")
     height: int | None = Field(None, ge=32, le=4320)
     # INT8 builds of the OMZ models (docs/convert.md): same tracks, types and colours on the shared
@@ -178,6 +187,10 @@ class DetectConfig(Strict):
     attributes_model: str | None = Field(
         "vehicle-attributes-recognition-barrier-0039-openvino-int8",
         description="per-vehicle type + colour classifier run on track crops (null to disable)",
+    )
+    type_model: str | None = Field(
+        "yolox-nano-coco",
+        description="COCO detector run on a few crops per vehicle track to tell its type (null: attributes model only)",
     )
     classifier_model: str | None = Field(
         None, description="optional whole-frame classifier: state events say which class is on screen and how long"
@@ -190,6 +203,11 @@ class DetectConfig(Strict):
         2, ge=1, le=MAX_COUNT, description="classified frames a new class must hold to count"
     )
     classifier_labels: list[str] = Field(default_factory=list, description="classes to report; empty = all")
+
+    @property
+    def sample_fps(self) -> float:
+        """Rate at which the reader hands frames on: the burst rate when that is higher."""
+        return max(self.fps, self.burst_fps or 0.0)
 
 
 class TrackerConfig(Strict):
@@ -319,6 +337,25 @@ class PlatesConfig(Strict):
         return self
 
 
+MaskMode = Literal["blur", "pixelate", "fill", "off"]
+
+
+class PrivacyConfig(Strict):
+    """What is masked in every picture that leaves the device (snapshots, evidence, thumbnails,
+    ``edge replay --annotate``); see docs/privacy.md."""
+
+    people: MaskMode = Field("blur", description="whole people, segmented on person-box crops")
+    faces: MaskMode = Field("blur", description="heads: the top of each person's mask (for people: off)")
+    plates: MaskMode | Literal["auto"] = Field(
+        "auto", description="licence plates; auto = blur when plates.publish is hash or both, else off"
+    )
+    on_failure: Literal["drop", "blur"] = Field(
+        "drop", description="a model that fails: drop the picture, or send it fully blurred"
+    )
+    detector: str = Field("person-vehicle-bike-detection-crossroad-0078", description="person detector model")
+    segmenter: str = Field("mediapipe-selfie-segmentation", description="person segmentation model (LiteRT)")
+
+
 HwAccel = Literal["auto", "vaapi", "vdpau", "cuda", "nvdec", "qsv", "drm", "vulkan", "opencl", "videotoolbox"]
 
 # ONNX Runtime execution provider names (builds differ in which they contain; edge checks at load)
@@ -344,6 +381,14 @@ ORT_PROVIDERS = (
 )
 
 
+class EventsDetailConfig(Strict):
+    """A camera's ``events:``: what leaves the device (docs/events.md, detail levels)."""
+
+    detail: Literal["tracks", "crossings", "counts"] = Field(
+        "tracks", description="tracks: everything; crossings: no track/plate events; counts: count, anomaly, screentime"
+    )
+
+
 class CameraConfig(Strict):
     """One camera: where to read it and what to do with it."""
 
@@ -361,12 +406,14 @@ class CameraConfig(Strict):
     tracker: TrackerConfig = TrackerConfig()
     reconnect: ReconnectConfig = ReconnectConfig()
     plates: PlatesConfig | None = Field(None, description="licence-plate reading on vehicle tracks")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="masking of pictures that leave")
     max_frame_pixels: int = Field(
         4096 * 4096,
         ge=64 * 64,
         le=8192 * 8192,
         description="decoded frames above this many pixels: downscaled by ffmpeg (live) or refused (files)",
     )
+    events: EventsDetailConfig = Field(default_factory=EventsDetailConfig, description="what leaves the device")
     priority: float = Field(
         1.0, gt=0, le=100, description="share of inference when cameras compete (2 = twice the share of 1)"
     )
@@ -509,6 +556,12 @@ class OutboxConfig(Strict):
     synchronous: Literal["NORMAL", "FULL"] = Field(
         "NORMAL", description="SQLite sync: NORMAL survives a killed process, FULL also a power cut"
     )
+    memory_max_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=0,
+        le=1 << 30,
+        description="events kept in memory while the outbox file cannot be written (disk full); the oldest go first",
+    )
 
 
 class CommandsConfig(Strict):
@@ -519,6 +572,9 @@ class CommandsConfig(Strict):
     max_bytes: int = Field(4096, ge=64, le=1024 * 1024, description="larger command payloads are refused")
     max_age_s: float = Field(
         300.0, gt=0, le=MAX_SECONDS, description="signed commands older than this are refused (replay guard)"
+    )
+    max_clock_skew_s: float = Field(
+        30.0, ge=0, le=3600, description="signed commands dated further ahead of the device clock are refused"
     )
     db: Path | None = Field(None, description="feedback/replay SQLite file; default beside the outbox")
     recent_events: int = Field(5000, ge=100, le=1_000_000, description="events remembered for feedback look-ups")
@@ -563,6 +619,9 @@ class UpdateConfig(Strict):
     max_age_s: float = Field(
         600.0, gt=0, le=MAX_SECONDS, description="signed updates older than this are refused (replay guard)"
     )
+    max_clock_skew_s: float = Field(
+        30.0, ge=0, le=3600, description="signed updates dated further ahead of the device clock are refused"
+    )
     max_bytes: int = Field(512 * 1024, ge=1024, le=4 * 1024 * 1024, description="largest update command payload")
     state_dir: FilePath | None = Field(None, description="previous config, update state; default beside the config")
 
@@ -571,6 +630,31 @@ class UpdateConfig(Strict):
         if self.enabled and not self.public_keys:
             raise ValueError("public_keys: at least one Ed25519 public key is needed to accept updates")
         return self
+
+
+class CountsConfig(Strict):
+    """``counts:``: per line and interval, crossings by direction and type, zone occupancy and dwell
+    (``count`` events, docs/events.md)."""
+
+    enabled: bool = True
+    interval_minutes: float = Field(
+        15.0, ge=0.25, le=1440, description="minutes per count event, a divisor of a day, wall-clock aligned"
+    )
+    timezone: str | None = Field(None, description="IANA zone the intervals align to; default rules.timezone")
+
+    @field_validator("interval_minutes")
+    @classmethod
+    def _divides_day(cls, v: float) -> float:
+        if abs(1440 / v - round(1440 / v)) > 1e-9:
+            raise ValueError("must divide a day (1440 minutes) evenly, e.g. 5, 15, 60")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            zone(v)
+        return v
 
 
 class AppConfig(Strict):
@@ -588,6 +672,7 @@ class AppConfig(Strict):
     rules: RulesConfig = Field(default_factory=RulesConfig)
     update: UpdateConfig = Field(default_factory=UpdateConfig)
     watchdog: WatchdogConfig = WatchdogConfig()
+    counts: CountsConfig = Field(default_factory=CountsConfig)
 
     def model_options(self) -> dict[str, Any]:
         """How every model of this appliance is fetched and run: the keyword arguments shared by
@@ -599,6 +684,13 @@ class AppConfig(Strict):
             "cache_dir": self.models.cache_dir,
             "mirror": self.models.mirror,
         }  # runtime.providers reach the ONNX backend through edge.inference.backends.onnx.set_providers
+
+    def reference_problems(self) -> list[str]:
+        """Cross-field problems, one ``field.path: message`` line each: rules naming cameras, zones,
+        lines, roads, class labels or vehicle types this config cannot produce."""
+        from edge.rules.references import config_problems  # it reads the model registry
+
+        return [f"{_loc(loc)}: {msg}" for loc, msg in config_problems(self)]
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -697,7 +789,8 @@ class ConfigLoader(_SafeBase):
         try:
             if self._depth > MAX_DEPTH:
                 event: Any = self.peek_event()
-                raise LimitError(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=event.start_mark)
+                too_deep = f"nested too deep (more than {MAX_DEPTH} levels)"
+                raise LimitError(problem=too_deep, problem_mark=event.start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -775,7 +868,11 @@ class _EnvExpander:
             self.refs += value.count("${")
             if self.refs > MAX_ENV_REFS:
                 raise ConfigError(f"more than {MAX_ENV_REFS} ${{VAR}} references")
-            return _ENV.sub(lambda m: self._one(m, path), value)
+            # Every reference ends with '}': past the last one nothing can match, so a
+            # "${x:-" without a closing brace is not re-scanned to the end of a megabyte string
+            # from each of up to MAX_ENV_REFS starts (quadratic).
+            end = value.rfind("}") + 1
+            return _ENV.sub(lambda m: self._one(m, path), value[:end]) + value[end:]
         if isinstance(value, dict):
             return {k: self.expand(v, f"{path}.{_path_part(k)}" if path else _path_part(k)) for k, v in value.items()}
         if isinstance(value, list):
@@ -808,18 +905,29 @@ def _loc(parts: tuple[int | str, ...]) -> str:
     return loc or "<root>"
 
 
-def format_validation_error(err: ValidationError) -> list[str]:
-    """One line per problem: ``field.path: message``. Input values are left out (may be secrets)."""
-    return [f"{_loc(e['loc'])}: {e['msg']}" for e in err.errors(include_input=False, include_url=False)]
+def format_validation_error(err: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """One line per problem: ``field.path: message``. Input values are left out (may be secrets).
+    Given the validated ``model``, an unknown key gets the closest field name as a hint."""
+    lines = []
+    for e in err.errors(include_input=False, include_url=False):
+        line = f"{_loc(e['loc'])}: {e['msg']}"
+        hint = did_you_mean(model, e["loc"]) if model is not None and e["type"] == "extra_forbidden" else None
+        lines.append(f"{line} (did you mean '{hint}'?)" if hint else line)
+    return lines
 
 
 _MAX_LISTED = 50  # problems printed; a broken generated file can have thousands
 
 
-def _validate(data: Any, source: str, env: Mapping[str, str] | None) -> tuple[AppConfig | None, Any, set[str]]:
-    """Expand variables and validate; ConfigError listing every problem. Returns (config, expanded
-    data, names of unset variables); the config is None when ``env`` is None and only fields left
-    as ``${VAR}`` failed."""
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _validate(
+    data: Any, source: str, env: Mapping[str, str] | None, model: type[ModelT]
+) -> tuple[ModelT | None, Any, set[str]]:
+    """Expand variables and validate as ``model``; ConfigError listing every problem. Returns
+    (config, expanded data, names of unset variables); the config is None when ``env`` is None and
+    only fields left as ``${VAR}`` failed."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -830,14 +938,16 @@ def _validate(data: Any, source: str, env: Mapping[str, str] | None) -> tuple[Ap
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     problems, unresolved = expander.problems, expander.unresolved
-    cfg: AppConfig | None = None
+    cfg: ModelT | None = None
     try:
-        cfg = AppConfig.model_validate(data)
+        cfg = model.model_validate(data)
     except ValidationError as err:
-        for line in format_validation_error(err):
+        for line in format_validation_error(err, model):
             field = line.split(": ", 1)[0]
             if not any(field == u or field.startswith((u + ".", u + "[")) for u in unresolved):
                 problems.append(line)
+    if isinstance(cfg, AppConfig):
+        problems += cfg.reference_problems()
     if problems:
         shown = problems[:_MAX_LISTED]
         if len(problems) > len(shown):
@@ -846,11 +956,17 @@ def _validate(data: Any, source: str, env: Mapping[str, str] | None) -> tuple[Ap
     return cfg, data, expander.unset
 
 
-def parse_config(data: Any, source: str = "<config>") -> AppConfig:
-    """Validate already-loaded YAML data. Raises ConfigError listing every problem."""
-    cfg, _, _ = _validate(data, source, os.environ)
+def parse_model(data: Any, model: type[ModelT], source: str) -> ModelT:
+    """Expand ``${VAR}`` in already-loaded YAML data and validate it as ``model`` (the device
+    config, or another config such as ``edge fleet``'s). Raises ConfigError listing every problem."""
+    cfg, _, _ = _validate(data, source, os.environ, model)
     assert cfg is not None  # with an environment every failure is a problem
     return cfg
+
+
+def parse_config(data: Any, source: str = "<config>") -> AppConfig:
+    """Validate already-loaded YAML data. Raises ConfigError listing every problem."""
+    return parse_model(data, AppConfig, source)
 
 
 def load_yaml(text: str) -> Any:
@@ -878,15 +994,23 @@ def _read(p: Path) -> Any:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or " ".join(str(err).split())
+        if "nesting depth" in problem:  # PyYAML 6.0.4's libyaml caps nesting, scanning ahead of our check
+            raise ConfigError(f"{p}:{where}: nested too deep (more than the YAML parser allows)") from None
         raise ConfigError(f"{p}:{where} is not valid YAML: {problem}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read config file {p}: {err}") from None
 
 
+def load_model(path: str | Path, model: type[ModelT]) -> ModelT:
+    """Read a YAML file with :class:`ConfigLoader`, expand ``${VAR}`` after parsing and validate it
+    as ``model``. Raises ConfigError naming the file and fields."""
+    p = Path(path)
+    return parse_model(_read(p), model, str(p))
+
+
 def load_config(path: str | Path) -> AppConfig:
     """Load and validate a YAML config file. Raises ConfigError naming the file and fields."""
-    p = Path(path)
-    return parse_config(_read(p), str(p))
+    return load_model(path, AppConfig)
 
 
 @dataclass(frozen=True)
@@ -903,7 +1027,7 @@ def check_config(path: str | Path, *, no_env: bool = False) -> CheckResult:
     read: ``${VAR:-default}`` takes its default and fields holding a ``${VAR}`` without one are
     not checked, so a config repository can be checked in CI without its secrets."""
     p = Path(path)
-    cfg, data, unset = _validate(_read(p), str(p), None if no_env else os.environ)
+    cfg, data, unset = _validate(_read(p), str(p), None if no_env else os.environ, AppConfig)
     unchecked = sorted(unset)
     if cfg is not None:
         return CheckResult(cfg.device_id, {n: c.enabled for n, c in cfg.cameras.items()}, unchecked)

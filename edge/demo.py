@@ -163,6 +163,9 @@ class Describer:
         head = f"{mmss(pos)}  {e.camera}  "
         if e.type == "anomaly":
             return f"{head}anomaly {str(a.get('anomaly'))[:8]}: {a.get('state')} {a.get('rule')}: {a.get('reason')}"
+        if e.type == "count":  # the interval's crossings per line and direction
+            per = [f"{ln} {d} {sum(t.values())}" for ln, ds in a.get("lines", {}).items() for d, t in ds.items()]
+            return f"{head}count since {str(a.get('from'))[11:19]}: {', '.join(per) or 'no crossings'}"
         if e.type == "visit":
             roads = ", ".join(f"{way} via {a[k]}" for way, k in (("in", "road_in"), ("out", "road_out")) if a.get(k))
             detail = " ".join(str(x) for x in (a.get("status"), a.get("type"), a.get("plate"), roads) if x)

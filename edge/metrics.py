@@ -216,6 +216,12 @@ class Metrics:
         self.publisher: Any = None  # edge.events.mqtt.MqttPublisher (connected, inflight, connects)
         r = self.registry
         self.events = Counter("edge_events", "Events emitted", ["camera", "type"], registry=r)
+        self.line_crossings = Counter(
+            "edge_line_crossings",
+            "Line crossings by line, direction and vehicle type",
+            ["camera", "line", "dir", "type"],
+            registry=r,
+        )
         self.inference = Histogram(
             "edge_inference_seconds",
             "Inference latency",
@@ -290,6 +296,10 @@ class Metrics:
     def count_event(self, event: Any) -> None:
         """The event bus hook."""
         self.events.labels(event.camera, event.type).inc()
+        if event.type == "line":
+            attrs = event.attrs
+            kind = attrs.get("type") or event.label or "unknown"
+            self.line_crossings.labels(event.camera, attrs.get("line", "?"), attrs.get("dir", "?"), kind).inc()
 
     def render(self) -> bytes:
         """The exposition text."""

@@ -86,12 +86,15 @@ def replay(
     realtime: bool = False,
     show_progress: bool = True,
     start_time: float | None = None,
+    annotate_filter: str = "privacy",
 ) -> ReplayResult:
     """Run camera ``camera`` of ``app`` on ``video``.
 
     Events go through an :class:`EventBus` (with ``processors``, ticked with each frame's time)
     to ``events_out`` (JSON lines, truncated first) and ``on_event``. ``start_time`` (epoch s,
     default now) is the time of the video's first frame: ``ts = start_time + pos``.
+    ``annotate_filter`` (edge.privacy.filters) runs on every annotated frame before drawing:
+    by default the camera's privacy policy (people masked).
     """
     if "://" not in video and not Path(video).is_file():
         raise SourceError(f"video file not found: {video}")
@@ -106,8 +109,13 @@ def replay(
         events_out.write_text("", encoding="utf-8")
         sinks.insert(0, JsonlSink(events_out))
     bus = EventBus(app.device_id, FanOut(sinks), Sequencer(), processors=processors)
-    video_out = AnnotatedVideo(video, annotate, cam_cfg) if annotate is not None else None
-    total = _expected_frames(video, cam_cfg.detect.fps) if "://" not in video else None
+    video_out = None
+    if annotate is not None:
+        from edge.privacy.filters import build_filter
+
+        ann_filter = build_filter(annotate_filter, cam_cfg, app.model_options())
+        video_out = AnnotatedVideo(video, annotate, cam_cfg, ann_filter)
+    total = _expected_frames(video, cam_cfg.detect.sample_fps) if "://" not in video else None
     # a bar only on a terminal: its \r updates would land in a log file as hundreds of lines
     bar = tqdm(
         total=total,

@@ -329,8 +329,8 @@ def test_startup_loads_each_model_once_with_progress(tmp_path: Path, car_video: 
     ticks: list[int] = []
     ready, held = _load_models(cfg, threading.Event(), lambda: ticks.append(1))
     assert ready.wait(180) and held
-    # detector + attributes + plate detector + recogniser + its text-line detector (+ metadata copy)
-    assert 4 <= shared.loaded_count() <= 6
+    # detector + attributes + type detector + plate detector + recogniser + its text-line detector (+ metadata copy)
+    assert 5 <= shared.loaded_count() <= 7
     assert len(ticks) >= 2
     n = shared.loaded_count()
     from edge.pipeline import Pipeline

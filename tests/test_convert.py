@@ -254,7 +254,7 @@ def test_train_classifier_feedback_layout_and_deploy(tmp_path: Path, videos: Pat
             assert label in {"empty", "person"} and 0.0 <= score <= 1.0
         # and `edge replay` runs the TFLite INT8 one: the room is seen empty, then with a person
         cam = {"url": "x.mp4", "detect": {"fps": 2, "classifier_model": "presence-tflite-int8",
-                                          "attributes_model": None}}
+                                          "attributes_model": None, "type_model": None}}
         states: list[str] = []
         replay(str(videos / spec["video"]), AppConfig.model_validate({"cameras": {"room": cam}}), "room",
                on_event=lambda e: states.append(str(e.label)) if e.type == "state" and e.phase == "start" else None,

@@ -156,7 +156,7 @@ def test_two_workers_with_a_shared_subscription_store_each_event_once(
 def test_sqlite_default_migrations_export_and_passwords(tmp_path: Path, replay_events: list[dict[str, Any]]) -> None:
     url = f"sqlite:///{tmp_path / 'fleet.sqlite3'}"
     store = FleetStore(url)
-    assert store.version == 2
+    assert store.version == 3
     events = as_device(replay_events, "site-a")
     assert len(store.write(Batch(events=events))) == len(events)
     assert store.write(Batch(events=events)) == []
@@ -166,6 +166,7 @@ def test_sqlite_default_migrations_export_and_passwords(tmp_path: Path, replay_e
         assert c.execute(sa.text("SELECT version, name FROM schema_version")).all() == [
             (1, "initial"),
             (2, "dead_letters"),
+            (3, "counts"),
         ]
     visits = [e for e in events if e["type"] == "visit"]
     t0, t1 = visits[0]["ts"], visits[-1]["ts"]

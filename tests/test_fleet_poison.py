@@ -313,7 +313,7 @@ def test_migration_clears_stats_an_older_version_stored_unchecked(tmp_path: Path
         )
     store = FleetStore(url)
     try:
-        assert store.version == 2
+        assert store.version == 3
         assert [(d["device"], d["stats"]) for d in store.devices()] == [("x", None), ("y", {"a": 1})]
     finally:
         store.close()

@@ -93,7 +93,7 @@ class Operator:
 
     def command(self, device: str = "dev1", key: Any = "default", **fields: Any) -> dict[str, Any]:
         self.n += 1
-        cmd = {"id": f"u{self.n}", "cmd": "update", "ts": int(time.time()), "device": device, **fields}
+        cmd = {"id": f"u{self.n}", "cmd": "update", "ts": round(time.time(), 3), "device": device, **fields}
         if key == "default":
             key = self.key
         if key is not None:

@@ -63,7 +63,7 @@ def test_unknown_cameras_zones_lines_roads_and_types_are_errors_naming_rule_and_
         "rules.rules.roads.wrong_road.allowed.'Bypass Street'[1]: 'Statoin Road' is not a road of an entry or "
         "exit line (lines.*.road) or zone; known: Bypass Street, Main Road",
         "rules.rules.heavy.overstay.types[0]: 'lorry' is not a vehicle type of camera gate; "
-        "known: bus, car, motorcycle, truck, van",
+        "known: bicycle, bus, car, motorcycle, truck, unknown, van",
         "rules.rules.taxi.state_held.label: state 'cab' never occurs: no camera it applies to (camera gate) runs "
         "a whole-frame classifier (detect.classifier_model)",
         "rules.rules.watch.plate_watch.list: 'blacklist' is not a plate list; known: allow, watch",

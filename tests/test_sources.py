@@ -140,7 +140,7 @@ def test_parse_source_and_transport_flag() -> None:
 
 
 def test_file_replay_delivers_every_sampled_frame(car_video: Path, readers: Callable[..., CameraReader]) -> None:
-    cfg = camera(str(car_video), realtime=False, detect={"fps": 5, "width": 384})
+    cfg = camera(str(car_video), realtime=False, detect={"fps": 5, "burst_fps": None, "width": 384})
     reader = readers("replay", cfg, start_time=1_000.0)
     frames = []
     for frame in reader:  # a consumer slower than decoding: the reader must wait, not drop
@@ -160,7 +160,7 @@ def test_file_replay_delivers_every_sampled_frame(car_video: Path, readers: Call
 
 
 def test_file_realtime_pacing(car_video: Path, readers: Callable[..., CameraReader]) -> None:
-    reader = readers("rt", camera(str(car_video), realtime=True, detect={"fps": 5}))
+    reader = readers("rt", camera(str(car_video), realtime=True, detect={"fps": 5, "burst_fps": None}))
     first = reader.read(timeout=5)
     assert first is not None
     t0 = time.monotonic()
@@ -210,7 +210,7 @@ def test_rtsp_reads_frames_at_detect_fps(
     transport: str, rtsp_server: RtspServer, readers: Callable[..., CameraReader]
 ) -> None:
     need_exe("ffmpeg")
-    cfg = camera(rtsp_server.url(), rtsp_transport=transport, detect={"fps": 5})
+    cfg = camera(rtsp_server.url(), rtsp_transport=transport, detect={"fps": 5, "burst_fps": None})
     t_start = time.monotonic()
     reader = readers(f"cam-{transport}", cfg)
     first = reader.read(timeout=10)
@@ -494,7 +494,7 @@ def test_http_mjpeg(car_video: Path, readers: Callable[..., CameraReader]) -> No
         url = f"http://127.0.0.1:{server.server_address[1]}/video.mjpg"
         probe(url, timeout=5)
         t_open = time.monotonic()
-        reader = readers("mjpeg", camera(url, detect={"fps": 5, "height": 216}))
+        reader = readers("mjpeg", camera(url, detect={"fps": 5, "burst_fps": None, "height": 216}))
         assert reader.read(timeout=10) is not None
         print(f"\nmjpeg: first frame after {time.monotonic() - t_open:.2f} s")
         t0 = time.monotonic()

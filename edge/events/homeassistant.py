@@ -9,9 +9,12 @@ from edge import __version__
 from edge.events.topics import OFFLINE, ONLINE, Topics
 
 
-def discovery_messages(topics: Topics, cameras: Iterable[str]) -> list[tuple[str, bytes]]:
-    """(topic, payload) pairs: a connectivity sensor, outbox depth, and per camera the last
-    track label and last plate."""
+def discovery_messages(
+    topics: Topics, cameras: Iterable[str], lines: Iterable[tuple[str, str]] = ()
+) -> list[tuple[str, bytes]]:
+    """(topic, payload) pairs: a connectivity sensor, outbox depth, per camera the last track
+    label and last plate, and per counted ``(camera, line)`` and direction the crossings of the
+    last ``count`` interval."""
     device = topics.device
     dev = {
         "identifiers": [f"edge_{device}"],
@@ -78,4 +81,27 @@ def discovery_messages(topics: Topics, cameras: Iterable[str]) -> list[tuple[str
                 },
             )
         )
+    for cam, line in lines:
+        for direction in ("in", "out"):
+            uid = f"edge_{device}_{cam}_{line}_{direction}"
+            msgs.append(
+                (
+                    topics.discovery("sensor", uid),
+                    {
+                        "name": f"{cam} {line} {direction} per interval",
+                        "unique_id": uid,
+                        "state_topic": topics.event(cam, "count"),
+                        "value_template": _line_template(line, direction),
+                        "unit_of_measurement": "vehicles",
+                        "state_class": "measurement",
+                        "device": dev,
+                        **avail,
+                    },
+                )
+            )
     return [(t, json.dumps(p, separators=(",", ":")).encode()) for t, p in msgs]
+
+
+def _line_template(line: str, direction: str) -> str:
+    """HA Jinja: the crossings of ``line`` in ``direction`` in a count event (0 when absent)."""
+    return f"{{{{ value_json.attrs.lines.get('{line}', {{}}).get('{direction}', {{}}).values() | sum }}}}"

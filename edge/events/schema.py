@@ -18,9 +18,10 @@ SCHEMA_VERSION = 2
 SCHEMA_ID = "https://example.invalid/edge/event-schema.json"
 
 # track/plate/state come from a camera's pipeline; line/zone are geometry on tracks; visit/anomaly
-# come from the rule engine (which reads only events); screentime sums a frame classifier's states.
-EventType = Literal["track", "plate", "anomaly", "state", "line", "zone", "visit", "screentime"]
-EVENT_TYPES: tuple[str, ...] = ("track", "plate", "anomaly", "state", "line", "zone", "visit", "screentime")
+# come from the rule engine (which reads only events); screentime sums a frame classifier's states;
+# count sums line/zone events per wall-clock interval (edge.counts).
+EventType = Literal["track", "plate", "anomaly", "state", "line", "zone", "visit", "screentime", "count"]
+EVENT_TYPES: tuple[str, ...] = ("track", "plate", "anomaly", "state", "line", "zone", "visit", "screentime", "count")
 Phase = Literal["start", "update", "end"]
 
 

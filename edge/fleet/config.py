@@ -85,6 +85,14 @@ class FleetMetricsConfig(_Strict):
     port: int = Field(9110, ge=0, le=65535, description="0: any free port")
 
 
+class FleetCounts(_Strict):
+    """``counts:``: how long the count time series is kept (docs/fleet.md, counts)."""
+
+    raw_days: float = Field(400.0, gt=0, le=36_500, description="days of 15-minute and zone rows kept")
+    hourly_days: float = Field(1830.0, gt=0, le=36_500, description="days of hourly rows kept (charts)")
+    prune_every_s: float = Field(3600.0, ge=10, le=86_400, description="seconds between retention runs")
+
+
 class FleetConfig(_Strict):
     """The whole ``edge fleet`` config."""
 
@@ -98,6 +106,7 @@ class FleetConfig(_Strict):
     commands: FleetCommands = Field(default_factory=FleetCommands)
     ingest: FleetIngest = Field(default_factory=FleetIngest)
     metrics: FleetMetricsConfig = Field(default_factory=FleetMetricsConfig)
+    counts: FleetCounts = Field(default_factory=FleetCounts)
 
     @model_validator(mode="after")
     def _check(self) -> FleetConfig:

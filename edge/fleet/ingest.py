@@ -281,9 +281,9 @@ class Ingest:
                     log.exception("the fleet rule engine failed on event %s", e["id"])
                     continue
                 items += self._derived_items(derived)
-        if not self.cfg.store_events:
+        if not self.cfg.store_events:  # count events still feed the counts tables
             for i in items:
-                i.batch.events = []
+                i.batch.events = [e for e in i.batch.events if e.get("type") == "count"]
         return items
 
     def _derived_items(self, events: list[Event]) -> list[Item]:

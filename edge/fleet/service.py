@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from edge.errors import EdgeError
 from edge.fleet.config import FleetConfig
+from edge.fleet.counts import Retention
 from edge.fleet.ingest import Ingest
 from edge.fleet.metrics import FleetMetrics
 from edge.fleet.store import FleetStore
@@ -28,6 +29,7 @@ class Fleet:
         self.metrics_server: Any = None
         self.server: Any = None
         self._thread: threading.Thread | None = None
+        self.retention: Retention | None = None  # count time-series retention (edge.fleet.counts)
 
     def send(self, device: str, command: dict[str, Any]) -> None:
         """Publish a console command to ``<prefix>/<device>/cmd/console``."""
@@ -38,6 +40,7 @@ class Fleet:
         if self.cfg.metrics.enabled:
             self._serve_metrics()
         self.ingest.start()
+        self.retention = Retention(self.store.engine, self.cfg.counts).start()
         if self.cfg.web.enabled and serve:
             import uvicorn
 
@@ -71,6 +74,8 @@ class Fleet:
             if self._thread is not None:
                 self._thread.join(10)
         self.ingest.stop()
+        if self.retention is not None:
+            self.retention.stop()
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.store.close()

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from edge.fleet.counts import write_counts
 from edge.fleet.migrations import migrate
 from edge.fleet.migrations.m001_initial import anomalies, commands, devices, events, snapshots, visits
 from edge.fleet.migrations.m002_dead_letters import dead_letters
@@ -123,6 +124,8 @@ class FleetStore:
                 for e in batch.events:
                     if e["id"] in fresh and e.get("type") in ("visit", "anomaly"):
                         self._derived(conn, e["device"], e)
+                    elif e["id"] in fresh and e.get("type") == "count":
+                        write_counts(conn, self._insert, e)  # time series rows (edge.fleet.counts)
             for origin, e in batch.derived:
                 self._derived(conn, origin, e)
             if batch.snapshots:

@@ -26,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from edge.config import Name
 from edge.events.schema import Event
+from edge.fleet.counts import rows_of
 from edge.fleet.migrations.m001_initial import events
+from edge.fleet.migrations.m003_counts import counts, zone_counts
 from edge.fleet.store import Batch, derived_row, event_row
 
 # reasons (the metric's label values): keep this set small and fixed
@@ -262,8 +264,22 @@ def check_event(device: str, camera: str, etype: str, payload: bytes) -> dict[st
         found = derived_row(device, d)
         if found is not None:
             check_row(*found)
+    if d["type"] == "count":
+        _count_rows(d)
     check_row(events, event_row(d, time.time()))
     return d
+
+
+def _count_rows(d: dict[str, Any]) -> None:
+    """A count event's attrs have the shape edge.counts sends and its rows fit their columns."""
+    try:
+        lines, zones = rows_of(d)
+    except ValueError as err:
+        raise Rejected(SCHEMA, str(err)) from None
+    for row in lines:
+        check_row(counts, row)
+    for row in zones:
+        check_row(zone_counts, row)
 
 
 class _Stats(BaseModel):

@@ -199,7 +199,8 @@ def settle_seconds(app: AppConfig) -> float:
 
 def build_processors(app: AppConfig, clock: Clock, state_dir: Path | None, *, persist: bool = True) -> list[Processor]:
     """Every event-derived stage an app config asks for: the rule engine (unless
-    ``rules.enabled`` is false) and, when a camera runs a frame classifier, screen-time totals.
+    ``rules.enabled`` is false), when a camera runs a frame classifier, screen-time totals, and
+    count events of cameras with lines or zones (``counts``, state file beside the engine's).
 
     The engine's open visits and anomalies live in ``state_dir`` (default: beside the outbox);
     ``persist=False`` keeps them in memory, so a replay neither reads nor changes a device's state.
@@ -213,4 +214,9 @@ def build_processors(app: AppConfig, clock: Clock, state_dir: Path | None, *, pe
         procs.append(RuleEngine(app.rules, store_path=store, clock=clock, settle=settle_seconds(app)))
     if any(c.enabled and c.detect.classifier_model for c in app.cameras.values()):
         procs.append(ScreenTime(app.rules.screentime_period))
+    from edge.counts import build_counter  # a sibling processor: count events per interval
+
+    counter = build_counter(app, state_dir, persist=persist)
+    if counter is not None:
+        procs.append(counter)
     return procs

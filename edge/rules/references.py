@@ -82,8 +82,9 @@ class Site:
         return out
 
     def types(self, cams: Iterable[str]) -> set[str]:
-        """Vehicle types: the ``objects.vehicle_types`` vocabulary plus the attribute model's own."""
-        out: set[str] = set()
+        """Vehicle types: the ``objects.vehicle_types`` vocabulary plus the attribute model's own, and
+        ``unknown`` (published when the type's confidence is too low; a rule may list it on purpose)."""
+        out: set[str] = {"unknown"}
         for name in cams:
             objects = self.cameras[name].objects
             out |= set(objects.vehicle_types)

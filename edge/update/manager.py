@@ -79,7 +79,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def _iso(ts: float) -> str:
     """Epoch seconds as UTC ISO 8601 (for replies)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 def _one_line(text: str) -> str:

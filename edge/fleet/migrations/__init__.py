@@ -14,9 +14,9 @@ from types import ModuleType
 
 import sqlalchemy as sa
 
-from edge.fleet.migrations import m001_initial, m002_dead_letters
+from edge.fleet.migrations import m001_initial, m002_dead_letters, m003_counts
 
-MIGRATIONS: list[ModuleType] = [m001_initial, m002_dead_letters]
+MIGRATIONS: list[ModuleType] = [m001_initial, m002_dead_letters, m003_counts]
 LOCK_KEY = 0x0ED6EF1EE7  # pg_advisory_xact_lock key of edge fleet migrations
 
 version_table = sa.Table(

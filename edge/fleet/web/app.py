@@ -47,6 +47,7 @@ from edge.fleet import export
 from edge.fleet.config import FleetConfig
 from edge.fleet.store import FleetStore
 from edge.fleet.web.auth import Session, Sessions, verify_password
+from edge.fleet.web.counts_page import count_routes
 from edge.fleet.web.headers import SecurityHeaders
 from edge.fleet.web.throttle import LoginThrottle
 from edge.fleet.web.views import device_view, limit_arg, time_arg
@@ -334,4 +335,6 @@ def create_app(
         Route("/stream", stream),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
+    # first: /export/counts.csv before the generic /export/{what}.{fmt}
+    routes[:0] = count_routes(store, templates, api, lambda r: session_of(r) is not None)
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
