@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(loaded, Ed25519PrivateKey):
         print(f"{args.key}: not an Ed25519 private key", file=sys.stderr)
         return 2
-    cmd: dict[str, object] = {"id": uuid.uuid4().hex, "cmd": "update", "ts": round(time.time(), 3), "device": args.device}
+    ts = round(time.time(), 3)  # ms: updates must be strictly newer than the last, even within one second
+    cmd: dict[str, object] = {"id": uuid.uuid4().hex, "cmd": "update", "ts": ts, "device": args.device}
     if args.config:
         cmd.update(kind="config", config=Path(args.config).read_text(encoding="utf-8"))
     else:
