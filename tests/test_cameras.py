@@ -255,7 +255,7 @@ def test_sixteen_cameras_start_twenty_times(tmp_path: Path, car_video: Path, mod
     # with the streams run() asks for (one per processing slot)
     shared.configure(FairScheduler(cfg.runtime.concurrency).slots)
     detect = next(iter(cfg.cameras.values())).detect  # the defaults: the INT8 builds
-    held = shared.preload([detect.model, detect.attributes_model or ""], cfg.model_options())
+    held = shared.preload([n for n in (detect.model, detect.attributes_model, detect.type_model) if n], cfg.model_options())
     n_models = shared.loaded_count()
     for attempt in range(20):
         readers.clear()
@@ -279,7 +279,7 @@ def test_sixteen_cameras_start_twenty_times(tmp_path: Path, car_video: Path, mod
         assert rc == [0]
         assert shared.loaded_count() == n_models, "models must be loaded once, not per start or camera"
         print(f"start {attempt}: all 16 cameras processing after {started:.1f} s")
-    assert len(held) == 2
+    assert len(held) == 3
 
 
 def test_latency_histograms_and_cpu_per_camera(tmp_path: Path) -> None:

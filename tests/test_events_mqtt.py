@@ -122,7 +122,9 @@ def test_status_retained_and_last_will(tmp_path: Path, broker: Broker, make_brok
 def test_outbox_over_budget_keeps_running_and_counts(tmp_path: Path, make_broker: Callable[..., Broker]) -> None:
     broker = make_broker()  # not started: everything piles up in the outbox
     metrics = Metrics()
-    bus = make_bus(tmp_path, mqtt_cfg(broker), max_bytes=64 * 1024)
+    # retries every 5 s: the late subscriber below is subscribed before the publisher's next attempt
+    # (with 1 s, a loaded machine let the publisher deliver everything to nobody first)
+    bus = make_bus(tmp_path, mqtt_cfg(broker, reconnect_min_delay=5, reconnect_max_delay=5), max_bytes=64 * 1024)
     pub: MqttPublisher = bus.publisher  # type: ignore[attr-defined]
     metrics.outbox, metrics.publisher = pub.outbox, pub
     emitted = [bus.emit(sample_event("cam1", i)) for i in range(600)]
