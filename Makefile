@@ -55,4 +55,4 @@ demo:
 
 arm64-check:
 	mkdir -p $(ARM64_CACHE)
-	ARM64_CACHE=$(ARM64_CACHE) deploy/arm64/check.sh 2>&1 | tee $(ARM64_CACHE)/check.log; exit $${PIPESTATUS[0]}
+	ARM64_CACHE=$(ARM64_CACHE) PY=$(PY) deploy/arm64/check.sh 2>&1 | tee $(ARM64_CACHE)/check.log; exit $${PIPESTATUS[0]}

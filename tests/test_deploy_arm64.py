@@ -10,11 +10,13 @@ import re
 import shlex
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from tests.conftest import ROOT, SHARED, need
+from tests.conftest import ROOT, SHARED, need, seed_cache
 
 DOCKERFILE = ROOT / "Dockerfile.arm64"
 ARM64 = ROOT / "deploy" / "arm64"
@@ -68,12 +70,122 @@ def test_dockerfile_essentials() -> None:
     assert any(w == "ARG" and a.startswith("MODEL_MIRROR") for w, a in ins)
 
 
+def _image_models() -> list[str]:
+    """The models Dockerfile.arm64 (and check.sh, which reads the same line) bakes into the image."""
+    m = re.search(r'^ARG EDGE_MODELS="(.+)"$', DOCKERFILE.read_text(encoding="utf-8"), re.M)
+    assert m, "check.sh reads the model list from the ARG EDGE_MODELS=\"...\" line"
+    return m.group(1).split()
+
+
+def _config_default_models() -> dict[str, str]:
+    """Every model the appliance uses by default: ``field path -> model`` for each ``model`` /
+    ``*_model`` field of the config (any section, nested or optional) whose default names one."""
+    from edge.config import AppConfig
+
+    found: dict[str, str] = {}
+    seen: set[type] = set()
+
+    def walk(cls: type[BaseModel]) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        for name, field in cls.model_fields.items():
+            if (name == "model" or name.endswith("_model")) and isinstance(field.default, str):
+                found[f"{cls.__name__}.{name}"] = field.default
+            stack: list[typing.Any] = [field.annotation]
+            while stack:  # dict[str, CameraConfig], PlatesConfig | None, ...
+                t = stack.pop()
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    walk(t)
+                stack.extend(typing.get_args(t))
+
+    walk(AppConfig)
+    return found
+
+
+def test_every_default_model_is_in_the_image() -> None:
+    """A default the image lacks is fetched (or built) at runtime: offline, or with the read-only
+    cache, the appliance then runs a fallback or no plate reader at all."""
+    defaults = _config_default_models()
+    assert {"DetectConfig.model", "PlatesConfig.ocr_model"} <= set(defaults)  # the walk finds them
+    missing = {field: name for field, name in defaults.items() if name not in _image_models()}
+    assert not missing, f"default models missing from Dockerfile.arm64's EDGE_MODELS: {missing}"
+
+
+# Run in a child process: an audit hook cannot be removed once added. Every attempt to create,
+# write, rename or delete anything in the cache raises EROFS, as the image's read-only cache would.
+_READ_ONLY_PROBE = """
+import errno, json, logging, os, sys
+from pathlib import Path
+
+cache = os.path.realpath(sys.argv[1])
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+CHANGES = ("os.mkdir", "os.rename", "os.remove", "os.rmdir", "os.chmod")
+writes, warnings = [], []
+
+def hook(event, args):
+    if event == "open":
+        path, mode, flags = args
+        writing = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & WRITE_FLAGS)
+    else:
+        writing, path = event in CHANGES, args[0]
+    if writing and isinstance(path, (str, bytes, os.PathLike)):
+        path = os.fsdecode(path)
+        if os.path.realpath(path).startswith(cache):
+            writes.append(f"{event} {path}")
+            raise OSError(errno.EROFS, "Read-only file system", path)
+
+class Collect(logging.Handler):
+    def emit(self, record):
+        warnings.append(record.getMessage())
+
+sys.addaudithook(hook)
+logging.getLogger().addHandler(Collect(logging.WARNING))
+from edge.config import DetectConfig, PlatesConfig
+from edge.inference.model import load_model
+from edge.plates.reader import PlateReader
+from edge.registry import ensure_model
+
+resolved = {n: ensure_model(n, cache_dir=Path(cache))[0].name for n in sys.argv[2:]}
+for name in (DetectConfig().model, DetectConfig().attributes_model):
+    load_model(name, cache_dir=Path(cache))
+PlateReader(PlatesConfig(), cache_dir=Path(cache))
+print(json.dumps({"resolved": resolved, "writes": writes, "warnings": warnings}))
+"""
+
+
+def test_the_image_cache_serves_every_default_read_only_and_offline(
+    tmp_path: Path, shared_models: Path, built_defaults: list[Path]
+) -> None:
+    """The image's pulls (Dockerfile.arm64: a build-host stage gathers the models, the INT8 defaults
+    built by edge convert; the arm64 stage pulls them from that folder) leave a cache from which
+    every default loads with no mirror, no network and no write: nothing falls back to a source."""
+    need(bool(built_defaults), "python package nncf (the INT8 defaults are built with it)")
+    from edge.registry import pull
+
+    stage = seed_cache(tmp_path / "build-stage", built_defaults)  # the build stage's own INT8 builds
+    image = tmp_path / "image-cache"
+    for name in _image_models():
+        pull(name, cache_dir=stage, mirror=str(shared_models), progress=lambda _: None)
+    for name in _image_models():
+        pull(name, cache_dir=image, mirror=str(stage), progress=lambda _: None)
+    defaults = sorted(set(_config_default_models().values()))
+    no_mirror = tmp_path / "no-mirror"  # EDGE_MODEL_MIRROR unset would mean ../shared/models beside a checkout
+    no_mirror.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "EDGE_MODEL_MIRROR": str(no_mirror), "EDGE_MODEL_CACHE": str(image),
+           "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-c", _READ_ONLY_PROBE, str(image), *defaults],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["writes"] == [] and out["warnings"] == [], out
+    assert out["resolved"] == {n: n for n in defaults}
+
+
 def test_models_in_the_image_are_known_and_cover_all_backends() -> None:
     from edge.registry import find_manifest
 
-    m = re.search(r'^ARG EDGE_MODELS="(.+)"$', DOCKERFILE.read_text(encoding="utf-8"), re.M)
-    assert m, "check.sh reads the model list from the ARG EDGE_MODELS=\"...\" line"
-    names = m.group(1).split()
+    names = _image_models()
     manifests = [find_manifest(n) for n in names]  # raises for an unknown model
     assert {b for mf in manifests for b in mf.backends[:1]} >= {"litert", "onnx", "openvino"}
     # the image's default config and the demo use models that are baked in
@@ -84,13 +196,34 @@ def test_models_in_the_image_are_known_and_cover_all_backends() -> None:
         assert cam.detect.model in names and (cam.detect.attributes_model or names[0]) in names
 
 
+def test_the_demo_footage_is_in_the_image() -> None:
+    """``edge demo`` in the image plays the lot clip and the gate scene (its plate half) from
+    $EDGE_SHARED=/usr/share/edge; a missing file silently drops that half."""
+    from edge.cli import DEMO_VIDEO, SHARED
+    from edge.demo import GATE_PHOTO
+
+    ins = _instructions()
+    env = " ".join(a for w, a in ins if w == "ENV")
+    assert "EDGE_SHARED=/usr/share/edge" in env
+    copies = {tuple(shlex.split(a)[-2:]) for w, a in ins if w == "COPY" and "--from=shared" in a}
+    check = CHECK.read_text(encoding="utf-8")
+    for rel in (DEMO_VIDEO.relative_to(SHARED), Path("data") / GATE_PHOTO):
+        assert (str(rel), f"/usr/share/edge/{rel}") in copies, f"Dockerfile.arm64 does not copy {rel}"
+        assert f"$SHARED/{rel}" in check, f"check.sh does not copy {rel}"
+
+
 def test_check_script_uses_the_shared_files() -> None:
     text = CHECK.read_text(encoding="utf-8")
     for name in ("install.sh", "requirements.txt", "apt-packages.txt", "platforms.txt", "smoke.py"):
         assert name in text, f"check.sh does not use deploy/arm64/{name}"
         assert (ARM64 / name).is_file()
-    for cmd in ("edge demo --fast", "edge plates bench", "smoke.py $MODELS", "EDGE_MODELS"):
+    for cmd in ("edge demo --fast", "edge plates bench", "smoke.py $MODELS", "EDGE_MODELS", "edge run --config"):
         assert cmd in text
+    # the runs inside see what the image gives them: no network, a cache nobody can write
+    assert "unshare --net chroot --userspec=edge:edge" in text
+    assert 'bind "$ROOT/opt/edge/model-cache" /opt/edge/model-cache ro' in text
+    # exact versions everywhere: the build-host stage from the x86 lock, the arm64 stage from its own
+    assert "-c constraints.txt" in DOCKERFILE.read_text(encoding="utf-8") and (ROOT / "constraints.txt").is_file()
     assert "apt-packages.txt" in DOCKERFILE.read_text(encoding="utf-8")
     assert "requirements.txt" in (ARM64 / "install.sh").read_text(encoding="utf-8")
     res = subprocess.run(["bash", "-n", str(CHECK)], capture_output=True, text=True)

@@ -1,7 +1,12 @@
 #!/bin/bash
 # Prove the arm64 image on an x86 machine: the steps of Dockerfile.arm64, run in a Debian
-# bookworm arm64 rootfs (debootstrap) under qemu-user-static, then the demo, a backend smoke
-# test and the plate benchmark inside it. Needs root. Slow (tens of minutes): not for CI.
+# bookworm arm64 rootfs (debootstrap) under qemu-user-static, then inside it, as user edge, with
+# no network and the model cache mounted read-only: the demo, a backend smoke test, the plate
+# benchmark and the image's CMD (edge run). Needs root. Slow (an hour or two): not for CI.
+#
+# The image's models: Dockerfile.arm64's "models" stage runs on the build host, so here the host
+# gathers them (the INT8 defaults built by edge convert: the host needs the [convert] extra), and
+# the rootfs pulls them from that folder like the image's arm64 stage.
 #
 #   deploy/arm64/check.sh            (or: make arm64-check)
 #
@@ -9,6 +14,9 @@
 #   EDGE_SHARED   the shared folder with models/ and data/ (default ../shared)
 #   DEBIAN_MIRROR (default http://deb.debian.org/debian)
 #   PLATES_DIR    OpenALPR folder for the plate benchmark (default $EDGE_SHARED/data/openalpr/eu)
+#   PLATES_LIMIT  its first N labelled images (default 12; 0 = all, hours emulated)
+#   RUN_SECONDS   how long edge run may take to its first track event (default 1800)
+#   PY            the host's Python with edge's [convert] extra (default python3)
 #
 # Emulated speed is not device speed: the timings printed prove that it runs, nothing more.
 set -euo pipefail
@@ -21,6 +29,7 @@ PLATES_DIR=${PLATES_DIR:-$SHARED/data/openalpr/eu}
 ROOT=$CACHE/rootfs
 WHEELS=$CACHE/wheels
 HERE=$REPO/deploy/arm64
+PY=${PY:-python3}
 # the models the image carries (same list as Dockerfile.arm64's EDGE_MODELS)
 MODELS=$(sed -n 's/^ARG EDGE_MODELS="\(.*\)"$/\1/p' "$REPO/Dockerfile.arm64")
 NICE="nice -n 10"
@@ -79,7 +88,7 @@ in_root python3 --version
 step "wheels: aarch64 wheels of deploy/arm64/requirements.txt, downloaded on the host"
 PLATFORMS=$(grep -v '^#' "$HERE/platforms.txt" | sed 's/^/--platform /' | xargs)
 # shellcheck disable=SC2086
-timed python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 $PLATFORMS \
+timed "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 $PLATFORMS \
     -r "$HERE/requirements.txt" -d "$WHEELS" 2>"$CACHE/pip-download.log" || { cat "$CACHE/pip-download.log"; exit 1; }
 ls "$WHEELS" | sed 's/^/   /'
 
@@ -92,25 +101,54 @@ done)
 bind "$WHEELS" /wheels ro
 timed in_root env EDGE_WHEELS=/wheels /opt/edge/deploy/arm64/install.sh
 
-step "models: edge models pull $MODELS --mirror (sha256-checked), sample clip"
-bind "$SHARED/models" /mirror ro
-mkdir -p "$ROOT/usr/share/edge/data/videos"
-cp -u "$SHARED/data/videos/car-detection.mp4" "$ROOT/usr/share/edge/data/videos/"
+step "models (build host, as Dockerfile.arm64's models stage): edge models pull $MODELS"
+# the INT8 defaults are built here by edge convert (NNCF): an INT8 IR is the same on every CPU
+"$PY" -c "import nncf" 2>/dev/null || {
+    echo "check.sh: the host needs the [convert] extra to build the INT8 defaults: pip install -c constraints.txt -e '.[convert]'" >&2
+    exit 1
+}
 # shellcheck disable=SC2086
-timed in_root edge models pull $MODELS --mirror /mirror --cache-dir /opt/edge/model-cache
+(cd "$REPO" && timed env EDGE_DATA_DIR="$SHARED/data" $NICE "$PY" -m edge models pull $MODELS \
+    --mirror "$SHARED/models" --cache-dir "$CACHE/image-models")
 
-as_edge() {  # run as the unprivileged user, with the image's environment
-    $NICE chroot --userspec=edge:edge "$ROOT" /usr/bin/env -i -C /var/lib/edge PATH=/usr/local/bin:/usr/bin:/bin HOME=/var/lib/edge \
-        EDGE_MODEL_CACHE=/opt/edge/model-cache EDGE_SHARED=/usr/share/edge "$@"
+step "models (arm64 stage): edge models pull $MODELS from that folder (sha256 / build report checked), read-only"
+bind "$CACHE/image-models" /image-models ro
+# shellcheck disable=SC2086
+timed in_root edge models pull $MODELS --mirror /image-models --cache-dir /opt/edge/model-cache
+in_root chmod -R a+rX,go-w /opt/edge/model-cache
+bind "$ROOT/opt/edge/model-cache" /opt/edge/model-cache ro  # from here on even root cannot write it
+umount -l "$ROOT/image-models"  # the runs below see no mirror at all
+in_root sh -c 'cd /opt/edge/model-cache && for d in */; do printf "   %-58s %s\n" "${d%/}" "$(cat "$d"report.json >/dev/null 2>&1 && echo "built (report.json)" || echo "sha256 = manifest")"; done'
+
+# the demo's footage: the lot clip and the photo its gate scene is made from (edge/demo.py GATE_PHOTO)
+mkdir -p "$ROOT/usr/share/edge/data/videos" "$ROOT/usr/share/edge/data/openalpr/eu" "$ROOT/etc/edge"
+cp -u "$SHARED/data/videos/car-detection.mp4" "$ROOT/usr/share/edge/data/videos/"
+cp -u "$SHARED/data/openalpr/eu/eu10.jpg" "$ROOT/usr/share/edge/data/openalpr/eu/"
+cp "$HERE/edge.yaml" "$ROOT/etc/edge/edge.yaml"
+
+# the unprivileged user, the image's environment, no network (unshare: an empty netns); every
+# program execs the next, so a background run's $! is edge itself
+AS_EDGE=(unshare --net chroot --userspec=edge:edge "$ROOT" /usr/bin/env -i -C /var/lib/edge
+    PATH=/usr/local/bin:/usr/bin:/bin HOME=/var/lib/edge EDGE_MODEL_CACHE=/opt/edge/model-cache
+    EDGE_SHARED=/usr/share/edge)
+as_edge() { $NICE "${AS_EDGE[@]}" "$@"; }
+no_fallback() {  # LOG: a default that had to be fetched, built or replaced at run time fails the check
+    if grep -E "running its source model|not in the model cache|cannot download|building .* first pull" "$1"; then
+        echo "check.sh: a model was not served from the image's cache (above)" >&2
+        exit 1
+    fi
 }
 cd /  # chroot keeps the cwd outside; the commands below do not use it
 
-step "inside arm64: uname -m = $(in_root uname -m), user = $(as_edge id -un)"
-step "inside arm64: edge demo --fast (the four cars)"
-timed as_edge edge demo --fast
+step "inside arm64: uname -m = $(in_root uname -m), user = $(as_edge id -un), network: $(as_edge python3 -c 'import socket; print(socket.if_nameindex())')"
+step "inside arm64: edge demo --fast (the lot, then the gate scene with its plate)"
+timed as_edge edge demo --fast 2>&1 | tee "$CACHE/demo.log"
+no_fallback "$CACHE/demo.log"
+grep -q "through vehicle-detection-0200-openvino-int8" "$CACHE/demo.log" || { echo "check.sh: the demo did not run the INT8 default" >&2; exit 1; }
 
 step "inside arm64: every model on every installed backend it supports (one inference each)"
-timed as_edge /opt/edge/venv/bin/python /opt/edge/deploy/arm64/smoke.py $MODELS
+timed as_edge /opt/edge/venv/bin/python /opt/edge/deploy/arm64/smoke.py $MODELS 2>&1 | tee "$CACHE/smoke.log"
+no_fallback "$CACHE/smoke.log"
 
 # PLATES_LIMIT: the first N labelled images of the folder (sorted by label file, as the bench reads
 # them), copied as an OpenALPR-format folder; 0 = the whole folder. Under emulation each image takes
@@ -126,7 +164,25 @@ else
         cp "$txt" "$PLATES_DIR/$(cut -f1 "$txt")" "$ROOT/data/plates/"
     done
 fi
-timed as_edge edge plates bench /data/plates
+timed as_edge edge plates bench /data/plates 2>&1 | tee "$CACHE/plates.log"
+no_fallback "$CACHE/plates.log"
+
+# RUN_SECONDS: how long the image's CMD may take to its first event (model loads are slow emulated)
+step "inside arm64: edge run --config /etc/edge/edge.yaml (the image's CMD) until its first track event"
+$NICE "${AS_EDGE[@]}" edge run --config /etc/edge/edge.yaml >"$CACHE/run.log" 2>&1 &
+run_pid=$!
+t0=$SECONDS
+until grep -q '"type": *"track"' "$CACHE/run.log" || ! kill -0 "$run_pid" 2>/dev/null \
+        || ((SECONDS - t0 > ${RUN_SECONDS:-1800})); do
+    sleep 5
+done
+kill -TERM "$run_pid" 2>/dev/null || true
+wait "$run_pid" || true
+grep -v '^{' "$CACHE/run.log" | sed 's/^/   /'
+grep -m 3 '"type": *"track"' "$CACHE/run.log" | cut -c1-200 | sed 's/^/   /'
+no_fallback "$CACHE/run.log"
+grep -q '"type": *"track"' "$CACHE/run.log" || { echo "check.sh: edge run gave no track event" >&2; exit 1; }
+echo "   first track event after $((SECONDS - t0)) s (emulated)"
 
 step "inside arm64: edge config check deploy/profiles/*.yaml"
 for f in "$ROOT"/opt/edge/deploy/profiles/*.yaml; do
