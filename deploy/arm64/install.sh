@@ -31,7 +31,7 @@ mkdir -p /var/lib/edge /etc/edge
 chown edge:edge /var/lib/edge
 "$EDGE_HOME/venv/bin/python" - <<'PY'
 import importlib
-for mod in ("numpy", "cv2", "tflite_runtime.interpreter", "onnxruntime", "openvino"):
+for mod in ("numpy", "cv2", "ai_edge_litert.interpreter", "onnxruntime", "openvino"):
     m = importlib.import_module(mod)
     print(f"  {mod:28} {getattr(m, '__version__', 'ok')}")
 PY
