@@ -10,7 +10,6 @@ Exit codes: 0 ok, 1 the metric dropped more than ``--max-drop``, 2 bad input (on
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -33,14 +32,6 @@ def _range(text: str) -> tuple[float, float]:
     if not 0 <= a < b <= 1:
         raise argparse.ArgumentTypeError(f"expected 0 <= START < END <= 1, got {text!r}")
     return a, b
-
-
-def plain_help(doc: str | None) -> str:
-    """A docstring as terminal help text: reST/Markdown markup (````x````, ```x```, ``:func:`x```)
-    becomes plain ``x``; whitespace runs become single spaces (argparse wraps the text itself)."""
-    text = re.sub(r":\w+:`([^`]*)`", r"\1", doc or "")
-    text = re.sub(r"`{1,2}([^`]*)`{1,2}", r"\1", text)
-    return " ".join(text.split())
 
 
 USAGE = """edge convert SRC --to TARGET [--calib DATA ...] [options]

@@ -142,12 +142,13 @@ def export(model: Any, feat: Any, coef: np.ndarray, bias: np.ndarray, out_xml: P
 
 def held_out_accuracy(backend: Any, spec: Any, classes: list[str], imgs: list[np.ndarray], ys: list[int]) -> float:
     """Top-1 accuracy of an exported model through the appliance's backend and classifier head."""
-    from edge.inference.heads import get_head
+    from edge.inference.heads import classifier
     from edge.inference.preprocess import prepare
+    from edge.registry.manifest import HeadSpec
 
-    decode, head = get_head("classifier"), {"type": "classifier", "top_k": 1}
+    head = HeadSpec(type="classifier", top_k=1)
     name = backend.inputs[0].name
-    pred = [decode(backend.infer({name: prepare(img, spec, backend.inputs[0])[0]}), head, classes)[0][0]
+    pred = [classifier.decode(backend.infer({name: prepare(img, spec, backend.inputs[0])[0]}), head, classes)[0][0]
             for img in imgs]
     return float(np.mean([classes.index(p) == y for p, y in zip(pred, ys)]))
 
@@ -177,7 +178,7 @@ def export_tflite_int8(backbone: Path, input_spec: Any, coef: np.ndarray, bias: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from convert.cli import plain_help  # the entry point: convert.cli imports this module lazily
+    from convert.help_text import plain_help
 
     p = argparse.ArgumentParser(prog="edge convert train-classifier", description=plain_help(__doc__.splitlines()[0]))
     p.add_argument("data", type=Path, help="DIR/<class>/, DIR/<field>/<class>/ (edge feedback export) or labels YAML")
@@ -198,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edge.inference.backends import load_backend
     from edge.inference.preprocess import prepare
     from edge.registry import ensure_model
-    from edge.registry.manifest import InputSpec
+    from edge.registry.manifest import HeadSpec, InputSpec
 
     shared = Path(os.environ.get("EDGE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
     classes, imgs, ys = load_images(args.data, args.field, args.videos_dir or shared / "data" / "videos")
@@ -233,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     export(model, feat, coef, bias, out_folder / entry)
     # prove the export with the appliance's backend and classifier head on the held-out images
     in_spec = InputSpec(**{**base.input.model_dump(), "name": None})
-    head = {"type": "classifier", "top_k": min(5, len(classes))}
+    head = HeadSpec(type="classifier", top_k=min(5, len(classes))).model_dump(mode="json")  # only the keys set
     test_imgs, test_ys = [imgs[i] for i in idx_te], [int(y[i]) for i in idx_te]
     acc_export = held_out_accuracy(load_backend("openvino", out_folder / entry), in_spec, classes, test_imgs, test_ys)
     tfl_name = f"{name}-tflite-int8"

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from convert.calibrate import Sample
 from convert.metrics import cosine, mean_ap
 from edge.inference.backends import Backend
-from edge.inference.heads import get_head
+from edge.inference.heads import HeadContext, get_detection_head
 from edge.inference.preprocess import Letterbox
 from edge.registry import Manifest
 from edge.types import Detections
@@ -47,10 +47,10 @@ class Task:
     def decode(self, out: dict[str, np.ndarray], lb: Letterbox, truth: bool) -> Any:
         m, head = self.manifest, self.manifest.head
         if m.task == "detect":
-            thr = TRUTH_SCORE if truth else PRED_SCORE
-            return get_head(str(head.get("type")))(out, lb, head, self.labels, m.label_offset, thr)
-        if m.task == "attributes" and "outputs" in head:
-            return tuple(int(out[k].reshape(-1).argmax()) for k in head["outputs"])
+            ctx = HeadContext(lb, self.labels, m.label_offset, TRUTH_SCORE if truth else PRED_SCORE, head)
+            return get_detection_head(head.type)(out, ctx)
+        if m.task == "attributes" and head.outputs is not None:
+            return tuple(int(out[k].reshape(-1).argmax()) for k in head.outputs)
         return int(next(iter(out.values())).reshape(-1).argmax())
 
     def score(self, truth: list[Any], pred: list[Any]) -> float:
@@ -60,9 +60,10 @@ class Task:
 
     def per_attribute(self, truth: list[Any], pred: list[Any]) -> dict[str, float]:
         """Attributes models: agreement per output (e.g. type, color)."""
-        if self.manifest.task != "attributes" or "outputs" not in self.manifest.head:
+        outputs = self.manifest.head.outputs
+        if self.manifest.task != "attributes" or outputs is None:
             return {}
-        keys = list(self.manifest.head["outputs"])
+        keys = list(outputs)
         return {k: float(np.mean([t[i] == p[i] for t, p in zip(truth, pred)])) for i, k in enumerate(keys)}
 
 

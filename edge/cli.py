@@ -8,15 +8,51 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge import __version__
 from edge.errors import EdgeError
 
+if TYPE_CHECKING:  # imported lazily at run time: `edge --help` stays fast
+    from edge.config import AppConfig
+    from edge.events.bus import Processor
+
 log = logging.getLogger("edge")
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("EDGE_SHARED", REPO.parent / "shared"))
-DEMO_VIDEO = SHARED / "data" / "videos" / "car-detection.mp4"
+
+def repo_dir() -> Path:
+    """The checkout (or site-packages folder) this package runs from."""
+    return Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path:
+    """``$EDGE_SHARED``, else the shared folder beside the checkout (models, data)."""
+    return Path(os.environ.get("EDGE_SHARED") or repo_dir().parent / "shared")
+
+
+def demo_video() -> Path:
+    """The sample lot video ``edge demo`` plays."""
+    return shared_dir() / "data" / "videos" / "car-detection.mp4"
+
+
+_PATHS = {"REPO": repo_dir, "SHARED": shared_dir, "DEMO_VIDEO": demo_video}
+
+
+def __getattr__(name: str) -> Path:
+    """``REPO``, ``SHARED``, ``DEMO_VIDEO`` (older names): resolved when asked, not at import."""
+    if name in _PATHS:
+        return _PATHS[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def install_model_builder() -> None:
+    """Let the registry build models on first pull with ``edge convert`` (the registry does not
+    import the toolchain; without ``convert`` a built model falls back to its source)."""
+    try:
+        from convert.builder import install
+    except ImportError:  # a package without the conversion toolchain
+        return
+    install()
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
@@ -54,7 +90,7 @@ def _cmd_models_pull(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _replay_config(args: argparse.Namespace) -> tuple[AppConfig, str]:
     from edge.config import config_for_video, load_config
 
     if args.config:
@@ -99,7 +135,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_filter(args: argparse.Namespace, app, camera: str) -> int:  # type: ignore[no-untyped-def]
+def _replay_filter(args: argparse.Namespace, app: AppConfig, camera: str) -> int:
     """``edge replay VIDEO --filter NAME --out OUT.mp4``: every frame through the filter."""
     from edge.privacy.filters import build_filter
     from edge.privacy.video import filter_video
@@ -118,7 +154,7 @@ def _replay_filter(args: argparse.Namespace, app, camera: str) -> int:  # type: 
     return 0
 
 
-def _replay_processors(app):  # type: ignore[no-untyped-def]
+def _replay_processors(app: AppConfig) -> list[Processor]:
     """The rule engine and screen time of ``app``, in memory: a replay never touches a device's state."""
     from edge.clock import ManualClock
     from edge.rules import build_processors
@@ -144,7 +180,7 @@ def _start_time(text: str | None) -> float | None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from edge.demo import run_demo
 
-    return run_demo(args.video, SHARED, DEMO_VIDEO, fast=args.fast, as_json=args.json)
+    return run_demo(args.video, shared_dir(), demo_video(), fast=args.fast, as_json=args.json)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -188,11 +224,9 @@ def _cmd_fleet_hash_password(_args: argparse.Namespace) -> int:
 
 
 def _cmd_plates_bench(args: argparse.Namespace) -> int:
-    import runpy
+    from edge.plates.bench import main as bench_main
 
-    sys.argv = ["bench/plates.py", *args.dirs, *(["--regions", args.regions] if args.regions else [])]
-    runpy.run_path(str(REPO / "bench" / "plates.py"), run_name="__main__")
-    return 0
+    return bench_main([*args.dirs, *(["--regions", args.regions] if args.regions else [])])
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -306,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["convert"]:  # its own parser (argparse REMAINDER cannot pass on a leading -h)
         return _cmd_convert(argparse.Namespace(convert_args=argv[1:]))
     args = build_parser().parse_args(argv)
+    install_model_builder()
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

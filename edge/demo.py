@@ -23,12 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import AppConfig, CameraConfig, parse_config
 from edge.errors import EdgeError
 from edge.events.bus import Processor
 from edge.events.schema import Event
+
+if TYPE_CHECKING:
+    from edge.inference.pool import ModelPool
 
 # a horizontal counting line across the middle of the lot: crossings open visits
 LOT_LINE = {"points": [[0.0, 0.5], [1.0, 0.5]], "in": "up", "road": "lot", "role": "both"}
@@ -70,6 +73,7 @@ class Part:
     app: AppConfig
     start: float  # epoch s of the first frame (ts = start + pos)
     intro: str
+    pool: ModelPool  # the part's models (edge.app.models.make_pool of its config)
 
 
 def max_lateness(cam: CameraConfig) -> float:
@@ -219,16 +223,19 @@ def _lot(video: str, camera: str) -> Part:
     """The lot part: ``video`` with a counting line across the middle, from now on."""
     import time
 
-    from edge.inference.shared import ensure_model_once
+    from edge.app.models import make_pool
 
     app = parse_config({"cameras": {camera: {"url": video, "lines": {"middle": LOT_LINE}}}}, "<demo>")
+    pool = make_pool(app)
     # the model that will run: a default the device cannot build falls back to its source
-    detector, _ = ensure_model_once(app.cameras[camera].detect.model)
+    detector, _ = pool.ensure_model(app.cameras[camera].detect.model)
     intro = f"{camera}: {video} through {detector.name}, a counting line across the middle"
-    return Part(camera, video, app, time.time(), intro)
+    return Part(camera, video, app, time.time(), intro, pool)
 
 
 def _gate(video: str, photo: Path) -> Part:
+    from edge.app.models import make_pool
+
     app = parse_config({"cameras": {"gate": {"url": video, **GATE_CAMERA}}, "rules": {"rules": GATE_RULES}}, "<demo>")
     plates = app.cameras["gate"].plates
     assert plates is not None  # set in GATE_CAMERA
@@ -238,7 +245,7 @@ def _gate(video: str, photo: Path) -> Part:
         f"{plates.ocr_model}; rules: after-hours (open mon-fri 07:00-19:00), waiting (over "
         f"{GATE_RULES[1]['max_seconds']} s in zone barrier)"
     )
-    return Part("gate", video, app, GATE_START.timestamp(), intro)
+    return Part("gate", video, app, GATE_START.timestamp(), intro, make_pool(app))
 
 
 def play(part: Part, *, fast: bool, as_json: bool) -> str:
@@ -272,6 +279,7 @@ def play(part: Part, *, fast: bool, as_json: bool) -> str:
             realtime=not fast,
             show_progress=False,
             start_time=part.start,
+            pool=part.pool,
         )
     finally:
         order.flush()  # what was held when the video ended (or Ctrl-C)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,8 +34,43 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from edge import __version__
+from edge.events.payloads import BadAttrs, LineAttrs
+
+if TYPE_CHECKING:
+    from edge.events.outbox import OutboxStats
+    from edge.events.schema import Event
 
 log = logging.getLogger("edge.metrics")
+
+
+class OutboxState(Protocol):
+    """What the metrics and ``/healthz`` read of the outbox (:class:`edge.events.outbox.Outbox`)."""
+
+    def stats(self) -> OutboxStats: ...
+
+
+class WorkerLoad(Protocol):
+    """What the metrics read of a camera worker (edge.app CameraWorker): its thread's CPU time
+    and the time it waited for a fair turn."""
+
+    cpu_seconds: float
+    wait_seconds: float
+
+
+class PublisherState(Protocol):
+    """What the metrics and ``/healthz`` read of the MQTT publisher (:class:`edge.events.mqtt.MqttPublisher`)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def inflight(self) -> int: ...
+
+    @property
+    def connects(self) -> int: ...
+
+    @property
+    def last_error(self) -> str | None: ...
 
 THERMAL_DIR = Path("/sys/class/thermal")
 
@@ -212,8 +247,8 @@ class Metrics:
         self.thermal_dir = thermal_dir
         self._lock = threading.Lock()
         self._cameras: dict[str, tuple[Any, Any]] = {}
-        self.outbox: Any = None  # edge.events.outbox.Outbox (duck-typed: stats())
-        self.publisher: Any = None  # edge.events.mqtt.MqttPublisher (connected, inflight, connects)
+        self.outbox: OutboxState | None = None  # set by watch_delivery
+        self.publisher: PublisherState | None = None
         r = self.registry
         self.events = Counter("edge_events", "Events emitted", ["camera", "type"], registry=r)
         self.line_crossings = Counter(
@@ -242,7 +277,7 @@ class Metrics:
             "edge_camera_restarts", "Camera worker restarts after a failure", ["camera"], registry=r
         )
         # -- many cameras: latency per camera (edge.app CameraWorker) -------------------------
-        self._workers: dict[str, Any] = {}
+        self._workers: dict[str, WorkerLoad] = {}
         self.frame_age = Histogram(
             "edge_camera_frame_age_seconds",
             "Age of a frame when its processing starts (now - capture time): waiting in the reader and for a turn",
@@ -272,7 +307,11 @@ class Metrics:
             except AttributeError:  # a pipeline with __slots__ and no hook: just no histogram
                 log.debug("pipeline of %s has no on_inference hook", name)
 
-    def add_worker(self, name: str, worker: Any) -> None:
+    def watch_delivery(self, outbox: OutboxState | None, publisher: PublisherState | None) -> None:
+        """Report the outbox (depth, age, drops) and the MQTT publisher (connection, in flight)."""
+        self.outbox, self.publisher = outbox, publisher
+
+    def add_worker(self, name: str, worker: WorkerLoad) -> None:
         """Expose ``worker.cpu_seconds`` and ``worker.wait_seconds`` of camera ``name``."""
         with self._lock:
             self._workers[name] = worker
@@ -293,13 +332,16 @@ class Metrics:
         """The publisher's latency hook."""
         self.publish_latency.observe(seconds)
 
-    def count_event(self, event: Any) -> None:
+    def count_event(self, event: Event) -> None:
         """The event bus hook."""
         self.events.labels(event.camera, event.type).inc()
         if event.type == "line":
-            attrs = event.attrs
-            kind = attrs.get("type") or event.label or "unknown"
-            self.line_crossings.labels(event.camera, attrs.get("line", "?"), attrs.get("dir", "?"), kind).inc()
+            try:
+                line = event.attrs_as(LineAttrs)
+            except BadAttrs:  # counted above; a crossing without its line has no series
+                return
+            kind = line.type or event.label or "unknown"
+            self.line_crossings.labels(event.camera, line.line, line.dir, kind).inc()
 
     def render(self) -> bytes:
         """The exposition text."""
@@ -345,8 +387,8 @@ class HealthCheck:
     def __call__(
         self,
         cameras: Mapping[str, bool],
-        publisher: Any = None,
-        outbox: Any = None,
+        publisher: PublisherState | None = None,
+        outbox: OutboxState | None = None,
         shutting_down: bool = False,
     ) -> dict[str, Any]:
         """The ``/healthz`` body for cameras (name -> up), the MQTT publisher (duck-typed:

@@ -1,8 +1,9 @@
 """``edge replay``: the whole pipeline on a video file, as fast as possible, with no frame dropped.
 
 video -> sampled frames -> pipeline -> EventBus -> sinks (a JSON-lines file and/or a callback),
-the same bus ``edge run`` uses, so replayed events are stamped (``device``, ``seq``) and can be
-fed to processors (the rule engine) exactly like live ones. Optionally an annotated video.
+built by the same builder as ``edge run``'s (:func:`edge.app.delivery.build_bus`), so replayed
+events are stamped (``device``, ``seq``) and can be fed to processors (the rule engine) exactly
+like live ones. Optionally an annotated video.
 
 Time: ``capture_time = start_time + pts``, so every event has ``ts = start_time + pos`` and two
 replays with the same ``start_time`` produce the same events apart from their ids.
@@ -22,14 +23,18 @@ import cv2
 from tqdm import tqdm
 
 from edge.annotate import AnnotatedVideo, snapshot
+from edge.app.delivery import build_bus
+from edge.app.models import make_pool
 from edge.config import AppConfig, CameraConfig
 from edge.errors import EdgeError, SourceError
-from edge.events.bus import EventBus, Processor
+from edge.events.bus import Processor
 from edge.events.schema import Event, Sequencer
-from edge.events.sinks import FanOut, JsonlSink, Sink
+from edge.events.sinks import JsonlSink, Sink
+from edge.inference.pool import ModelPool
 from edge.pipeline import Pipeline
 from edge.redact import redact_text, redact_url
 from edge.sources import open_camera
+from edge.sources.sampling import RateDemand
 
 log = logging.getLogger("edge.replay")
 
@@ -87,6 +92,7 @@ def replay(
     show_progress: bool = True,
     start_time: float | None = None,
     annotate_filter: str = "privacy",
+    pool: ModelPool | None = None,
 ) -> ReplayResult:
     """Run camera ``camera`` of ``app`` on ``video``.
 
@@ -94,28 +100,32 @@ def replay(
     to ``events_out`` (JSON lines, truncated first) and ``on_event``. ``start_time`` (epoch s,
     default now) is the time of the video's first frame: ``ts = start_time + pos``.
     ``annotate_filter`` (edge.privacy.filters) runs on every annotated frame before drawing:
-    by default the camera's privacy policy (people masked).
+    by default the camera's privacy policy (people masked). ``pool``: where the models load
+    (default: a new pool for this replay, :func:`edge.app.models.make_pool` of ``app``).
     """
     if "://" not in video and not Path(video).is_file():
         raise SourceError(f"video file not found: {video}")
     start = time.time() if start_time is None else float(start_time)
     cam_cfg: CameraConfig = app.cameras[camera].model_copy(update={"url": video, "realtime": realtime, "loop": False})
-    pipeline = Pipeline(camera, cam_cfg, app, video_origin=start)
-    reader = open_camera(camera, cam_cfg, start_time=start)
+    pool = pool or make_pool(app)
+    demand = RateDemand()  # the pipeline asks the reader for burst-rate frames only while needed
+    pipeline = Pipeline(camera, cam_cfg, app, video_origin=start, pool=pool, demand=demand)
+    reader = open_camera(camera, cam_cfg, start_time=start, demand=demand)
     counter = CallbackSink(on_event)
     sinks: list[Sink] = [counter]
     if events_out is not None:
         events_out.parent.mkdir(parents=True, exist_ok=True)
         events_out.write_text("", encoding="utf-8")
         sinks.insert(0, JsonlSink(events_out))
-    bus = EventBus(app.device_id, FanOut(sinks), Sequencer(), processors=processors)
+    bus = build_bus(app.device_id, sinks, Sequencer(), processors=processors or ())
     video_out = None
     if annotate is not None:
         from edge.privacy.filters import build_filter
 
-        ann_filter = build_filter(annotate_filter, cam_cfg, app.model_options())
+        ann_filter = build_filter(annotate_filter, cam_cfg, {**app.model_options(), "pool": pool})
         video_out = AnnotatedVideo(video, annotate, cam_cfg, ann_filter)
-    total = _expected_frames(video, cam_cfg.detect.sample_fps) if "://" not in video else None
+    # an estimate: the reader samples at detect.fps, at the burst rate only while a track needs it
+    total = _expected_frames(video, cam_cfg.detect.fps) if "://" not in video else None
     # a bar only on a terminal: its \r updates would land in a log file as hundreds of lines
     bar = tqdm(
         total=total,

@@ -7,7 +7,7 @@ libsystemd headers and a compiler on the device, ``cysystemd`` is a C extension 
 pure-Python ``sdnotify`` has not been released since 2017. Without ``$NOTIFY_SOCKET`` (not
 started by systemd, tests, containers) every call is a no-op.
 
-The watchdog is fed only while frames flow: :class:`Watchdog` pings when some camera delivered
+The watchdog is fed only while frames flow: :class:`SystemdWatchdog` pings when some camera delivered
 a frame within the last watchdog interval, so systemd restarts an appliance whose cameras
 have all been silent (or whose pipeline hangs) for ``WatchdogSec`` (plus up to one interval).
 """
@@ -86,7 +86,7 @@ def watchdog_interval(environ: dict[str, str] | None = None) -> float | None:
     return usec / 1e6
 
 
-class Watchdog:
+class SystemdWatchdog:
     """Feeds the systemd watchdog from the main loop, only while frames flow.
 
     ``tick(last_frame)`` (monotonic time of the newest frame of any camera) pings at most every

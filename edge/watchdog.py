@@ -17,6 +17,9 @@ the process then answers nothing, not even SIGTERM. So the watchdog thread also 
 ``faulthandler.dump_traceback_later(..., exit=True)`` armed, a C-level timer that needs no
 GIL: it is re-armed on every tick, and when the ticks stop it dumps every thread's stack and
 exits with status 1.
+
+This watchdog ends a hung process; :class:`edge.systemd.SystemdWatchdog` is the other side,
+feeding systemd's ``WatchdogSec`` while frames flow.
 """
 
 from __future__ import annotations

@@ -73,14 +73,18 @@ def built_defaults(shared_models: Path, shared_data: Path) -> list[Path]:
         if CI:
             pytest.fail("required component missing in CI: python package nncf (pip install '.[convert]')")
         return []
+    from convert.builder import install
     from edge.registry import pull
+    from edge.registry.build import set_builder
     from edge.registry.pull import default_cache_dir
 
+    previous = install()  # the edge command installs edge convert as the registry's builder at start-up
     old = os.environ.get("EDGE_DATA_DIR")
     os.environ["EDGE_DATA_DIR"] = str(shared_data)  # the recipes' calibration videos
     try:
         return [pull(name, cache_dir=default_cache_dir(), mirror=str(shared_models)) for name in BUILT_DEFAULTS]
     finally:
+        set_builder(previous)
         if old is None:
             del os.environ["EDGE_DATA_DIR"]
         else:

@@ -233,9 +233,10 @@ def test_newest_frame_wins() -> None:
 def test_sixteen_cameras_start_twenty_times(tmp_path: Path, car_video: Path, model_env: Path) -> None:
     """16 file cameras (the car clip, real time) with the real pipeline and the real shared
     models, started and stopped 20 times in a row: every start reaches a frame in every
-    camera's pipeline, and every stop returns - no hang. The models load once (process-wide);
-    RTSP would only make this slower, the sources' own tests cover it."""
-    shared.clear()
+    camera's pipeline, and every stop returns - no hang. The models load once (into the pool
+    every run is given); RTSP would only make this slower, the sources' own tests cover it."""
+    from edge.app.models import make_pool, run_parallel
+
     cams = {f"cam{i:02d}": str(car_video) for i in range(16)}
     cfg = config(tmp_path, cams, metrics={"enabled": False})
     cfg = cfg.model_copy(update={"cameras": {n: c.model_copy(update={"loop": True}) for n, c in cfg.cameras.items()}})
@@ -248,15 +249,17 @@ def test_sixteen_cameras_start_twenty_times(tmp_path: Path, car_video: Path, mod
             readers.append(r)
         return r
 
-    def start(stop: threading.Event, rc: list[int]) -> None:
-        rc.append(run(cfg, stop, camera_factory=factory))
-
     # the real shared models, loaded once for the test (a run keeps them only while it lasts),
-    # with the streams run() asks for (one per processing slot)
-    shared.configure(FairScheduler(cfg.runtime.concurrency).slots)
+    # with the streams run() asks for (one per processing slot), in the pool every run is given
+    pool = make_pool(cfg, run_parallel(cfg))
+
+    def start(stop: threading.Event, rc: list[int]) -> None:
+        rc.append(run(cfg, stop, camera_factory=factory, pool=pool))
+
     detect = next(iter(cfg.cameras.values())).detect  # the defaults: the INT8 builds
-    held = shared.preload([n for n in (detect.model, detect.attributes_model, detect.type_model) if n], cfg.model_options())
-    n_models = shared.loaded_count()
+    names = [n for n in (detect.model, detect.attributes_model, detect.type_model) if n]
+    held = shared.preload(names, {**cfg.model_options(), "pool": pool})
+    n_models = pool.loaded_count()
     for attempt in range(20):
         readers.clear()
         stop = threading.Event()
@@ -277,7 +280,7 @@ def test_sixteen_cameras_start_twenty_times(tmp_path: Path, car_video: Path, mod
         assert not th.is_alive(), f"run {attempt}: shutdown hung"
         assert ready, f"run {attempt}: not every camera got a frame within 90 s"
         assert rc == [0]
-        assert shared.loaded_count() == n_models, "models must be loaded once, not per start or camera"
+        assert pool.loaded_count() == n_models, "models must be loaded once, not per start or camera"
         print(f"start {attempt}: all 16 cameras processing after {started:.1f} s")
     assert len(held) == 3
 
@@ -320,21 +323,21 @@ def test_startup_loads_each_model_once_with_progress(tmp_path: Path, car_video: 
     """Start-up preloads detector, attributes and plate models once for all cameras; every
     model loaded (and file pulled) restarts the watchdog's start-up clock."""
     from edge.app import _load_models
-
-    shared.clear()
+    from edge.app.models import make_pool
     from edge.config import parse_config
 
     cam = {"url": str(car_video), "plates": {"enabled": True}}
     cfg = parse_config({"cameras": {"a": cam, "b": cam}, "outbox": {"path": str(tmp_path / "o.db")}})
     ticks: list[int] = []
-    ready, held = _load_models(cfg, threading.Event(), lambda: ticks.append(1))
+    pool = make_pool(cfg)
+    ready, held = _load_models(cfg, threading.Event(), lambda: ticks.append(1), pool)
     assert ready.wait(180) and held
     # detector + attributes + type detector + plate detector + recogniser + its text-line detector (+ metadata copy)
-    assert 5 <= shared.loaded_count() <= 7
+    assert 5 <= pool.loaded_count() <= 7
     assert len(ticks) >= 2
-    n = shared.loaded_count()
+    n = pool.loaded_count()
     from edge.pipeline import Pipeline
 
-    Pipeline("a", cfg.cameras["a"], cfg)
-    Pipeline("b", cfg.cameras["b"], cfg)
-    assert shared.loaded_count() == n  # the cameras' pipelines found every model loaded
+    Pipeline("a", cfg.cameras["a"], cfg, pool=pool)
+    Pipeline("b", cfg.cameras["b"], cfg, pool=pool)
+    assert pool.loaded_count() == n  # the cameras' pipelines found every model loaded

@@ -265,7 +265,9 @@ def test_a_storm_of_bad_commands_is_answered_or_counted_while_frames_and_events_
         )
         time.sleep(0.3)
         assert readers[0].stats.frames_read > frames_before + 20, "frames stopped during the storm"
-        # still alive afterwards: a good, signed feedback on the first track event (it has a crop)
+        # still alive afterwards: a good, signed feedback on the first track event, once its crop
+        # is out (privacy masking makes it on a background thread, models loading first)
+        mqtt_collector.wait_for(lambda ms: any(m.topic.endswith(f"/snapshot/{first['id']}") for m in ms), 60)
         good = {
             "id": "after",
             "cmd": "feedback",

@@ -15,14 +15,24 @@ import pytest
 import yaml
 
 import edge.registry.manifest as manifest_mod
+from convert.builder import install
 from edge.errors import ModelError
 from edge.inference.backends import load_backend
 from edge.registry import ensure_model, list_manifests, pull
+from edge.registry.build import set_builder
 from tests.conftest import need
 
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
 BUILT = "vehicle-detection-0200-openvino-int8"
 pull_mod = importlib.import_module("edge.registry.pull")  # the package exports a function of that name
+
+
+@pytest.fixture(autouse=True)
+def convert_builder() -> Iterator[None]:
+    """The registry builds with edge convert, as under the edge command (which installs it at start-up)."""
+    previous = install()
+    yield
+    set_builder(previous)
 
 
 @pytest.fixture()
@@ -82,6 +92,28 @@ def test_without_the_toolchain_one_error_says_what_to_run(clean_models: Path, mo
     text = str(err.value)
     assert "\n" not in text and "pip install 'edge-appliance[convert]'" in text
     assert "edge convert vehicle-detection-0200 --to openvino-int8" in text and f"--name {BUILT}" in text
+
+
+def test_without_a_builder_one_error_names_the_model_and_the_command(clean_models: Path, model_env: Path) -> None:
+    """The registry never imports the toolchain: a program that installed no builder (a script
+    using edge.registry directly) gets one line naming the model and how to build it."""
+    set_builder(None)
+    with pytest.raises(ModelError) as err:
+        pull(BUILT, progress=lambda _: None)
+    text = str(err.value)
+    assert "\n" not in text and f"model {BUILT} is built from vehicle-detection-0200" in text
+    assert "installed no model builder" in text and f"`edge models pull {BUILT}`" in text
+    assert "edge convert vehicle-detection-0200 --to openvino-int8" in text
+
+
+def test_the_edge_command_installs_the_convert_builder() -> None:
+    from convert.builder import ConvertBuilder
+    from edge.cli import install_model_builder
+    from edge.registry.build import get_builder
+
+    set_builder(None)
+    install_model_builder()
+    assert isinstance(get_builder(), ConvertBuilder)
 
 
 def test_the_appliance_runs_the_int8_builds_by_default(model_env: Path) -> None:

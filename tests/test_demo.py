@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.events.payloads import PAYLOADS, parse_attrs, unknown_keys
 from tests.conftest import ROOT
 
 LINE = re.compile(r"^(\d\d):(\d\d)  (\S+)  (.*)$")
@@ -76,6 +77,11 @@ def test_demo_json_events_in_video_order() -> None:
         assert len(pos) > 10 and pos == sorted(pos), (camera, pos)
     assert any(e["type"] == "plate" and e["attrs"]["plate"] == PLATE for e in events)
     assert {e["attrs"]["state"] for e in events if e["type"] == "anomaly"} == {"raised", "resolved"}
+    # every event's attrs is its type's typed payload, with no key the contract does not define
+    assert {"track", "plate", "line", "zone", "visit", "anomaly", "count"} <= {e["type"] for e in events}
+    for e in events:
+        parse_attrs(e["type"], e.get("attrs", {}), PAYLOADS[e["type"]])
+        assert not unknown_keys(e["type"], e.get("attrs", {})), e
 
 
 @pytest.mark.usefixtures("model_env")

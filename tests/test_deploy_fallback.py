@@ -141,16 +141,15 @@ def test_unavailable_providers_fall_back_to_cpu(
     from edge.registry import ensure_model
 
     monkeypatch.setattr(onnx_backend, "_warned", set())
-    monkeypatch.setattr(onnx_backend, "_providers", ["CPUExecutionProvider"])
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA: the fallback is not exercised")
     caplog.set_level(logging.WARNING)
     manifest, folder = ensure_model("yolox-nano-coco")
-    onnx_backend.set_providers(UNAVAILABLE_GPU, {"TensorrtExecutionProvider": {"trt_fp16_enable": True}})
+    gpu = onnx_backend.OnnxProviders(tuple(UNAVAILABLE_GPU), {"TensorrtExecutionProvider": {"trt_fp16_enable": True}})
     for _ in range(2):  # two models: still one warning
-        b = onnx_backend.OnnxBackend(folder / manifest.entry, threads=1)
+        b = onnx_backend.OnnxBackend(folder / manifest.entry, threads=1, providers=gpu)
         assert b.providers == ["CPUExecutionProvider"]
         out = b.infer({b.inputs[0].name: np.zeros((1, 3, 416, 416), np.float32)})
         assert next(iter(out.values())).shape == (1, 3549, 85)
@@ -170,11 +169,11 @@ def test_app_runs_with_unavailable_decoder_and_providers(
     (real) pipeline, whose ONNX detector runs on CPU."""
     pytest.importorskip("onnxruntime")
     from edge.app import run
+    from edge.app.models import make_pool
     from edge.inference.backends import onnx as onnx_backend
     from edge.pipeline import Pipeline
 
     monkeypatch.setattr(onnx_backend, "_warned", set())
-    monkeypatch.setattr(onnx_backend, "_providers", ["CPUExecutionProvider"])
     caplog.set_level(logging.WARNING)
     cfg = parse_config(
         {
@@ -194,9 +193,10 @@ def test_app_runs_with_unavailable_decoder_and_providers(
     )
     processed: list[int] = []
     pipelines: list[Any] = []
+    pool = make_pool(cfg)  # the run's pool, with the config's providers: this wrapped pipeline loads there
 
     def pipeline_factory(name: str, cam: CameraConfig, app: Any) -> Any:
-        p = Pipeline(name, cam, app)
+        p = Pipeline(name, cam, app, pool=pool)
         inner = p.process
 
         def process(frame: Any) -> Any:
@@ -209,7 +209,7 @@ def test_app_runs_with_unavailable_decoder_and_providers(
 
     stop = threading.Event()
     result: list[int] = []
-    t = threading.Thread(target=lambda: result.append(run(cfg, stop, pipeline_factory=pipeline_factory)))
+    t = threading.Thread(target=lambda: result.append(run(cfg, stop, pipeline_factory=pipeline_factory, pool=pool)))
     t.start()
     try:
         deadline = time.monotonic() + 60

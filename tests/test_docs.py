@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.events.payloads import PAYLOADS, unknown_keys
 from edge.events.schema import SCHEMA_VERSION, Event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,5 +39,8 @@ def test_the_docs_show_event_examples() -> None:
 
 @pytest.mark.parametrize("example", [e for _, e in EXAMPLES], ids=[n for n, _ in EXAMPLES])
 def test_event_examples_are_valid_events_of_todays_version(example: dict) -> None:
-    Event.model_validate(example)
+    event = Event.model_validate(example)
     assert example["v"] == SCHEMA_VERSION
+    # and their attrs are their type's typed payload, with no key the payload does not define
+    event.attrs_as(PAYLOADS[event.type])
+    assert not unknown_keys(event.type, event.attrs), example

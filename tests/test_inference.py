@@ -11,6 +11,7 @@ import pytest
 from edge.errors import ModelError
 from edge.inference.backends import load_backend
 from edge.inference.model import AttributeClassifier, Classifier, Detector, load_model
+from edge.registry.manifest import HeadSpec
 from edge.tracking.geometry import iou_matrix
 from tests.conftest import need
 
@@ -199,7 +200,7 @@ def test_yolov8_head_on_a_real_yolov8_layout_model_matches_yolox(
     manifest, folder = ensure_model("yolox-nano-coco")
     yolox = load_model("yolox-nano-coco", backend="onnx")
     _yolox_as_yolov8(folder / manifest.entry, tmp_path / "yolov8_layout.onnx")
-    v8_manifest = manifest.model_copy(update={"head": {"type": "yolov8", "nms_iou": 0.45}})
+    v8_manifest = manifest.model_copy(update={"head": HeadSpec(type="yolov8", nms_iou=0.45)})
     v8 = Detector(v8_manifest, load_backend("onnx", tmp_path / "yolov8_layout.onnx"), yolox.labels)
     assert v8.backend.outputs[0].shape == (1, 84, 3549)
 
@@ -218,7 +219,7 @@ def test_yolov8_head_on_a_real_yolov8_layout_model_matches_yolox(
 
 def test_yolov8_style_raw_head_decodes_and_suppresses_duplicates() -> None:
     # No YOLOv8 model is in the shared mirror: a hand-made [1, 4 + C, N] output checks the decoder.
-    from edge.inference.heads import get_head
+    from edge.inference.heads import HeadContext, get_detection_head
     from edge.inference.preprocess import Letterbox
 
     raw = np.zeros((1, 4 + 3, 4), np.float32)
@@ -230,9 +231,24 @@ def test_yolov8_style_raw_head_decodes_and_suppresses_duplicates() -> None:
     raw[0, 6, 2] = 0.8
     raw[0, 4, 3] = 0.1  # below threshold
     lb = Letterbox(0.5, 0.5, 0.0, 0.0, 416, 416, 832, 832)  # frame twice the input size
-    dets = get_head("yolov8")({"out": raw}, lb, {"nms_iou": 0.45}, ["a", "b", "c"], 0, 0.3)
+    ctx = HeadContext(lb, ["a", "b", "c"], 0, 0.3, HeadSpec(type="yolov8", nms_iou=0.45))
+    dets = get_detection_head("yolov8")({"out": raw}, ctx)
     assert dets.labels == ["b", "c"]
     np.testing.assert_allclose(dets.xyxy[0], [80 / 416, 80 / 416, 120 / 416, 120 / 416], atol=1e-4)
+    # the manifest's nms_iou reaches the head: at 0.95 the two overlapping boxes both stay
+    loose = HeadContext(lb, ["a", "b", "c"], 0, 0.3, HeadSpec(type="yolov8", nms_iou=0.95))
+    assert sorted(get_detection_head("yolov8")({"out": raw}, loose).labels) == ["b", "b", "c"]
+
+
+def test_every_shipped_detector_has_a_registered_head_and_others_are_refused_by_name() -> None:
+    from edge.inference.heads import DETECTION_HEADS, get_detection_head
+    from edge.registry import list_manifests
+
+    root = Path(__file__).resolve().parents[1] / "models"
+    detectors = [m for d in (root, root / "converted") for m in list_manifests(d) if m.task == "detect"]
+    assert detectors and all(m.head.type in DETECTION_HEADS for m in detectors)
+    with pytest.raises(ModelError, match=r"output head 'classifier' is not supported .*supported: ssd_postprocess, "):
+        get_detection_head("classifier")
 
 
 def _video_frames(path: Path) -> list[np.ndarray]:
@@ -306,10 +322,10 @@ def test_lstm_ssd_state_is_fed_back_and_reset(highway: np.ndarray) -> None:
 @pytest.mark.usefixtures("model_env")
 def test_model_with_unfed_inputs_is_refused() -> None:
     m = load_model("automl-traffic-lstm-ssd")
-    no_state = m.manifest.model_copy(update={"head": {"type": "lstm_ssd"}})
+    no_state = m.manifest.model_copy(update={"head": HeadSpec(type="lstm_ssd")})
     with pytest.raises(ModelError, match=r"init_lstm_c.*not fed"):
         Detector(no_state, m.backend, m.labels)
-    bad = m.manifest.model_copy(update={"head": {"type": "lstm_ssd", "state": {"raw_inputs/init_lstm_c": "nope"}}})
+    bad = m.manifest.model_copy(update={"head": HeadSpec(type="lstm_ssd", state={"raw_inputs/init_lstm_c": "nope"})})
     with pytest.raises(ModelError, match="names no state input/output"):
         Detector(bad, m.backend, m.labels)
 
@@ -326,3 +342,48 @@ def test_state_output_goes_back_on_the_input_scale(shared_models: Path) -> None:
     real = (q.astype(np.float32) - spec.zero_point) * spec.scale  # what LiteRTBackend.infer returns
     np.testing.assert_array_equal(_to_input(real, spec), q)
     assert _to_input(np.full(spec.shape, 1e6, np.float32), spec).max() == 255  # saturates, no wrap
+
+
+@pytest.mark.usefixtures("model_env")
+def test_a_model_pool_owns_its_models() -> None:
+    """Models load into the pool their caller owns: shared within it (one backend per file and
+    options), never with another pool or the default one; a pool made without sharing gives
+    every caller its own copy (the ``EDGE_SHARED_MODELS=0`` baseline)."""
+    from edge.inference.pool import ModelPool, PoolSettings, default_pool
+
+    before = default_pool().loaded_count()
+    pool, other = ModelPool(), ModelPool()
+    a = load_model("vehicle-detection-0200", pool=pool)
+    assert load_model("vehicle-detection-0200", pool=pool).backend is a.backend
+    b = load_model("vehicle-detection-0200", pool=other)
+    assert b.backend is not a.backend
+    assert pool.loaded_count() == other.loaded_count() == 1
+    assert default_pool().loaded_count() == before
+    alone = ModelPool(PoolSettings(sharing=False))
+    first = load_model("vehicle-detection-0200", pool=alone)
+    assert load_model("vehicle-detection-0200", pool=alone).backend is not first.backend
+    assert alone.loaded_count() == 0
+
+
+@pytest.mark.usefixtures("model_env")
+def test_onnx_providers_reach_the_backend_through_its_pool(caplog: pytest.LogCaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``runtime.providers`` are the pool's settings, given to each ONNX backend it loads: an
+    unavailable GPU provider falls back to CPU with a warning in that pool, and a pool with the
+    default settings loads the same file on CPU without one."""
+    ort = pytest.importorskip("onnxruntime")
+    from edge.inference.backends import OnnxProviders
+    from edge.inference.backends import onnx as onnx_backend
+    from edge.inference.pool import ModelPool, PoolSettings
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: the fallback is not exercised")
+    monkeypatch.setattr(onnx_backend, "_warned", set())
+    plain = load_model("yolox-nano-coco", backend="onnx", pool=ModelPool())
+    assert plain.backend.providers == ["CPUExecutionProvider"]
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    gpu = ModelPool(PoolSettings(onnx=OnnxProviders(("CUDAExecutionProvider", "CPUExecutionProvider"))))
+    caplog.set_level("WARNING")
+    m = load_model("yolox-nano-coco", backend="onnx", pool=gpu)
+    assert m.backend.providers == ["CPUExecutionProvider"]
+    assert any("CUDAExecutionProvider" in r.getMessage() for r in caplog.records)

@@ -149,3 +149,30 @@ def test_detector_shrink_matches_area_averaging(shared_data: Path) -> None:
     diff = np.abs(fast.astype(np.int16) - area.astype(np.int16))
     assert fast.shape == (240, 320, 3) and diff.mean() < 2.0
     assert diff.mean() < np.abs(nearest.astype(np.int16) - area.astype(np.int16)).mean() / 3
+
+
+def test_plates_bench_runs_from_an_installed_package(model_env: Path, shared_data: Path, tmp_path: Path) -> None:
+    """``edge plates bench`` is part of the package: it runs where only the installed package is
+    (no checkout, no bench/ folder beside it) and prints the per-folder table."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    site = tmp_path / "site"  # the package alone, as pip installs it
+    for pkg in ("edge", "convert"):
+        shutil.copytree(repo / pkg, site / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    eu = tmp_path / "eu"
+    eu.mkdir()
+    for stem in ("eu1", "eu3"):
+        for ext in (".jpg", ".txt"):
+            src = shared_data / "openalpr" / "eu" / f"{stem}{ext}"
+            need(src.is_file(), str(src))
+            shutil.copyfile(src, eu / src.name)
+    env = {**os.environ, "PYTHONPATH": str(site), "EDGE_MODELS_DIR": str(repo / "models")}
+    proc = subprocess.run([sys.executable, "-m", "edge", "plates", "bench", str(eu)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "reader cct-xs-v1-global-plate-ocr" in proc.stdout
+    assert any(line.startswith("eu ") and line.split()[1:3] == ["none", "2"] for line in proc.stdout.splitlines())

@@ -11,7 +11,7 @@ from edge.plates.decode import Candidate
 from edge.plates.formats import REGION_FORMATS, compile_formats, known_formats
 from edge.plates.ocr import ALPHABET
 from edge.plates.plateness import STACKED_FACTOR, mix_factor, stacked_factor
-from edge.plates.reader import EDGE_DROP, _edge_dropped
+from edge.plates.read_slots import EDGE_DROP, _edge_dropped
 from edge.plates.slots import (
     MIXED_SLOT,
     PAD,

@@ -16,6 +16,7 @@ from edge.inference.backends import load_backend
 from edge.plates import PlateReader
 from edge.plates.geometry import box_iou
 from edge.plates.lprnet import LprnetRecognizer, lprnet_core
+from edge.plates.read_lines import LprnetReader
 from edge.registry import ensure_model
 
 
@@ -38,8 +39,8 @@ def test_reader_with_lprnet_reads_eu_plates_end_to_end(shared_data: Path) -> Non
     counted as characters it reads 24/108 exactly and 83% of the plate characters in order
     (before that fix, 0/108: every read with a token was longer than max_chars and dropped)."""
     reader = PlateReader(PlatesConfig(ocr_model="license-plate-recognition-barrier-0001"))
-    assert reader.lprnet is not None and reader.refiner is None
-    symbols = set(reader.lprnet.symbols)
+    assert isinstance(reader.recognizer, LprnetReader)
+    symbols = set(reader.recognizer.model.symbols)
     exact = found = total = located = 0
     files = sorted((shared_data / "openalpr" / "eu").glob("*.txt"))
     assert len(files) == 108

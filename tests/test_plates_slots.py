@@ -5,7 +5,6 @@ Bars are measured on the shared OpenALPR folders minus a margin; subsets keep CI
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,13 +12,13 @@ import numpy as np
 import pytest
 
 from edge.plates import PlateReader, PlatesConfig
+from edge.plates.bench import Sample, load_folder
 from edge.plates.formats import compile_formats
 from edge.plates.ocr import ALPHABET
+from edge.plates.read_lines import CtcReader
+from edge.plates.read_slots import SlotReader
 from edge.plates.slots import PAD, SlotOutput, SlotTemplates, decode_slot_formats, decode_slots
 from tests.conftest import need
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from plates import Sample, load_folder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +121,8 @@ def test_two_line_plates(reader: PlateReader, shared_data: Path) -> None:
     direct = whole = 0
     for s in samples:
         plate = _two_line(cv2.imread(str(s.image)), s.box)
-        assert reader.slots is not None
-        direct += reader.slots.recognize([plate])[0].greedy()[0] == s.text
+        assert isinstance(reader.recognizer, SlotReader)
+        direct += reader.recognizer.model.recognize([plate])[0].greedy()[0] == s.text
         reads = reader.read(cv2.copyMakeBorder(plate, 40, 40, 60, 60, cv2.BORDER_REPLICATE))
         whole += bool(reads) and reads[0].text == s.text
     assert direct >= 8 and whole >= 8, (direct, whole, len(samples))
@@ -214,7 +213,7 @@ def test_odd_images_never_raise(reader: PlateReader, shared_data: Path) -> None:
 def test_ppocr_reader_still_selectable(model_env: Path, shared_data: Path) -> None:
     """``plates.ocr_model: ppocr-v4`` keeps the previous reader (old constructor and read())."""
     r = PlateReader(PlatesConfig(ocr_model="ppocr-v4"), threads=2)
-    assert r.slots is None
+    assert isinstance(r.recognizer, CtcReader) and r.recognizer.refiner is not None
     s = next(x for x in _folder(shared_data, "br") if x.image.stem == "GWT2180")
     assert r.read(cv2.imread(str(s.image)))[0].text == s.text
 
@@ -253,10 +252,10 @@ def test_a_confident_plate_costs_one_recogniser_call(
 ) -> None:
     """A clearly read plate is not read again from more crops (the extra crops are for doubtful
     reads): one batched recogniser call per image."""
-    assert reader.slots is not None
+    assert isinstance(reader.recognizer, SlotReader)
     calls: list[int] = []
-    real = reader.slots.recognize
-    monkeypatch.setattr(reader.slots, "recognize", lambda crops: calls.append(len(crops)) or real(crops))
+    real = reader.recognizer.model.recognize
+    monkeypatch.setattr(reader.recognizer.model, "recognize", lambda crops: calls.append(len(crops)) or real(crops))
     img, s = _named(shared_data, "br/GWT2180")
     reads = reader.read(img)
     assert reads[0].text == s.text and reads[0].confidence >= 0.9
@@ -305,15 +304,16 @@ def test_us_region_reads_an_i_as_a_one(shared_data: Path, shared_models: Path, t
     digit 1 reads as a confident I (as the reader did on 5 plates of an unseen US set) comes out
     as the 1; with no region, the I stays (no format is forced on an unknown plate)."""
     us = PlateReader(PlatesConfig(regions=["us"]), threads=2, cache_dir=tmp_path, mirror=str(shared_models))
-    assert us.slots is not None
+    assert isinstance(us.recognizer, SlotReader)
     img, s = _named(shared_data, "br/GWT2180")
-    out = us.slots.recognize([_crop(img, s.box)])[0]
+    out = us.recognizer.model.recognize([_crop(img, s.box)])[0]
     k = s.text.index("1")
     out.probs[k] = 0.001
     out.probs[k, ALPHABET.index("I")] = 0.95
     assert decode_slots(out)[0].text == "GWT2I80"
-    assert us._rank(us._decode_slots(out))[0].text == "GWT2180"
-    free = PlateReader(PlatesConfig(), threads=2, cache_dir=tmp_path, mirror=str(shared_models))
+    assert us.recognizer._rank(us.recognizer._decode_slots(out))[0].text == "GWT2180"
+    free = PlateReader(PlatesConfig(), threads=2, cache_dir=tmp_path, mirror=str(shared_models)).recognizer
+    assert isinstance(free, SlotReader)
     assert free._rank(free._decode_slots(out))[0].text == "GWT2I80"
 
 

@@ -232,3 +232,59 @@ def test_pull_removes_temp_files_of_a_killed_pull(model_env: Path) -> None:
     pull("yolox-nano-coco")
     assert not stale.exists()
     assert sha256_of(folder / "yolox_nano.onnx") == find_manifest("yolox-nano-coco").files[0].sha256
+
+
+def _manifest_yaml(folder: Path, head: dict[str, Any]) -> Path:
+    """A one-file detector manifest with ``head`` in ``folder``."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "typo-detector.yaml"
+    doc = {
+        "name": "typo-detector",
+        "task": "detect",
+        "format": "onnx",
+        "backends": ["onnx"],
+        "entry": "model.onnx",
+        "licence": "test",
+        "files": [{"path": "model.onnx", "url": "https://example.invalid/model.onnx", "sha256": "0" * 64}],
+        "input": {"size": [416, 416]},
+        "head": head,
+    }
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def test_misspelt_head_parameter_is_an_error_naming_the_manifest_and_the_key(tmp_path: Path) -> None:
+    # before the typed head section, "nms_iuo" was ignored silently and NMS ran at the default IoU
+    path = _manifest_yaml(tmp_path / "models", {"type": "yolox", "nms_iuo": 0.6})
+    with pytest.raises(ModelError) as err:
+        list_manifests(tmp_path / "models")
+    assert str(err.value) == (
+        f"{path}: invalid manifest: head.nms_iuo: Extra inputs are not permitted (did you mean 'nms_iou'?)"
+    )
+
+
+def test_head_parameter_of_the_wrong_type_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = _manifest_yaml(tmp_path / "models", {"type": "yolox", "strides": "8,16,32"})
+    with pytest.raises(ModelError, match=rf"^{re.escape(str(path))}: invalid manifest: head\.strides: "):
+        list_manifests(tmp_path / "models")
+
+
+@pytest.mark.parametrize("folder", ["models", "models/converted"])
+def test_every_shipped_manifest_head_is_typed_and_written_back_as_it_was(folder: str) -> None:
+    """Every shipped head validates, and dumps (as ``edge convert`` writes a derived manifest)
+    with only the keys the file sets: no defaults are spelled out into converted manifests."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1] / folder
+    manifests = {m.name: m for m in list_manifests(root)}
+    assert manifests
+    for p in root.glob("*.yaml"):
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+        m = manifests[doc["name"]]
+        assert m.model_dump(mode="json", exclude_none=True)["head"] == doc.get("head", {}), p
+    yolox = manifests.get("yolox-nano-coco")
+    if yolox is not None:  # typed, with the defaults a head reads when the file leaves them out
+        head = yolox.head
+        assert (head.type, head.nms_iou, head.strides, head.top_k) == ("yolox", 0.45, (8, 16, 32), 5)

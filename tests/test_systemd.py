@@ -17,7 +17,7 @@ import pytest
 
 from edge.app import run
 from edge.config import parse_config
-from edge.systemd import Notifier, Watchdog, watchdog_interval
+from edge.systemd import Notifier, SystemdWatchdog, watchdog_interval
 from edge.types import Frame
 from tests.conftest import ROOT, need_exe
 from tests.test_app import FakePipeline, FakeStats
@@ -109,7 +109,7 @@ def test_watchdog_interval_from_env() -> None:
 
 def test_watchdog_fed_only_while_frames_are_fresh(notify_socket: NotifySocket) -> None:
     now = [100.0]
-    wd = Watchdog(Notifier(notify_socket.path), 10.0, clock=lambda: now[0])
+    wd = SystemdWatchdog(Notifier(notify_socket.path), 10.0, clock=lambda: now[0])
     assert wd.tick(99.0)  # fresh frame: ping
     assert not wd.tick(99.0)  # pings at most every interval/4
     now[0] = 103.0

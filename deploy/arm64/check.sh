@@ -61,6 +61,10 @@ cleanup() {
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[i]}" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+# a run killed with SIGKILL leaves its mounts (the read-only model cache among them): drop them first
+if [ -d "$ROOT" ]; then
+    awk -v r="$ROOT/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+fi
 in_root() { $NICE chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root "$@"; }
 
 step "rootfs: Debian bookworm arm64 (debootstrap, once) in $ROOT"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from edge.events.schema import Event
 from edge.events.sinks import Sink
@@ -38,9 +38,30 @@ class Processor(Protocol):
     def tick(self, now: float) -> list[Event]: ...
 
 
+@runtime_checkable
+class ClosingProcessor(Protocol):
+    """A processor with last events to emit when the bus closes (a final partial period)."""
+
+    def close(self) -> list[Event] | None: ...
+
+
+class Emitter(Protocol):
+    """Where events go to be stamped and delivered (the :class:`EventBus`)."""
+
+    def emit(self, event: Event) -> Event: ...
+
+
+ProcessorFactory = Callable[[Emitter], Processor]
+"""Builds a processor that emits events of its own into the bus it is given (the command
+handler's ``ack`` events): the bus calls it once, at construction, with itself."""
+
+
 class EventBus:
     """Stamp, count and deliver events to a sink (usually a :class:`FanOut`), then hand each
-    delivered event to the processors and emit what they derive the same way."""
+    delivered event to the processors and emit what they derive the same way.
+
+    The processors are fixed at construction: ``processors``, then one built by each of
+    ``emitting`` (processors that need the bus to emit into), in that order."""
 
     def __init__(
         self,
@@ -48,7 +69,8 @@ class EventBus:
         sink: Sink,
         sequencer: SequenceSource,
         on_event: Callable[[Event], None] | None = None,
-        processors: list[Processor] | None = None,
+        processors: Sequence[Processor] | None = None,
+        emitting: Sequence[ProcessorFactory] = (),
     ) -> None:
         self.device = device
         self.processors: list[Processor] = list(processors or [])
@@ -58,6 +80,7 @@ class EventBus:
         self.counts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self.processors += [build(self) for build in emitting]  # last: they get a complete bus
 
     def emit(self, event: Event) -> Event:
         """Stamp ``device`` and the camera's next ``seq`` and deliver; returns the stamped event."""
@@ -101,9 +124,8 @@ class EventBus:
             if self._closed:
                 return
         for proc in reversed(self.processors):
-            closing = getattr(proc, "close", None)
-            if closing is not None:
-                self._emit_derived(proc, lambda c=closing: c() or [])  # type: ignore[misc]
+            if isinstance(proc, ClosingProcessor):
+                self._emit_derived(proc, lambda c=proc: c.close() or [])  # type: ignore[misc]
         with self._lock:
             self._closed = True
         try:

@@ -27,7 +27,7 @@ def discovery_messages(
         "payload_available": ONLINE,
         "payload_not_available": OFFLINE,
     }
-    msgs: list[tuple[str, dict]] = [
+    msgs: list[tuple[str, dict[str, object]]] = [
         (
             topics.discovery("binary_sensor", f"edge_{device}_status"),
             {

@@ -49,7 +49,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from edge.events.memqueue import MemoryQueue
 from edge.storage_errors import LogThrottle, describe_write_error
@@ -175,7 +175,7 @@ class Outbox:
                 self._depth,
             )
 
-    def _one(self, sql: str, params: tuple | list = ()) -> tuple:
+    def _one(self, sql: str, params: tuple[object, ...] | list[int] = ()) -> tuple[Any, ...]:
         """One row, with the statement closed at once: an open SELECT would keep this
         connection's transaction (and, after a write, SQLite's write lock) open."""
         cur = self._db.execute(sql, params)

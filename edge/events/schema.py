@@ -6,22 +6,29 @@ Field names are short because every byte is paid for on cellular links; the JSON
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import json
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edge.events.payloads import PAYLOADS, Attrs, parse_attrs
+
+A = TypeVar("A", bound=Attrs)
 
 SCHEMA_VERSION = 2
 SCHEMA_ID = "https://example.invalid/edge/event-schema.json"
 
 # track/plate/state come from a camera's pipeline; line/zone are geometry on tracks; visit/anomaly
 # come from the rule engine (which reads only events); screentime sums a frame classifier's states;
-# count sums line/zone events per wall-clock interval (edge.counts).
-EventType = Literal["track", "plate", "anomaly", "state", "line", "zone", "visit", "screentime", "count"]
-EVENT_TYPES: tuple[str, ...] = ("track", "plate", "anomaly", "state", "line", "zone", "visit", "screentime", "count")
+# count sums line/zone events per wall-clock interval, crossings batches line events per minute (edge.counts).
+EventType = Literal["track", "plate", "anomaly", "state", "line", "zone", "visit", "screentime", "count", "crossings"]
+EVENT_TYPES: tuple[str, ...] = (
+    "track", "plate", "anomaly", "state", "line", "zone", "visit", "screentime", "count", "crossings",
+)  # fmt: skip
 Phase = Literal["start", "update", "end"]
 
 
@@ -85,6 +92,11 @@ class Event(BaseModel):
     def _round_box(cls, v: list[float] | None) -> list[float] | None:
         return None if v is None else [round(float(x), 4) for x in v]
 
+    def attrs_as(self, model: builtins.type[A]) -> A:  # builtins: ``type`` is a field here
+        """``attrs`` read as the typed ``model`` (e.g. :class:`edge.events.payloads.ZoneAttrs`);
+        :class:`edge.events.payloads.BadAttrs` names the field when they do not fit."""
+        return parse_attrs(self.type, self.attrs, model)
+
     def to_json(self) -> str:
         """Compact JSON (no spaces; null fields and empty ``zones``/``attrs`` left out)."""
         exclude = {k for k in ("zones", "attrs") if not getattr(self, k)}
@@ -98,6 +110,20 @@ class Event(BaseModel):
 def event_json_schema() -> dict[str, Any]:
     """The JSON Schema published in ``docs/event-schema.json``."""
     schema = Event.model_json_schema(mode="serialization")
+    # each type's attrs model (edge.events.payloads), applied by the event's type
+    defs = schema.setdefault("$defs", {})
+    cases = []
+    for kind, model in PAYLOADS.items():
+        sub = model.model_json_schema(mode="serialization", ref_template="#/$defs/{model}")
+        defs.update(sub.pop("$defs", {}))
+        defs[model.__name__] = sub
+        cases.append(
+            {
+                "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+                "then": {"properties": {"attrs": {"$ref": f"#/$defs/{model.__name__}"}}},
+            }
+        )
+    schema["allOf"] = cases
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -4,19 +4,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from edge.errors import ModelError
 from edge.inference.backends import Backend, TensorSpec, pick_backend
-from edge.inference.heads import get_head
-from edge.inference.preprocess import prepare
-from edge.inference.shared import ensure_model_once, shared_backend
+from edge.inference.heads import HeadContext, attributes, classifier, get_detection_head
+from edge.inference.pool import ModelPool, default_pool
+from edge.inference.preprocess import Letterbox, prepare
 from edge.registry import Manifest
 from edge.types import Detections
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @dataclass
@@ -44,7 +48,7 @@ class LoadedModel:
         self._input_name = spec.name if spec.name in names else names[0]
         self._tensor = next(t for t in self.backend.inputs if t.name == self._input_name)
         self._specs = {t.name: t for t in self.backend.inputs}
-        self._state_map = self._check_state(dict(self.manifest.head.get("state") or {}))
+        self._state_map = self._check_state(dict(self.manifest.head.state))
         self.reset()
 
     def _check_state(self, state_map: dict[str, str]) -> dict[str, str]:
@@ -81,7 +85,7 @@ class LoadedModel:
         """litert, openvino or onnx."""
         return self.backend.key
 
-    def run(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], Any]:
+    def run(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], Letterbox]:
         """Preprocess one BGR image and run the backend; returns outputs and the letterbox."""
         assert self.manifest.input is not None
         tensor, lb = prepare(image, self.manifest.input, self._tensor)
@@ -111,10 +115,9 @@ class Detector(LoadedModel):
     def detect(self, image: np.ndarray) -> Detections:
         """Detect objects in one BGR image."""
         outputs, lb = self.run(image)
-        head = self.manifest.head
-        decode = get_head(str(head.get("type")))
-        result: Detections = decode(outputs, lb, head, self.labels, self.manifest.label_offset, self.score_threshold)
-        return result
+        m = self.manifest
+        ctx = HeadContext(lb, self.labels, m.label_offset, self.score_threshold, m.head)
+        return get_detection_head(m.head.type)(outputs, ctx)
 
 
 class Classifier(LoadedModel):
@@ -123,8 +126,7 @@ class Classifier(LoadedModel):
     def classify(self, image: np.ndarray) -> list[tuple[str, float]]:
         """Top-k labels for one BGR image."""
         outputs, _ = self.run(image)
-        result: list[tuple[str, float]] = get_head("classifier")(outputs, self.manifest.head, self.labels)
-        return result
+        return classifier.decode(outputs, self.manifest.head, self.labels)
 
 
 class AttributeClassifier(LoadedModel):
@@ -133,14 +135,13 @@ class AttributeClassifier(LoadedModel):
     def classify(self, image: np.ndarray) -> dict[str, tuple[str, float]]:
         """Attributes of one BGR crop."""
         outputs, _ = self.run(image)
-        result: dict[str, tuple[str, float]] = get_head("attributes")(outputs, self.manifest.head, self.labels)
-        return result
+        return attributes.decode(outputs, self.manifest.head, self.name)
 
     def probabilities(self, image: np.ndarray) -> dict[str, dict[str, float]]:
         """Every value's score per attribute of one BGR crop, e.g. {"color": {"white": 0.7, "gray": 0.3, ...}}."""
         outputs, _ = self.run(image)
         out: dict[str, dict[str, float]] = {}
-        for name, values in self.manifest.head["outputs"].items():
+        for name, values in attributes.value_names(self.manifest.head, self.name).items():
             scores = outputs[name].reshape(-1)
             out[name] = {str(v): float(p) for v, p in zip(values, scores)}
         return out
@@ -149,29 +150,93 @@ class AttributeClassifier(LoadedModel):
 _KINDS: dict[str, type[LoadedModel]] = {"detect": Detector, "classify": Classifier, "attributes": AttributeClassifier}
 
 
-def load_model(
+@dataclass(frozen=True)
+class OpenedModel:
+    """A pulled model and its entry file loaded in a pool: what every loader starts from (tasks
+    here, plate readers, privacy models). ``kind`` is the backend it runs on."""
+
+    manifest: Manifest
+    folder: Path
+    kind: str
+    backend: Backend
+    pool: ModelPool
+    threads: int = 2
+    device: str = "CPU"
+    precision: str = "auto"
+
+    def file_backend(self, entry: str, kind: str | None = None, threads: int | None = None) -> Backend:
+        """Another file of this model (e.g. a text detector shipped with a recogniser), or its
+        entry with another backend ``kind`` (then on CPU), from the same pool."""
+        if kind is not None and kind != self.kind:
+            return self.pool.backend(kind, self.folder / entry, threads or self.threads, "CPU")
+        return self.pool.backend(self.kind, self.folder / entry, threads or self.threads, self.device, self.precision)
+
+    def labels(self) -> list[str]:
+        """The model's labels (its manifest's list or labels file)."""
+        return self.manifest.read_labels(self.folder)
+
+
+class ModelOptions(TypedDict, total=False):
+    """How models are fetched and run (``AppConfig.model_options()``, plus a ``progress`` callback
+    for pulls and the ``pool`` they load into, default :func:`default_pool`). Unset: 2 threads,
+    CPU, the device's fastest precision, the default cache and mirror."""
+
+    threads: int
+    device: str
+    precision: str
+    cache_dir: Path | None
+    mirror: str | None
+    progress: Any
+    pool: ModelPool | None
+
+
+def open_model(
     name: str,
     *,
     backend: str | None = None,
-    threads: int = 2,
-    device: str = "CPU",
-    precision: str = "auto",
-    cache_dir: Path | None = None,
-    mirror: str | None = None,
-    progress: Any = None,
-) -> LoadedModel:
-    """Pull model ``name`` if needed and load it with ``backend`` (default: the manifest's first).
-
-    The backend is shared with every other caller naming the same file and options; the
-    returned object (and its ``state``) is the caller's own."""
-    manifest, folder = ensure_model_once(name, cache_dir=cache_dir, mirror=mirror, progress=progress)
+    check: Callable[[Manifest], object] | None = None,
+    **options: Unpack[ModelOptions],
+) -> OpenedModel:
+    """Pull model ``name`` if needed and load its entry file with ``backend`` (default: the
+    manifest's first installed one) in the options' pool: the backend is shared with every other
+    caller naming the same file and options. ``check`` may refuse the manifest (raise ModelError)
+    before anything is loaded."""
+    pool = options.get("pool") or default_pool()
+    threads, device = options.get("threads", 2), options.get("device", "CPU")
+    precision = options.get("precision", "auto")
+    manifest, folder = pool.ensure_model(
+        name, cache_dir=options.get("cache_dir"), mirror=options.get("mirror"), progress=options.get("progress")
+    )
     kind = pick_backend(list(manifest.backends), backend)
     if kind not in manifest.backends:
         raise ModelError(f"model {name} cannot run on backend {kind!r}; it supports {', '.join(manifest.backends)}")
+    if check is not None:
+        check(manifest)
+    shared = pool.backend(kind, folder / manifest.entry, threads, device, precision)
+    return OpenedModel(manifest, folder, kind, shared, pool, threads, device, precision)
+
+
+def _task_class(manifest: Manifest) -> type[LoadedModel]:
+    """The class for ``manifest``'s task; ModelError for a task that is not a detector or classifier."""
     cls = _KINDS.get(manifest.task)
     if cls is None:
-        raise ModelError(f"model {name} has task {manifest.task!r}, which is not a detector or classifier")
-    # one backend per model file and options for the whole process; this instance (one camera)
-    # keeps its own recurrent state, threshold and timing over it (see edge.inference.shared)
-    shared = shared_backend(kind, folder / manifest.entry, threads, device, precision)
-    return cls(manifest, shared, manifest.read_labels(folder))
+        raise ModelError(f"model {manifest.name} has task {manifest.task!r}, which is not a detector or classifier")
+    return cls
+
+
+def load_model(name: str, *, backend: str | None = None, **options: Unpack[ModelOptions]) -> LoadedModel:
+    """Pull model ``name`` if needed and load it with ``backend`` (default: the manifest's first).
+
+    The backend is shared with every other caller of the options' pool naming the same file and
+    options; the returned object (and its ``state``) is the caller's own."""
+    # one backend per model file and options for the pool; this instance (one camera) keeps its
+    # own recurrent state, threshold and timing over it (see edge.inference.pool)
+    opened = open_model(name, backend=backend, check=_task_class, **options)
+    return _task_class(opened.manifest)(opened.manifest, opened.backend, opened.labels())
+
+
+def preload(names: list[str], options: dict[str, Any], pool: ModelPool | None = None) -> list[LoadedModel]:
+    """Load every model in ``names`` once, one at a time, in ``pool`` (default: :func:`default_pool`;
+    ``options``: ``load_model``'s). Returns the loaded models: hold them while they must stay
+    loaded (shared models are freed when nothing uses them). Raises ModelError like ``load_model``."""
+    return [load_model(name, **{**options, "pool": pool or options.get("pool")}) for name in dict.fromkeys(names)]

@@ -20,13 +20,14 @@ import numpy as np
 from edge.config import AppConfig, CameraConfig
 from edge.events.schema import Event
 from edge.inference.model import AttributeClassifier, Classifier, Detector, LoadedModel, load_model
+from edge.inference.pool import ModelPool
 from edge.motion import MotionGate
 from edge.pipeline.crop_type import CropTyper
 from edge.pipeline.describe import VehicleDescriber
 from edge.pipeline.events import EventBuilder
 from edge.pipeline.rate import DetectionRate
 from edge.plates.stage import PlateStage
-from edge.sources.sampling import resize
+from edge.sources.sampling import RateDemand, resize
 from edge.tracking import Track, Tracker
 from edge.tracking.filters import filter_detections
 from edge.tracking.lines import LineCounter
@@ -69,38 +70,43 @@ class Pipeline:
         attributes: AttributeClassifier | None = None,
         progress: Callable[[str], None] | None = None,
         video_origin: float | None = None,
+        pool: ModelPool | None = None,
+        demand: RateDemand | None = None,
     ) -> None:
         """``video_origin`` (epoch seconds of the video's first frame, replays only) makes
-        events carry ``pos``, their position in the video."""
+        events carry ``pos``, their position in the video. ``pool``: where the models load (the
+        run's; a library caller without one: the process's default pool). ``demand``: shared
+        with this camera's reader, so it delivers burst-rate frames only while a track needs them."""
         self.camera = camera
         self.cfg = cfg
         self.stats = PipelineStats()
         self._last_error_log = float("-inf")
         self._last_classified = -1  # time slot of the last whole-frame classification
         self.on_inference: Callable[[str, str, float], None] | None = None
-        self.detector = detector or _load(cfg.detect.model, app, Detector, progress)
+        load = _Loader(app, progress, pool)
+        self.detector = detector or load(cfg.detect.model, Detector)
         self.detector.score_threshold = min(cfg.tracker.low_score, cfg.objects.filter.min_score)
         if attributes is None and cfg.detect.attributes_model:
-            attributes = _load(cfg.detect.attributes_model, app, AttributeClassifier, progress)
+            attributes = load(cfg.detect.attributes_model, AttributeClassifier)
         typer = None
         if cfg.detect.type_model:
             type_of = {src: kind for kind, srcs in cfg.objects.vehicle_types.items() for src in srcs}
-            typer = CropTyper(_load(cfg.detect.type_model, app, Detector, progress), type_of)
+            typer = CropTyper(load(cfg.detect.type_model, Detector), type_of)
         self.describer = VehicleDescriber(cfg.objects, attributes, self._observe, typer)
         d = cfg.detect
-        self.classifier = _load(d.classifier_model, app, Classifier, progress) if d.classifier_model else None
+        self.classifier = load(d.classifier_model, Classifier) if d.classifier_model else None
         self.scene = SceneState(d.classifier_min_score, d.classifier_min_frames, d.classifier_labels)
         self.gate = MotionGate(cfg.motion, cfg.masks)
         self.tracker = Tracker(cfg.tracker)
         self.zones = Zones(dict(cfg.zones))
         self.occupancy = ZoneOccupancy(dict(cfg.zones))
         self.lines = LineCounter(dict(cfg.lines))
-        self.rate = DetectionRate(cfg.detect, self.lines)
+        self.rate = DetectionRate(cfg.detect, self.lines, demand)
         self.events = EventBuilder(camera, video_origin)
         self.last_detections = Detections()
         self.plates: PlateStage | None = None
         if cfg.plates is not None and cfg.plates.enabled:
-            self.plates = PlateStage(cfg.plates, app, self.describer.vehicle_labels)
+            self.plates = PlateStage(cfg.plates, app, self.describer.vehicle_labels, pool=pool)
 
     # -- the straight line -------------------------------------------------------------------
     def wants(self, frame: Frame) -> bool:
@@ -122,7 +128,9 @@ class Pipeline:
             return self._guarded(self._classify_between, frame)
         self.rate.ran(frame.capture_time)
         self.stats.frames_in += 1
-        return self._guarded(self._process, frame)
+        events = self._guarded(self._process, frame)
+        self.rate.watch(frame.capture_time, self.tracker.tracks)
+        return events
 
     def _guarded(self, step: Callable[[Frame], list[Event]], frame: Frame) -> list[Event]:
         """``step(frame)``, with a failure logged (rate-limited) and counted instead of raised."""
@@ -279,10 +287,18 @@ def _follow(t: Track, now: float) -> None:
         st.judged = max(0, st.judged - excess)
 
 
-def _load(name: str, app: AppConfig, kind: type[Any], progress: Callable[[str], None] | None) -> Any:
-    model = load_model(name, progress=progress, **app.model_options())
-    if not isinstance(model, kind):
-        from edge.errors import ModelError
+@dataclass(frozen=True)
+class _Loader:
+    """Loads a pipeline's models with the app's options into one pool, checking each one's kind."""
 
-        raise ModelError(f"model {name} is a {model.manifest.task} model, not usable as {kind.__name__}")
-    return model
+    app: AppConfig
+    progress: Callable[[str], None] | None
+    pool: ModelPool | None
+
+    def __call__(self, name: str, kind: type[Any]) -> Any:
+        model = load_model(name, progress=self.progress, pool=self.pool, **self.app.model_options())
+        if not isinstance(model, kind):
+            from edge.errors import ModelError
+
+            raise ModelError(f"model {name} is a {model.manifest.task} model, not usable as {kind.__name__}")
+        return model

@@ -14,8 +14,10 @@ from itertools import product
 import cv2
 import numpy as np
 
+from edge.errors import ModelError
 from edge.inference.backends import Backend
 from edge.plates.geometry import nms, order_corners, quad_to_box
+from edge.registry.manifest import HeadSpec
 
 log = logging.getLogger("edge.plates.detect")
 
@@ -62,14 +64,17 @@ class YuNetPlateDetector:
     """Decode LPD-YuNet outputs into plate quads.
 
     ``head`` is the manifest head section (steps, min_sizes, variance); ``size`` its (w, h).
+    ModelError when the head lacks the prior ``steps`` or ``min_sizes``.
     """
 
-    def __init__(self, backend: Backend, size: tuple[int, int], head: dict, input_name: str | None = None):
+    def __init__(self, backend: Backend, size: tuple[int, int], head: HeadSpec, input_name: str | None = None):
+        if head.steps is None or head.min_sizes is None:
+            raise ModelError("a yunet_plate head needs head.steps and head.min_sizes (the prior boxes)")
         self.backend = backend
         self.width, self.height = int(size[0]), int(size[1])
         self.input_name = input_name or backend.inputs[0].name
-        self.priors = make_priors(self.width, self.height, list(head["steps"]), list(head["min_sizes"]))
-        self.variance = float(head.get("variance", [0.1])[0])
+        self.priors = make_priors(self.width, self.height, list(head.steps), [list(s) for s in head.min_sizes])
+        self.variance = head.variance[0]
 
     def run_patch(self, patch: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """Run once on a BGR patch (stretched to the input); return quads (N,4,2) in patch pixels, scores."""

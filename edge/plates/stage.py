@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.config import AppConfig, PlatesConfig
+from edge.inference.pool import ModelPool
 from edge.plates.consensus import PlateConsensus, PlateResult
 from edge.plates.lists import PlateLists, publish_fields
 from edge.plates.reader import PlateReader
@@ -39,9 +40,12 @@ class PlateUpdate:
 class PlateStage:
     """Owns the models and per-track state of plate reading for one camera."""
 
-    def __init__(self, cfg: PlatesConfig, app: AppConfig, vehicle_labels: set[str]) -> None:
+    def __init__(
+        self, cfg: PlatesConfig, app: AppConfig, vehicle_labels: set[str], *, pool: ModelPool | None = None
+    ) -> None:
+        """``pool``: where the plate models load (the run's; default: the process's default pool)."""
         self.cfg = cfg
-        self.reader = PlateReader(cfg, **app.model_options())
+        self.reader = PlateReader(cfg, **app.model_options(), pool=pool)
         self.backend = self.reader.backend
         self.consensus = PlateConsensus(cfg.consensus, cfg.min_confidence)
         self.lists = PlateLists(cfg.lists)

@@ -1,10 +1,16 @@
-"""Models built on first pull: ``edge convert`` runs the manifest's ``build`` recipe on this machine.
+"""Models built on first pull: the manifest's ``build`` recipe runs on this machine through the
+model builder the program installed (``edge convert``'s, installed by the ``edge`` command).
 
 For conversions (e.g. INT8 models made by NNCF) whose files are in no mirror and must never be
 committed. The result is checked by its verification report (``metric_value >= min_metric``)
 rather than by sha256, because the quantizer's bytes change between library versions; the sha256
 of what was built is recorded in ``.built.json`` in the cache folder and checked on every later
-pull like a manifest's. Without the conversion toolchain installed, one error says what to run.
+pull like a manifest's. Without a builder, or without the conversion toolchain installed, one
+error says what to run.
+
+The registry never imports the toolchain (``convert`` imports the registry): the ``edge`` command
+installs ``convert.builder.ConvertBuilder`` with :func:`set_builder` at start-up, tests that build
+install it in a fixture.
 """
 
 from __future__ import annotations
@@ -16,12 +22,40 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from edge.errors import ModelError
+from edge.registry.digest import sha256_of
 from edge.registry.manifest import Manifest
 
 RECORD = ".built.json"
-_CHECKOUT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+INSTALL = "pip install 'edge-appliance[convert]'"
+
+
+class Builder(Protocol):
+    """Runs a conversion recipe on this machine (``edge convert ARGS --out OUT``)."""
+
+    def missing(self) -> str | None:
+        """None when this machine can build; else what to install, e.g. ``pip install ...``."""
+
+    def __call__(self, args: list[str], out: Path, *, quiet: bool) -> None:
+        """Build into ``out`` (``out/<name>/`` with the files and report.json); raise ModelError
+        (one line) when the conversion fails."""
+
+
+_builder: Builder | None = None  # installed by the program's entry point (edge.cli.main)
+
+
+def set_builder(builder: Builder | None) -> Builder | None:
+    """Install ``builder`` for models built on first pull (None: none); returns the previous one."""
+    global _builder
+    previous, _builder = _builder, builder
+    return previous
+
+
+def get_builder() -> Builder | None:
+    """The installed builder, if any."""
+    return _builder
 
 
 class ToolchainMissing(ModelError):
@@ -33,9 +67,14 @@ class ToolchainMissing(ModelError):
         self.short = short
 
 
+def checkout_data() -> Path:
+    """The shared data folder beside a development checkout (``../shared/data``)."""
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
 def data_dir() -> Path:
     """``$EDGE_DATA_DIR``, else the shared data folder beside this checkout."""
-    return Path(os.environ.get("EDGE_DATA_DIR") or _CHECKOUT_DATA)
+    return Path(os.environ.get("EDGE_DATA_DIR") or checkout_data())
 
 
 def command(manifest: Manifest) -> list[str]:
@@ -54,34 +93,45 @@ def recorded(folder: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.get("sha256", {}).items()} if isinstance(data, dict) else {}
 
 
+def _usable_builder(manifest: Manifest, shown: str) -> Builder:
+    """The installed builder, or ToolchainMissing saying what to run when there is none or it
+    cannot build on this machine."""
+    assert manifest.build is not None
+    builder = _builder
+    install = builder.missing() if builder is not None else None
+    if builder is not None and install is None:
+        return builder
+    name = manifest.name
+    elsewhere = f"or on a machine that has it run `{shown} --out DIR` and pull with EDGE_MODEL_MIRROR=DIR"
+    if builder is None:  # e.g. a script using the registry without the edge command's start-up
+        raise ToolchainMissing(
+            f"model {name} is built from {manifest.build.source} by edge convert, and this program installed no "
+            f"model builder: build it with `edge models pull {name}`, {elsewhere}",
+            short=f"model {name} is built on first pull by edge convert, and this program installed no model "
+            f"builder (`edge models pull {name}` builds it)",
+        )
+    raise ToolchainMissing(
+        f"model {name} is built from {manifest.build.source} by the conversion toolchain, which is not installed: "
+        f"{install} (then pull again), {elsewhere}",
+        short=f"model {name} is built on first pull by the conversion toolchain, which is not installed ({install}, "
+        f"or a mirror holding it: `edge models pull {name}` prints the command)",
+    )
+
+
 def build(manifest: Manifest, folder: Path, say: Callable[[str], None]) -> None:
     """Run the conversion into a temporary folder, check its report, move the files to ``folder``."""
-    import importlib.util
-
     assert manifest.build is not None
     argv = command(manifest)
     shown = "edge convert " + " ".join(argv)
-    if importlib.util.find_spec("nncf") is None or importlib.util.find_spec("convert") is None:
-        raise ToolchainMissing(
-            f"model {manifest.name} is built from {manifest.build.source} by the conversion toolchain, which is "
-            f"not installed: pip install 'edge-appliance[convert]' (then pull again), or on a machine that has "
-            f"it run `{shown} --out DIR` and pull with EDGE_MODEL_MIRROR=DIR",
-            short=f"model {manifest.name} is built on first pull by the conversion toolchain, which is not "
-            f"installed (pip install 'edge-appliance[convert]', or a mirror holding it: `edge models pull "
-            f"{manifest.name}` prints the command)",
-        )
-    from convert.cli import build_parser, convert
-    from convert.errors import ConvertError
-
+    builder = _usable_builder(manifest, shown)
     say(f"building {manifest.name} from {manifest.build.source} (first pull; runs edge convert, a few minutes): "
         f"{shown}")
     with tempfile.TemporaryDirectory(prefix=f".build-{manifest.name}-", dir=folder.parent) as tmp:
         try:
             # NNCF prints INFO lines and progress bars on stdout, the command's output: off, as
             # every INFO line of edge is, unless logging is at INFO (-v)
-            quiet = [] if logging.getLogger("edge").isEnabledFor(logging.INFO) else ["--quiet"]
-            convert(build_parser().parse_args([*argv, "--out", tmp, *quiet]))
-        except (ConvertError, ModelError, SystemExit) as err:
+            builder(argv, Path(tmp), quiet=not logging.getLogger("edge").isEnabledFor(logging.INFO))
+        except (ModelError, SystemExit) as err:
             raise ModelError(f"building {manifest.name} failed: {err}") from None
         value, metric = _install(manifest, Path(tmp) / manifest.name, folder, where="built")
     say(f"built {manifest.name}: {metric} {100 * value:.2f} (needs >= {100 * manifest.build.min_metric:.2f}), "
@@ -111,8 +161,6 @@ def adopt(manifest: Manifest, source: Path, folder: Path, say: Callable[[str], N
 def _install(manifest: Manifest, built: Path, folder: Path, *, where: str) -> tuple[float, str]:
     """Check ``built/report.json`` against ``min_metric``, move the files into ``folder`` and
     record their sha256. Returns (metric value, metric name)."""
-    from edge.registry.pull import sha256_of
-
     assert manifest.build is not None
     try:
         rep = json.loads((built / "report.json").read_text(encoding="utf-8"))

@@ -13,7 +13,6 @@ lines otherwise (logs and pipes get no ``\r`` updates). Cache hits are silent.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import shutil
@@ -31,13 +30,14 @@ from typing import Any, BinaryIO
 
 from edge.errors import ModelError
 from edge.redact import redact_url
+from edge.registry.digest import CHUNK as _CHUNK
+from edge.registry.digest import sha256_of
 from edge.registry.manifest import Manifest, ModelFile, find_manifest
 
 log = logging.getLogger("edge.registry")
 
 Progress = Callable[[str], None]
 
-_CHUNK = 1 << 20
 _FELL_BACK: set[tuple[str, str]] = set()  # (built model, why) already warned about
 
 
@@ -46,8 +46,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("EDGE_MODEL_CACHE", "~/.cache/edge/models")).expanduser()
 
 
-# The shared model mirror that sits beside a development checkout (../shared/models).
-_CHECKOUT_MIRROR = Path(__file__).resolve().parents[3] / "shared" / "models"
+def checkout_mirror() -> Path:
+    """The shared model mirror that sits beside a development checkout (``../shared/models``)."""
+    return Path(__file__).resolve().parents[3] / "shared" / "models"
 
 
 def default_mirror() -> str | None:
@@ -56,16 +57,8 @@ def default_mirror() -> str | None:
     env = os.environ.get("EDGE_MODEL_MIRROR")
     if env:
         return env
-    return str(_CHECKOUT_MIRROR) if _CHECKOUT_MIRROR.is_dir() else None
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    mirror = checkout_mirror()
+    return str(mirror) if mirror.is_dir() else None
 
 
 def _size_text(size: int | None) -> str:
@@ -316,10 +309,10 @@ def ensure_model(
     """
     manifest = find_manifest(name)
     if manifest.task == "detect":
-        from edge.inference.heads import get_head  # lazy: the registry does not need inference otherwise
+        from edge.inference.heads import get_detection_head  # lazy: the registry does not need inference otherwise
 
         try:
-            get_head(str(manifest.head.get("type")))
+            get_detection_head(manifest.head.type)
         except ModelError as err:
             raise ModelError(f"model {name}: {err}") from None
     try:

@@ -31,6 +31,7 @@ from edge.tracking.scene import NONE
 
 if TYPE_CHECKING:  # edge.config imports this module's package: no run-time import back
     from edge.config import AppConfig, CameraConfig
+    from edge.registry.manifest import Manifest
 
 Loc = tuple[int | str, ...]
 PLATE_LISTS = ("allow", "watch")  # edge.config.PlateListsConfig: the lists a plate event can name
@@ -39,11 +40,15 @@ _ROAD_FIELDS = {"attrs.road", "attrs.road_in", "attrs.road_out"}
 
 
 def config_problems(app: AppConfig) -> list[tuple[Loc, str]]:
-    """(field path, message) for every rule field naming something the config does not have, and
-    every ``detect.classifier_labels`` entry its model cannot produce."""
+    """(field path, message) for every rule field naming something the config does not have,
+    every ``detect.classifier_labels`` entry its model cannot produce, and every ``privacy``
+    model that is unknown or cannot do its job."""
+    from edge.privacy.check import privacy_problems
+
     site = Site.of(app)
     out: list[tuple[Loc, str]] = []
     for name, cam in app.cameras.items():
+        out += privacy_problems(name, cam.privacy, site.model_labels)
         labels = site.model_labels(cam.detect.classifier_model)
         for i, label in enumerate(cam.detect.classifier_labels):
             if labels is not None and label not in labels:
@@ -200,7 +205,7 @@ class Site:
     def _zones(self, cams: Iterable[str]) -> set[str]:
         return {z for c in cams for z in self.cameras[c].zones}
 
-    def _manifest(self, model: str | None) -> Any:
+    def _manifest(self, model: str | None) -> Manifest | None:
         from edge.errors import ModelError
         from edge.registry.manifest import find_manifest
 
@@ -213,9 +218,8 @@ class Site:
 
     def _manifest_attr(self, model: str | None, output: str) -> list[str]:
         m = self._manifest(model)
-        outputs = m.head.get("outputs") if m is not None else None
-        values = outputs.get(output) if isinstance(outputs, dict) else None
-        return [str(v) for v in values] if isinstance(values, list) else []
+        outputs = m.head.outputs if m is not None else None
+        return list(outputs.get(output, [])) if outputs is not None else []
 
     def _read_labels(self, model: str) -> list[str] | None:
         from edge.errors import ModelError

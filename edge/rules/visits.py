@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from rapidfuzz.distance import Levenshtein
 
+from edge.events.payloads import AnomalyAttrs, Described, LineAttrs, VisitAttrs, ZoneAttrs
 from edge.events.schema import Event, new_event_id, utc_iso
 from edge.rules.config import VisitsConfig
 from edge.rules.store import Store
@@ -93,25 +94,40 @@ class VisitChange:
 
 def crossing(ev: Event) -> Literal["entry", "exit"] | None:
     """Whether a line/zone event is an entry or exit crossing (None: neither)."""
-    a = ev.attrs
-    role = a.get("role")
     if ev.type == "line":
-        if a.get("dir") == "in" and role in ("entry", "both"):
+        line = ev.attrs_as(LineAttrs)
+        if line.dir == "in" and line.role in ("entry", "both"):
             return "entry"
-        if a.get("dir") == "out" and role in ("exit", "both"):
+        if line.dir == "out" and line.role in ("exit", "both"):
             return "exit"
     elif ev.type == "zone" and ev.phase == "start":  # entering an entry or an exit zone
-        if role == "entry":
-            return "entry"
-        if role == "exit":
-            return "exit"
+        role = ev.attrs_as(ZoneAttrs).role
+        if role in ("entry", "exit"):
+            return role
     return None
 
 
-def plate_of(attrs: dict[str, Any]) -> str | None:
-    """``plate``, else ``plate_hash`` (privacy mode), else None."""
-    p = attrs.get("plate") or attrs.get("plate_hash")
-    return str(p) if p else None
+def road_of(ev: Event) -> str | None:
+    """Where a crossing happened: the line's road, or the zone's name (None for other events)."""
+    if ev.type == "line":
+        return ev.attrs_as(LineAttrs).road
+    if ev.type == "zone":
+        return ev.attrs_as(ZoneAttrs).zone
+    return None
+
+
+def visit_of(ev: Event) -> str | None:
+    """The visit a visit or anomaly event is about (None for other events)."""
+    if ev.type == "visit":
+        return ev.attrs_as(VisitAttrs).visit
+    if ev.type == "anomaly":
+        return ev.attrs_as(AnomalyAttrs).visit
+    return None
+
+
+def plate_of(ev: Event) -> str | None:
+    """The event's ``plate``, else ``plate_hash`` (privacy mode), else None."""
+    return ev.attrs_as(Described).plate_key()
 
 
 class VisitBook:
@@ -164,12 +180,14 @@ class VisitBook:
             return
         key = (ev.camera, ev.track, ev.start)  # start: track ids restart with the pipeline
         info = self._tracks.pop(key, {})
-        plate = plate_of(ev.attrs)
+        seen = ev.attrs_as(Described)
+        plate = seen.plate_key()
         if plate:
             info["plate"] = plate
-        for k in ("type", "color"):
-            if ev.attrs.get(k):
-                info[k] = ev.attrs[k]
+        if seen.type:
+            info["type"] = seen.type
+        if seen.color:
+            info["color"] = seen.color
         self._tracks[key] = info
         while len(self._tracks) > TRACK_CACHE:
             self._tracks.popitem(last=False)
@@ -178,7 +196,7 @@ class VisitBook:
 
     def _info(self, ev: Event) -> dict[str, Any]:
         info = dict(self._tracks.get((ev.camera, ev.track, ev.start), {})) if ev.track is not None else {}
-        plate = plate_of(ev.attrs)
+        plate = plate_of(ev)
         if plate:
             info["plate"] = plate
         return info
@@ -213,7 +231,7 @@ class VisitBook:
         out = [self._end(v, "unresolved", t) for v in stale]
         v = Visit(
             id=new_event_id(), entry_camera=ev.camera, time_in=t, entry_track=ev.track, entry_track_start=ev.start,
-            road_in=ev.attrs.get("road") or ev.attrs.get("zone"), type=info.get("type"), color=info.get("color"),
+            road_in=road_of(ev), type=info.get("type"), color=info.get("color"),
             plate=info.get("plate"), evidence=[ev.id],
         )  # fmt: skip
         self.open[v.id] = v
@@ -228,7 +246,7 @@ class VisitBook:
             return []
         v.status = "closed"
         v.exit_camera, v.exit_track, v.time_out = ev.camera, ev.track, t
-        v.road_out = ev.attrs.get("road") or ev.attrs.get("zone")
+        v.road_out = road_of(ev)
         v.type = v.type or info.get("type")
         v.color = v.color or info.get("color")
         v.plate = v.plate or info.get("plate")

@@ -37,13 +37,19 @@ Behaviour:
   and masked in every log line, error and stat; ffmpeg gets a URL with credentials on its
   stdin, never on its command line (see ``edge.sources.ffmpeg``).
 
+Source types: which URLs are accepted (by the config too) and which decoder reads them is the
+registry in ``edge.sources.kinds``: a new type is a module with its ``Capture`` class and one
+``register(SourceType(...))`` call; the built-in ones are in ``edge.sources.builtin``.
+
 Decoding: live sources run an ``ffmpeg`` subprocess (killable on a stall, per-camera RTSP
 transport; see ``edge.sources.ffmpeg``), files are decoded in-process by OpenCV (exact
 timestamps, no extra process; see ``edge.sources.capture``). Live cameras therefore need the
 ``ffmpeg`` executable (``$EDGE_FFMPEG`` or ``PATH``).
 """
 
+from edge.sources import builtin  # noqa: F401  (registers the built-in source types first)
+from edge.sources.kinds import SourceType, register
 from edge.sources.reader import CameraReader, open_camera, probe
 from edge.sources.stats import ReaderStats
 
-__all__ = ["CameraReader", "ReaderStats", "open_camera", "probe"]
+__all__ = ["CameraReader", "ReaderStats", "SourceType", "open_camera", "probe", "register"]

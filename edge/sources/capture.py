@@ -27,11 +27,17 @@ class ReadTimeout(Exception):
 
 
 class Capture(Protocol):
-    """What the reader needs from a decoder."""
+    """What the reader needs from a decoder (a source type's ``open`` makes one, see
+    ``edge.sources.kinds``)."""
 
     @property
     def pts(self) -> float | None:
         """Media timestamp (s) of the last grabbed frame, None when unknown."""
+        ...
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the decoded frames, known after ``open``."""
         ...
 
     def open(self, timeout: float) -> None:
@@ -46,8 +52,12 @@ class Capture(Protocol):
         """The last grabbed frame as an HxWx3 uint8 BGR image."""
         ...
 
-    def close(self) -> None:
-        """Release everything; safe to call twice."""
+    def end_reason(self) -> str:
+        """Why the stream ended (live types: the reader logs it before reconnecting)."""
+        ...
+
+    def close(self, *, graceful: bool = True) -> None:
+        """Release everything; safe to call twice. ``graceful=False``: the source is wedged, kill it."""
         ...
 
 
@@ -73,10 +83,16 @@ class FileCapture:
         self._frame_time = 0.04
         self._pending = False  # open() already grabbed the first frame
         self._frames_this_pass = 0
+        self._size = (0, 0)
 
     @property
     def pts(self) -> float | None:
         return self._pts
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the file's frames, known after ``open``."""
+        return self._size
 
     @property
     def fps(self) -> float | None:
@@ -104,6 +120,7 @@ class FileCapture:
                 f"video file {self.path} is {w}x{h} ({w * h / 1e6:.1f} Mpx), above the "
                 f"{self.max_pixels / 1e6:.1f} Mpx limit for decoded frames (max_frame_pixels)"
             )
+        self._size = (w, h)
         fps = cap.get(cv2.CAP_PROP_FPS)
         if fps and math.isfinite(fps) and 0 < fps <= 1000:
             self._frame_time = 1.0 / fps
@@ -148,7 +165,11 @@ class FileCapture:
             image = shrink_to(image, self.max_pixels)  # a size change after the first frame
         return image
 
-    def close(self) -> None:
+    def end_reason(self) -> str:
+        """A file just ends."""
+        return "end of file"
+
+    def close(self, *, graceful: bool = True) -> None:
         if self._cap is not None:
             self._cap.release()
             self._cap = None

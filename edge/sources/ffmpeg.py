@@ -43,8 +43,9 @@ import numpy as np
 from edge.errors import SourceError
 from edge.redact import redact_text
 from edge.sources.capture import ReadTimeout
+from edge.sources.kinds import SourceKind
 from edge.sources.open_errors import describe_open_failure
-from edge.sources.url import Source, SourceKind
+from edge.sources.url import Source
 
 log = logging.getLogger("edge.sources.ffmpeg")
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from edge.sources.url import Source, SourceKind
+from edge.sources.kinds import SourceKind
+from edge.sources.url import Source
 
 _RESOLVE = re.compile(r"Failed to resolve hostname (?P<host>\S+?):? (?P<why>.+)$")
 _CONNECT = re.compile(r"Connection to \S+ failed: (?P<why>.+)$")

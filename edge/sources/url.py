@@ -1,36 +1,31 @@
-"""Classify a camera ``url`` into the kind of source it names."""
+"""Classify a camera ``url`` into the source type that reads it (see ``edge.sources.kinds``)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from enum import Enum
-from urllib.parse import unquote, urlsplit
 
-from edge.errors import SourceError
 from edge.redact import encode_credentials, redact_text, redact_url, register_url, split_userinfo
+from edge.sources.kinds import SourceKind, SourceType, source_type_for
 
-
-class SourceKind(str, Enum):
-    """How a source is read."""
-
-    RTSP = "rtsp"
-    HTTP = "http"
-    FILE = "file"
-    DEVICE = "device"
+__all__ = ["Source", "SourceKind", "parse_source"]
 
 
 @dataclass(frozen=True)
 class Source:
     """A parsed camera location: ``location`` is the URL (network) or a filesystem path."""
 
-    kind: SourceKind
+    source_type: SourceType
     location: str
+
+    @property
+    def kind(self) -> str:
+        """The source type's name (a ``SourceKind`` for the built-in types)."""
+        return self.source_type.name
 
     @property
     def live(self) -> bool:
         """Live sources are read at their own pace and reconnected; files are not."""
-        return self.kind is not SourceKind.FILE
+        return self.source_type.live
 
     @property
     def display(self) -> str:
@@ -44,33 +39,24 @@ class Source:
     @property
     def has_credentials(self) -> bool:
         """True when the URL carries a user name or password."""
-        return self.kind in (SourceKind.RTSP, SourceKind.HTTP) and split_userinfo(self.location).user is not None
+        return self.source_type.network and split_userinfo(self.location).user is not None
 
     @property
     def url(self) -> str:
         """The location for ffmpeg: credentials percent-encoded, so passwords with a space,
         ``?``, ``#``, ``/`` or ``@`` reach the camera intact (see ``edge.redact.encode_credentials``)."""
-        if self.kind in (SourceKind.RTSP, SourceKind.HTTP):
+        if self.source_type.network:
             return encode_credentials(self.location)
         return self.location
 
 
 def parse_source(url: str) -> Source:
-    """Parse ``rtsp(s)://``, ``http(s)://``, ``file://``, ``/dev/videoN`` or a plain file path.
+    """Parse ``url`` with the registered source types: ``rtsp(s)://``, ``http(s)://``,
+    ``file://``, ``/dev/videoN`` or a plain file path out of the box.
 
     A password in the URL is registered with ``edge.redact`` so it is masked in every log line.
     """
     text = url.strip()
     register_url(text)
-    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme in {"rtsp", "rtsps"}:
-        return Source(SourceKind.RTSP, text)
-    if scheme in {"http", "https"}:
-        return Source(SourceKind.HTTP, text)
-    if scheme == "file":
-        return Source(SourceKind.FILE, unquote(urlsplit(text).path))
-    if scheme:
-        raise SourceError(f"unsupported camera URL scheme {scheme!r}: {redact_url(text)}")
-    if text.startswith("/dev/"):
-        return Source(SourceKind.DEVICE, text)
-    return Source(SourceKind.FILE, os.path.expanduser(text))
+    source_type = source_type_for(text)
+    return Source(source_type, source_type.location(text))

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -41,6 +41,9 @@ from edge.errors import ConfigError
 from edge.update.models import ModelRefused, ModelUse, models_in, verify
 from edge.update.schema import ModelRef, UpdateCommand, parse_update
 from edge.update.signing import BadSignature, load_public_keys, verify_update
+
+if TYPE_CHECKING:
+    from edge.inference.pool import ModelPool
 
 log = logging.getLogger("edge.update")
 
@@ -150,11 +153,12 @@ class UpdateManager:
 
     # -- commands (the commands worker thread) ---------------------------------------------------
 
-    def handle(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Check and apply one decoded ``update`` command; returns the reply fields. Raises
-        :class:`UpdateRefused` (counted) for anything not applied."""
+    def handle(self, data: dict[str, Any], pool: ModelPool | None = None) -> dict[str, Any]:
+        """Check and apply one decoded ``update`` command (its models loaded in ``pool``, the
+        running App's); returns the reply fields. Raises :class:`UpdateRefused` (counted) for
+        anything not applied."""
         try:
-            return self._handle(data)
+            return self._handle(data, pool)
         except UpdateRefused as err:
             self._count(err.result)
             log.warning("update %r refused (%s): %s", short_repr(data.get("id")), err.result, err.error)
@@ -164,7 +168,7 @@ class UpdateManager:
             self._count("refused")
             raise UpdateRefused("failed", "refused", "update: internal error (see the device log)") from None
 
-    def _handle(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _handle(self, data: dict[str, Any], pool: ModelPool | None) -> dict[str, Any]:
         try:
             verify_update(data, self.keys)
         except BadSignature as err:
@@ -197,7 +201,7 @@ class UpdateManager:
             text = self._new_text(cmd, current)
             new = self._validate(text)
         # models are pulled and loaded outside the lock: the main loop's health poll must not wait
-        held, sums = self._verify_models(cmd, new)
+        held, sums = self._verify_models(cmd, new, pool)
         with self._lock:
             self._not_busy()
             if self.path.read_bytes() != current:
@@ -243,7 +247,9 @@ class UpdateManager:
             raise UpdateRefused("invalid", "invalid", f"config: {err}") from None
         return new
 
-    def _verify_models(self, cmd: UpdateCommand, new: AppConfig) -> tuple[list[Any], dict[str, str]]:
+    def _verify_models(
+        self, cmd: UpdateCommand, new: AppConfig, pool: ModelPool | None
+    ) -> tuple[list[Any], dict[str, str]]:
         """The models the new config would start: a model update's own reference (always, with
         its signed sha256), and those a config update adds to what runs now."""
         if cmd.model is not None:
@@ -256,7 +262,7 @@ class UpdateManager:
                 running = set()
             uses = [use for name, use in models_in(new).items() if name not in running]
         try:
-            return verify(new, uses)
+            return verify(new, uses, pool)
         except ModelRefused as err:
             raise UpdateRefused("invalid", "invalid", str(err)) from None
 
@@ -367,9 +373,9 @@ class UpdateSession:
         self.outer_stop = outer_stop
         self.restart = False
 
-    def handle(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The ``update`` command (raises :class:`UpdateRefused`)."""
-        return self.manager.handle(data)
+    def handle(self, data: dict[str, Any], pool: ModelPool | None = None) -> dict[str, Any]:
+        """The ``update`` command, its models loaded in ``pool`` (raises :class:`UpdateRefused`)."""
+        return self.manager.handle(data, pool)
 
     def status_payloads(self) -> tuple[str, str]:
         """Retained status JSON: (online, offline/last will), both with the versions."""

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.config import AppConfig
 from edge.registry.pull import sha256_of
 from edge.update.schema import FIELD_TASKS, MODEL_FIELDS
+
+if TYPE_CHECKING:
+    from edge.inference.pool import ModelPool
 
 log = logging.getLogger("edge.update")
 
@@ -47,16 +50,18 @@ def models_in(cfg: AppConfig) -> dict[str, ModelUse]:
     return found
 
 
-def verify(cfg: AppConfig, uses: list[ModelUse]) -> tuple[list[Any], dict[str, str]]:
+def verify(cfg: AppConfig, uses: list[ModelUse], pool: ModelPool | None = None) -> tuple[list[Any], dict[str, str]]:
     """Pull (sha256-checked, from ``cfg``'s mirror or upstream), check and load every model in
-    ``uses`` the way ``edge run`` will. Returns the loaded models (hold them until the new config
-    runs: it then finds them loaded) and each model's entry-file sha256. Raises
-    :class:`ModelRefused`."""
+    ``uses`` the way ``edge run`` will, in ``pool`` (``edge run``: the running App's; a library
+    caller without one: the process's default pool). Returns the loaded models (hold them until
+    the new config runs: it then finds them loaded when it runs in the same pool) and each
+    model's entry-file sha256. Raises :class:`ModelRefused`."""
     from edge.inference.model import load_model
-    from edge.inference.shared import ensure_model_once
+    from edge.inference.pool import default_pool
     from edge.registry import find_manifest
 
-    opts: dict[str, Any] = cfg.model_options()
+    pool = pool or default_pool()
+    opts: dict[str, Any] = {**cfg.model_options(), "pool": pool}
     opts["progress"] = lambda line: log.info("update: %s", line)
     held: list[Any] = []
     sums: dict[str, str] = {}
@@ -67,7 +72,7 @@ def verify(cfg: AppConfig, uses: list[ModelUse]) -> tuple[list[Any], dict[str, s
             need = FIELD_TASKS[use.field]
             if manifest.task != need:
                 raise ModelRefused(f"{prefix} is a {manifest.task} model; detect.{use.field} needs a {need} model")
-            got, folder = ensure_model_once(
+            got, folder = pool.ensure_model(
                 use.name, cache_dir=opts["cache_dir"], mirror=opts["mirror"], progress=opts["progress"]
             )
             sums[use.name] = sha256_of(folder / got.entry)

@@ -8,29 +8,36 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import ModelError
-from edge.inference.backends.base import Backend, TensorSpec
+from edge.inference.backends.base import Backend, OnnxProviders, TensorSpec
 
-# key -> module exposing ``open_backend(path, threads, device) -> Backend``
-BACKENDS = {
-    "litert": "edge.inference.backends.litert",
-    "openvino": "edge.inference.backends.openvino",
-    "onnx": "edge.inference.backends.onnx",
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """One backend: its module (exposing ``open_backend(path, threads, device, precision, **extra)
+    -> Backend``, imported only when used), the pip extra that installs it (for the error message)
+    and the Python packages any one of which provides its runtime."""
+
+    module: str
+    extra: str
+    packages: tuple[str, ...]
+
+
+# The one place a backend is registered: key (manifest ``backends:``, ``--backend``) -> entry.
+BACKENDS: dict[str, BackendEntry] = {
+    "litert": BackendEntry("edge.inference.backends.litert", "tflite", ("ai_edge_litert", "tflite_runtime")),
+    "openvino": BackendEntry("edge.inference.backends.openvino", "openvino", ("openvino",)),
+    "onnx": BackendEntry("edge.inference.backends.onnx", "onnx", ("onnxruntime",)),
 }
-
-# the pip extra that provides each backend, for the error message
-_EXTRA = {"litert": "tflite", "openvino": "openvino", "onnx": "onnx"}
-
-
-# the Python package each backend needs
-_PACKAGES = {"litert": ("ai_edge_litert", "tflite_runtime"), "openvino": ("openvino",), "onnx": ("onnxruntime",)}
 
 
 def installed(kind: str) -> bool:
     """True when the runtime behind backend ``kind`` can be imported."""
-    return any(importlib.util.find_spec(p) is not None for p in _PACKAGES.get(kind, ()))
+    entry = BACKENDS.get(kind)
+    return entry is not None and any(importlib.util.find_spec(p) is not None for p in entry.packages)
 
 
 def pick_backend(supported: list[str], requested: str | None = None) -> str:
@@ -45,27 +52,38 @@ def pick_backend(supported: list[str], requested: str | None = None) -> str:
 
 
 def load_backend(
-    kind: str, path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto", streams: int = 1
+    kind: str,
+    path: Path,
+    threads: int = 2,
+    device: str = "CPU",
+    precision: str = "auto",
+    streams: int = 1,
+    *,
+    onnx: OnnxProviders | None = None,
 ) -> Backend:
     """Open the model file at ``path`` with backend ``kind`` (litert, openvino or onnx).
 
     ``precision`` (OpenVINO): ``auto`` lets the device pick its fastest (bf16 on CPUs that have
     it, about 2x faster here); ``f32`` gives results that match the other backends exactly.
     ``streams`` (OpenVINO): requests that may run in parallel (a model shared by cameras).
+    ``onnx`` (ONNX Runtime): execution providers (default: CPU).
     Raises ModelError with the file name for a missing, corrupt or unsupported model.
     """
-    if kind not in BACKENDS:
+    entry = BACKENDS.get(kind)
+    if entry is None:
         raise ModelError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
     if not Path(path).is_file():
         raise ModelError(f"model file not found: {path}")
     try:
-        module = importlib.import_module(BACKENDS[kind])
+        module = importlib.import_module(entry.module)
     except ImportError as err:
         raise ModelError(
-            f"backend {kind!r} is not installed ({err.name}); pip install 'edge-appliance[{_EXTRA[kind]}]'"
+            f"backend {kind!r} is not installed ({err.name}); pip install 'edge-appliance[{entry.extra}]'"
         ) from None
     try:
-        extra = {"streams": streams} if kind == "openvino" and streams > 1 else {}
+        extra: dict[str, object] = {"streams": streams} if kind == "openvino" and streams > 1 else {}
+        if kind == "onnx" and onnx is not None:
+            extra["providers"] = onnx
         backend: Backend = module.open_backend(Path(path), threads=threads, device=device, precision=precision, **extra)
     except ModelError:
         raise
@@ -75,4 +93,13 @@ def load_backend(
     return backend
 
 
-__all__ = ["BACKENDS", "Backend", "TensorSpec", "installed", "load_backend", "pick_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendEntry",
+    "OnnxProviders",
+    "TensorSpec",
+    "installed",
+    "load_backend",
+    "pick_backend",
+]

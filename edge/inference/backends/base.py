@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,15 @@ class TensorSpec:
     def quantized(self) -> bool:
         """True for integer tensors with a quantization scale."""
         return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
+
+
+@dataclass(frozen=True)
+class OnnxProviders:
+    """ONNX Runtime execution providers, best first, and their options (``runtime.providers``,
+    ``runtime.provider_options``). One the installed onnxruntime lacks is skipped with a warning."""
+
+    names: tuple[str, ...] = ("CPUExecutionProvider",)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Backend(ABC):

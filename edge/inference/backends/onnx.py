@@ -1,30 +1,21 @@
-"""ONNX Runtime backend. Execution providers come from ``runtime.providers`` (``set_providers``);
-one the installed onnxruntime lacks (or that fails to start) is skipped with one warning and the
-session falls back to the next, finally ``CPUExecutionProvider``."""
+"""ONNX Runtime backend. Execution providers are given to each backend (``runtime.providers``,
+through the model pool's settings); one the installed onnxruntime lacks (or that fails to start) is
+skipped with one warning and the session falls back to the next, finally ``CPUExecutionProvider``."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from edge.inference.backends.base import Backend, TensorSpec
+from edge.inference.backends.base import Backend, OnnxProviders, TensorSpec
 
 log = logging.getLogger("edge.inference.onnx")
 
 _CPU = "CPUExecutionProvider"
-_providers: list[str] = [_CPU]
-_provider_options: dict[str, dict[str, Any]] = {}
-_warned: set[tuple[str, ...]] = set()
-
-
-def set_providers(providers: list[str], options: dict[str, dict[str, Any]] | None = None) -> None:
-    """Execution providers (best first) and their options for every session opened from now on."""
-    global _providers, _provider_options
-    _providers, _provider_options = list(providers), dict(options or {})
+_warned: set[tuple[str, ...]] = set()  # warnings already logged: once per process, not per model
 
 
 def _warn_once(missing: list[str], why: str, using: list[str]) -> None:
@@ -39,9 +30,9 @@ def _warn_once(missing: list[str], why: str, using: list[str]) -> None:
         )
 
 
-def select_providers(requested: list[str] | None = None) -> list[str]:
+def select_providers(requested: list[str] | tuple[str, ...] | None = None) -> list[str]:
     """The requested providers this onnxruntime has, in order, ending with CPU (warns once)."""
-    wanted = list(requested or _providers)
+    wanted = list(requested or [_CPU])
     available = set(ort.get_available_providers())
     chosen = [p for p in wanted if p in available]
     if _CPU not in chosen:
@@ -73,15 +64,17 @@ class OnnxBackend(Backend):
 
     key = "onnx"
 
-    def __init__(self, path: Path, threads: int = 2, providers: list[str] | None = None) -> None:
+    def __init__(self, path: Path, threads: int = 2, providers: OnnxProviders | None = None) -> None:
+        """``providers``: execution providers and their options (default: CPU only)."""
+        providers = providers or OnnxProviders()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         # idle ORT workers busy-wait by default; with several models on 2 cores they starve each other
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        chosen = select_providers(providers)
-        options = [{k: str(v) for k, v in _provider_options.get(p, {}).items()} for p in chosen]
+        chosen = select_providers(providers.names)
+        options = [{k: str(v) for k, v in providers.options.get(p, {}).items()} for p in chosen]
         self._session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen, provider_options=options)
         active = self._session.get_providers()  # a listed provider can still fail to start (no GPU, no CUDA libs)
         failed = [p for p in chosen if p not in active]
@@ -103,6 +96,8 @@ class OnnxBackend(Backend):
         return dict(self._session.get_modelmeta().custom_metadata_map)
 
 
-def open_backend(path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto") -> Backend:
+def open_backend(
+    path: Path, threads: int = 2, device: str = "CPU", precision: str = "auto", providers: OnnxProviders | None = None
+) -> Backend:
     """Plugin entry point."""
-    return OnnxBackend(path, threads)
+    return OnnxBackend(path, threads, providers)

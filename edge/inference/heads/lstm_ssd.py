@@ -8,27 +8,20 @@ This head drops any state outputs it is still given and decodes the four postpro
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 
 from edge.errors import ModelError
 from edge.inference.heads import ssd_postprocess
-from edge.inference.preprocess import Letterbox
+from edge.inference.heads.base import HeadContext
 from edge.types import Detections
 
 
-def decode(
-    outputs: dict[str, np.ndarray],
-    lb: Letterbox,
-    head: dict[str, Any],
-    labels: list[str],
-    label_offset: int,
-    score_threshold: float,
-) -> Detections:
+def decode(outputs: Mapping[str, np.ndarray], ctx: HeadContext) -> Detections:
     """Boxes, classes, scores and count of the postprocess op -> Detections (state ignored)."""
-    state_outputs = set((head.get("state") or {}).values())
+    state_outputs = set(ctx.params.state.values())
     det = {k: v for k, v in outputs.items() if k not in state_outputs}
     if len(det) != 4:
         raise ModelError(f"lstm_ssd expects 4 postprocess outputs besides the state, got {sorted(det)}")
-    return ssd_postprocess.decode(det, lb, head, labels, label_offset, score_threshold)
+    return ssd_postprocess.decode(det, ctx)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
-from edge.inference.heads._labels import names
+from edge.inference.heads.base import HeadContext
 from edge.inference.heads.nms import nms
-from edge.inference.preprocess import Letterbox
 from edge.types import Detections
 
 
@@ -24,27 +23,19 @@ def _grid(in_w: int, in_h: int, strides: tuple[int, ...]) -> tuple[np.ndarray, n
     return np.concatenate(grids).astype(np.float32), np.concatenate(steps).astype(np.float32)
 
 
-def decode(
-    outputs: dict[str, np.ndarray],
-    lb: Letterbox,
-    head: dict[str, Any],
-    labels: list[str],
-    label_offset: int,
-    score_threshold: float,
-) -> Detections:
+def decode(outputs: Mapping[str, np.ndarray], ctx: HeadContext) -> Detections:
     """Grid decode, score = objectness * class score, then class-aware NMS."""
     raw = next(iter(outputs.values())).reshape(
-        -1, 5 + len(labels) if labels else next(iter(outputs.values())).shape[-1]
+        -1, 5 + len(ctx.labels) if ctx.labels else next(iter(outputs.values())).shape[-1]
     )
-    grid, stride = _grid(lb.in_w, lb.in_h, tuple(head.get("strides", (8, 16, 32))))
+    grid, stride = _grid(ctx.letterbox.in_w, ctx.letterbox.in_h, ctx.params.strides)
     cxcy = (raw[:, :2] + grid) * stride
     wh = np.exp(np.clip(raw[:, 2:4], -10, 10)) * stride
     cls_scores = raw[:, 5:] * raw[:, 4:5]
     cls = cls_scores.argmax(1).astype(np.int32)
     score = cls_scores[np.arange(len(cls)), cls]
-    m = score >= score_threshold
+    m = score >= ctx.score_threshold
     cxcy, wh, cls, score = cxcy[m], wh[m], cls[m], score[m]
     xyxy = np.concatenate([cxcy - wh / 2, cxcy + wh / 2], axis=1)
-    keep = nms(xyxy, score, cls, float(head.get("nms_iou", 0.45)), score_threshold)
-    xyxy, score, cls = xyxy[keep], score[keep], cls[keep]
-    return Detections(lb.to_frame_normalised(xyxy), score, cls, names(cls, labels, label_offset))
+    keep = nms(xyxy, score, cls, ctx.params.nms_iou, ctx.score_threshold)
+    return ctx.detections(xyxy[keep], score[keep], cls[keep])

@@ -10,7 +10,7 @@ from edge.rules.condition import _MISSING, get_path, matches
 from edge.rules.config import ConditionRule
 from edge.rules.kinds.base import Context, RuleKind
 from edge.rules.schedule import WeeklySchedule
-from edge.rules.visits import VisitChange, plate_of
+from edge.rules.visits import VisitChange, plate_of, visit_of
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.]+)\}")
 
@@ -26,10 +26,11 @@ class ConditionKind(RuleKind[ConditionRule]):
 
     def _subject(self, ev: Event) -> str:
         s = self.cfg.subject
-        if s == "visit" and ev.attrs.get("visit"):
-            return f"visit:{ev.attrs['visit']}"
-        if s == "plate" and plate_of(ev.attrs):
-            return f"plate:{plate_of(ev.attrs)}"
+        visit, plate = visit_of(ev), plate_of(ev)
+        if s == "visit" and visit:
+            return f"visit:{visit}"
+        if s == "plate" and plate:
+            return f"plate:{plate}"
         if s == "camera":
             return f"camera:{ev.camera}"
         if s == "track" and ev.track is not None:
@@ -57,7 +58,7 @@ class ConditionKind(RuleKind[ConditionRule]):
         data = ev.model_dump()
         if matches(self.cfg.when, data):
             ctx.raise_(self.cfg, self.kind, self._subject(ev), t, ev.camera, self._reason(data, ev),
-                       visit=ev.attrs.get("visit") if ev.type == "visit" else None, event=ev)  # fmt: skip
+                       visit=visit_of(ev) if ev.type == "visit" else None, event=ev)  # fmt: skip
 
     def on_event(self, ev: Event, t: float, ctx: Context) -> None:
         self._check(ev, t, ctx)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.events.payloads import PlateAttrs
 from edge.events.schema import Event
 from edge.rules.config import PlateWatchRule, StateHeldRule
 from edge.rules.kinds.base import Context, RuleKind, what
 from edge.rules.schedule import epoch
-from edge.rules.visits import plate_of
 
 
 class PlateWatch(RuleKind[PlateWatchRule]):
@@ -17,10 +17,13 @@ class PlateWatch(RuleKind[PlateWatchRule]):
     kind = "plate_watch"
 
     def on_event(self, ev: Event, t: float, ctx: Context) -> None:
-        if ev.type != "plate" or ev.attrs.get("list") != self.cfg.list:
+        if ev.type != "plate":
             return
-        plate = plate_of(ev.attrs) or "?"
-        reason = f"{self.cfg.list}-listed plate {plate} ({what(ev.attrs.get('type'))}) seen on {ev.camera}"
+        read = ev.attrs_as(PlateAttrs)
+        if read.on_list != self.cfg.list:
+            return
+        plate = read.plate_key() or "?"
+        reason = f"{self.cfg.list}-listed plate {plate} ({what(read.type)}) seen on {ev.camera}"
         ctx.raise_(self.cfg, self.kind, f"plate:{plate}", t, ev.camera, reason, event=ev)
 
 
@@ -37,7 +40,7 @@ class StateHeld(RuleKind[StateHeldRule]):
         self.since = old.since
 
     def _label(self, ev: Event) -> str | None:
-        return ev.label or ev.attrs.get("label")
+        return ev.label  # the class; state events carry no label in attrs
 
     def on_event(self, ev: Event, t: float, ctx: Context) -> None:
         if ev.type != "state":

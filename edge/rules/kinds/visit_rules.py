@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from edge.events.payloads import Described
 from edge.events.schema import Event
 from edge.rules.config import AfterHoursRule, NoExitByRule, OverstayRule, WrongRoadRule
 from edge.rules.kinds.base import Context, RuleKind, hhmm, what
 from edge.rules.schedule import WeeklySchedule, local_deadline, parse_days
-from edge.rules.visits import VisitChange, crossing
+from edge.rules.visits import VisitChange, crossing, road_of
 
 
 def _vsub(visit_id: str) -> str:
@@ -45,13 +46,14 @@ class AfterHours(RuleKind[AfterHoursRule]):
         if self.cfg.on == "track" and ev.type == "track" and ev.phase == "start":
             how = f"seen on {ev.camera}"
         elif self.cfg.on == "entry" and not ctx.visits_enabled and crossing(ev) == "entry":
-            road = ev.attrs.get("road") or ev.attrs.get("zone")  # no visits: the crossing itself
+            road = road_of(ev)  # no visits: the crossing itself
             how = f"entered via {road}" if road else f"entered at {ev.camera}"
         else:
             return
         if self.schedule.is_open(t):
             return
-        reason = self._reason(what(ev.attrs.get("type") or ev.label, ev.attrs.get("plate")), how, t)
+        seen = ev.attrs_as(Described)
+        reason = self._reason(what(seen.type or ev.label, seen.plate), how, t)
         ctx.raise_(self.cfg, self.kind, f"track:{ev.camera}:{ev.track}", t, ev.camera, reason, event=ev)
 
 

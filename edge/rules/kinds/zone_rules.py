@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from edge.events.payloads import Described, ZoneAttrs
 from edge.events.schema import Event
 from edge.rules.config import LoiteringRule, OccupancyRule, TypeNotAllowedRule
 from edge.rules.kinds.base import Context, RuleKind, what
@@ -44,14 +45,14 @@ class Loitering(RuleKind[LoiteringRule]):
     def adopt(self, old: Any) -> None:
         self.inside = old.inside
 
-    def _zone_wanted(self, z: Any) -> bool:
-        return bool(z) and (not self.cfg.zones or z in self.cfg.zones)
+    def _zone_wanted(self, z: str) -> bool:
+        return not self.cfg.zones or z in self.cfg.zones
 
     def _judge(self, key: tuple[str, str, int], ev: Event, dwell: float, at: float, ctx: Context) -> None:
         """Raise when ``dwell`` (entered -> the sighting ``ev`` at ``at``) is over the limit."""
         camera, z, track = key
         subject = f"zone:{camera}:{z}:{track}"
-        vtype = ev.attrs.get("type")
+        vtype = ev.attrs_as(Described).type
         if dwell <= self.cfg.max_seconds or ctx.is_open(self.cfg, subject):
             return
         if self.cfg.types and vtype not in self.cfg.types:
@@ -67,8 +68,9 @@ class Loitering(RuleKind[LoiteringRule]):
                 del self.inside[key]
                 ctx.clear(self.cfg, f"zone:{key[0]}:{key[1]}:{key[2]}", t)
             return
-        if ev.type == "zone" and self._zone_wanted(ev.attrs.get("zone")):
-            key = (ev.camera, str(ev.attrs["zone"]), ev.track)
+        zone = ev.attrs_as(ZoneAttrs) if ev.type == "zone" else None
+        if zone is not None and self._zone_wanted(zone.zone):
+            key = (ev.camera, zone.zone, ev.track)
             if ev.phase == "start" and len(self.inside) < MAX_TIMERS:
                 self.inside[key] = _Stay(t, t)
                 return
@@ -76,7 +78,7 @@ class Loitering(RuleKind[LoiteringRule]):
                 stay = self.inside.pop(key, None)
                 # the pipeline's dwell runs to the last sighting (t), never through coasting; it
                 # also judges stays whose start this instance never saw (a restart)
-                dwell = ev.attrs.get("dwell")
+                dwell = zone.dwell
                 if dwell is None and stay is not None:
                     dwell = t - stay.entered
                 if dwell is not None:
@@ -107,9 +109,12 @@ class Occupancy(RuleKind[OccupancyRule]):
     kind = "occupancy"
 
     def on_event(self, ev: Event, t: float, ctx: Context) -> None:
-        if ev.type != "zone" or ev.attrs.get("zone") != self.cfg.zone or ev.attrs.get("occupancy") is None:
+        if ev.type != "zone":
             return
-        occ = int(ev.attrs["occupancy"])
+        zone = ev.attrs_as(ZoneAttrs)
+        if zone.zone != self.cfg.zone or zone.occupancy is None:
+            return
+        occ = zone.occupancy
         subject = f"zone:{ev.camera}:{self.cfg.zone}"
         if occ > self.cfg.capacity:
             reason = f"{occ} objects in zone {self.cfg.zone} on {ev.camera} (capacity {self.cfg.capacity})"
@@ -127,10 +132,11 @@ class TypeNotAllowed(RuleKind[TypeNotAllowedRule]):
     def on_event(self, ev: Event, t: float, ctx: Context) -> None:
         if self.cfg.where == "visit" or ev.type != "zone" or ev.phase != "start" or ev.track is None:
             return
-        z, vtype = ev.attrs.get("zone"), ev.attrs.get("type")
+        zone = ev.attrs_as(ZoneAttrs)
+        z, vtype = zone.zone, zone.type
         if vtype not in self.cfg.types or (self.cfg.zones and z not in self.cfg.zones):
             return
-        reason = f"{what(vtype, ev.attrs.get('plate'))} entered zone {z} on {ev.camera}; {vtype} not allowed"
+        reason = f"{what(vtype, zone.plate)} entered zone {z} on {ev.camera}; {vtype} not allowed"
         ctx.raise_(self.cfg, self.kind, f"zone:{ev.camera}:{z}:{ev.track}", t, ev.camera, reason, event=ev)
 
     def on_visit(self, change: VisitChange, ev: Event, ctx: Context) -> None:

@@ -1,0 +1,33 @@
+"""``counts:``: per-interval line and zone counts."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from edge.config.schema.base import Strict
+from edge.rules.schedule import zone
+
+
+class CountsConfig(Strict):
+    """``counts:``: per line and interval, crossings by direction and type, zone occupancy and dwell
+    (``count`` events, docs/events.md)."""
+
+    enabled: bool = True
+    interval_minutes: float = Field(
+        15.0, ge=0.25, le=1440, description="minutes per count event, a divisor of a day, wall-clock aligned"
+    )
+    timezone: str | None = Field(None, description="IANA zone the intervals align to; default rules.timezone")
+
+    @field_validator("interval_minutes")
+    @classmethod
+    def _divides_day(cls, v: float) -> float:
+        if abs(1440 / v - round(1440 / v)) > 1e-9:
+            raise ValueError("must divide a day (1440 minutes) evenly, e.g. 5, 15, 60")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            zone(v)
+        return v
