@@ -4,9 +4,11 @@ Each ``count-*`` clip is replayed once through the real ``edge replay`` path (de
 truth's line as line ``count``, zones none) with the counts processor; the events each level
 keeps (``edge.counts.detail``) are summed as MQTT messages: JSON payload + topic
 (``edge/<device>/<camera>/events/<type>``) + 5 bytes of MQTT PUBLISH header. A week is the clip
-looped: its per-second bytes x 604,800 for ``tracks`` and ``crossings``. At ``counts`` the week is
-672 count events of 15 minutes whose crossings are the clip's (scaled to 15 minutes, so each has
-every line/direction/type the clip has), plus the clip's anomaly/screentime events looped.
+looped: its per-second bytes x 604,800 for the per-vehicle events. At ``crossings`` the clip's
+line events, looped for an hour, go through the device's batcher (edge.counts.batching): its
+``crossings`` events (one a minute) x 168. Count events (``crossings`` and ``counts``): 672 of 15
+minutes whose crossings are the clip's (scaled to 15 minutes, so each has every line/direction/type
+the clip has).
 
 Usage: python bench/counts_bytes.py [--clips NAME,...]
 """
@@ -14,17 +16,21 @@ Usage: python bench/counts_bytes.py [--clips NAME,...]
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from counting import Clip, camera_config, load_clips  # noqa: E402
 
 from edge.clock import ManualClock  # noqa: E402
-from edge.counts.detail import LEVELS, keeps  # noqa: E402
+from edge.counts.batching import Batcher  # noqa: E402
+from edge.counts.detail import BATCHED, LEVELS, keeps  # noqa: E402
+from edge.counts.processor import LATE  # noqa: E402
 from edge.counts.tally import Tally  # noqa: E402
-from edge.events.schema import Event  # noqa: E402
+from edge.events.schema import Event, utc_iso  # noqa: E402
 from edge.replay import replay  # noqa: E402
 from edge.rules import build_processors  # noqa: E402
 
@@ -51,6 +57,20 @@ def week_count_event(clip_s: float, lines: list[Event], device: str, camera: str
     return tally.event(device, camera).model_copy(update={"device": device, "seq": 123456})
 
 
+def hour_of_batches(clip_s: float, lines: list[Event], device: str = "edge-1") -> tuple[list[Event], float]:
+    """The ``crossings`` events of the clip's line events looped for an hour; (events, seconds covered)."""
+    batcher = Batcher(device, {e.camera for e in lines}, LATE)
+    loops = math.ceil(3600 / clip_s)
+    out: list[Event] = []
+    for k in range(loops):
+        for e in lines:
+            t = datetime.fromisoformat(e.ts.replace("Z", "+00:00")).timestamp() + k * clip_s
+            out += batcher.add(e.model_copy(update={"ts": utc_iso(t)}), t)
+            out += batcher.tick(t)
+    out += batcher.close()
+    return [b.model_copy(update={"device": device, "seq": 123456}) for b in out], loops * clip_s
+
+
 def measure(clip: Clip) -> dict[str, tuple[float, float]]:
     """level -> (MB per camera-week, messages per camera-week)."""
     app = camera_config(clip, {})
@@ -60,12 +80,16 @@ def measure(clip: Clip) -> dict[str, tuple[float, float]]:
     clip_s = float(clip.truth["duration_s"])
     loops = WEEK / clip_s
     out: dict[str, tuple[float, float]] = {}
+    lines = [e for e in events if e.type == "line"]
     for level in LEVELS:
-        kept = [e for e in events if keeps(level, e.type) and e.type != "count"]
+        kept = [e for e in events if keeps(level, e.type) and e.type not in ("count", "crossings")]
         size = sum(message_bytes(e) for e in kept) * loops
         n = len(kept) * loops
+        if level == BATCHED:
+            batches, covered = hour_of_batches(clip_s, lines)
+            size += sum(message_bytes(b) for b in batches) * WEEK / covered
+            n += len(batches) * WEEK / covered
         if keeps(level, "count"):
-            lines = [e for e in events if e.type == "line"]
             size += message_bytes(week_count_event(clip_s, lines, "edge-1", "camera")) * (WEEK / INTERVAL)
             n += WEEK / INTERVAL
         out[level] = (size / 1e6, n)

@@ -102,10 +102,11 @@ def _manual_clock() -> Any:
 KILL_INTERVAL_S = 30
 
 
-def _run_config(tmp_path: Path, video: Path, lines: dict[str, Any]) -> Path:
+def _run_config(tmp_path: Path, video: Path, lines: dict[str, Any], detail: str = "tracks") -> Path:
+    camera = {"url": str(video), "loop": True, "realtime": True, "lines": lines, "events": {"detail": detail}}
     data = {
         "device_id": "dev-k",
-        "cameras": {"road": {"url": str(video), "loop": True, "realtime": True, "lines": lines}},
+        "cameras": {"road": camera},
         "counts": {"interval_minutes": KILL_INTERVAL_S / 60},
         "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite3")},
         "outputs": {"jsonl": str(tmp_path / "events.jsonl")},
@@ -141,6 +142,37 @@ def _wait(pred: Any, timeout: float, proc: subprocess.Popen[bytes], log: Path) -
     raise AssertionError(f"timed out; log: {log.read_text(errors='replace')[-3000:]}")
 
 
+def _kill9_when(cfg: Path, log: Path, pred: Any) -> Any:
+    """Start ``edge run``, SIGKILL it as soon as ``pred()`` holds; returns what ``pred`` gave."""
+    proc = _start(cfg, log)
+    try:
+        value = _wait(pred, 240, proc, log)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return value
+
+
+def _run_past(cfg: Path, log: Path, tmp_path: Path, etype: str, start: float) -> list[dict[str, Any]]:
+    """Start ``edge run`` again, stop it (SIGTERM) once it sent an ``etype`` event of a later
+    period than the one open at the kill (``from`` > ``start``); returns every event sent."""
+    proc = _start(cfg, log)
+    try:
+
+        def later() -> bool:
+            return any(_epoch(e["attrs"]["from"]) > start for e in _events(tmp_path) if e["type"] == etype)
+
+        _wait(later, 240, proc, log)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return _events(tmp_path)
+
+
 def test_interval_open_at_kill9_is_published_once_and_complete(
     tmp_path: Path, model_env: Path, shared_data: Path
 ) -> None:
@@ -149,32 +181,11 @@ def test_interval_open_at_kill9_is_published_once_and_complete(
     before the kill; every interval's counts equal the line events in it."""
     video, lines = _clip(shared_data, "count-highway-cctv")
     cfg, log = _run_config(tmp_path, video, lines), tmp_path / "edge.log"
-    proc = _start(cfg, log)
-    try:
-        _wait(lambda: [e for e in _events(tmp_path) if e["type"] == "line"], 240, proc, log)
-        before = {e["id"] for e in _events(tmp_path) if e["type"] == "line"}
-        killed_at = time.time()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    open_start = Intervals(KILL_INTERVAL_S / 60, "UTC").start(killed_at)
+    _kill9_when(cfg, log, lambda: [e for e in _events(tmp_path) if e["type"] == "line"])
+    before = {e["id"] for e in _events(tmp_path) if e["type"] == "line"}
+    open_start = Intervals(KILL_INTERVAL_S / 60, "UTC").start(time.time())
     assert not [e for e in _events(tmp_path) if e["type"] == "count" and _epoch(e["attrs"]["from"]) == open_start]
-
-    proc = _start(cfg, log)
-    try:
-
-        def next_closed() -> bool:  # the interval after the killed one is published too
-            return any(_epoch(e["attrs"]["from"]) > open_start for e in _events(tmp_path) if e["type"] == "count")
-
-        _wait(next_closed, 240, proc, log)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    events = _events(tmp_path)
+    events = _run_past(cfg, log, tmp_path, "count", open_start)  # the interval after the killed one is sent too
     counts = [e for e in events if e["type"] == "count"]
     assert len({e["id"] for e in counts}) == len(counts), "an interval was published twice"
     assert len({(e["camera"], e["attrs"]["from"]) for e in counts}) == len(counts)
@@ -190,14 +201,13 @@ def test_interval_open_at_kill9_is_published_once_and_complete(
     assert sum(_counted(spanning).values()) >= len(killed_in)
 
 
-def test_counts_detail_sends_only_counts_and_anomalies(tmp_path: Path) -> None:
-    """A camera at ``events.detail: counts`` sends no track or line events, the count event goes
-    out; a ``tracks`` camera beside it still sends everything; crossings are still counted."""
+def _beside_a_tracks_camera(tmp_path: Path, camera: str, detail: str) -> tuple[Any, Path]:
+    """The delivery (bus, JSONL file) of ``camera`` at ``detail`` and camera ``full`` at ``tracks``."""
     out = tmp_path / "events.jsonl"
     app = parse_config(
         {
             "cameras": {
-                "quiet": {"url": "a.mp4", "events": {"detail": "counts"}, "lines": _LINE},
+                camera: {"url": "a.mp4", "events": {"detail": detail}, "lines": _LINE},
                 "full": {"url": "b.mp4", "lines": _LINE},
             },
             "outputs": {"jsonl": str(out)},
@@ -206,6 +216,13 @@ def test_counts_detail_sends_only_counts_and_anomalies(tmp_path: Path) -> None:
         "<test>",
     )
     bus, _ = build_delivery(app)
+    return bus, out
+
+
+def test_counts_detail_sends_only_counts_and_anomalies(tmp_path: Path) -> None:
+    """A camera at ``events.detail: counts`` sends no track or line events, the count event goes
+    out; a ``tracks`` camera beside it still sends everything; crossings are still counted."""
+    bus, out = _beside_a_tracks_camera(tmp_path, "quiet", "counts")
     t0 = 1_800_000_000.0
     for cam in ("quiet", "full"):
         bus.emit(Event(device="", camera=cam, type="track", phase="start", ts=utc_iso(t0 + 1), track=1, label="car"))
@@ -335,3 +352,177 @@ def test_state_file_continues_an_interval_and_resends_an_undelivered_one(tmp_pat
     proc, out = make(), []
     deliver(proc, proc.tick(t0 + 61))
     assert out == []  # delivered once: never again
+
+
+# -- events.detail: crossings (one crossings event per camera and minute) ---------------------------
+
+
+def _described_line(camera: str, at: float, track: int, direction: str = "in") -> Event:
+    attrs = {"line": "gate", "dir": direction, "type": "car", "type_confidence": 0.93, "color": "white",
+             "color_confidence": 0.71, "road": "B96"}  # fmt: skip
+    return Event(device="", camera=camera, type="line", ts=utc_iso(at), track=track, label="car", attrs=attrs)
+
+
+def test_crossings_detail_sends_one_batch_a_minute_that_holds_every_crossing(tmp_path: Path) -> None:
+    """A camera at ``events.detail: crossings`` sends no line or track events but one ``crossings``
+    event per minute with crossings in it; its rows give back each line event (time to the ms,
+    track, label, line, direction, type, colour, road); the count events still go out, and the
+    batches are valid events of the published JSON Schema. A ``tracks`` camera gets no batch."""
+    import jsonschema
+
+    from edge.counts.batch import line_events
+
+    bus, out = _beside_a_tracks_camera(tmp_path, "busy", "crossings")
+    t0 = 1_800_000_000.0  # a minute (and 15-minute) boundary
+    sent_lines = []
+    for i, at in enumerate((3.25, 41.5, 59.999, 61.0, 150.125)):  # minutes 0, 0, 0, 1, 2
+        for cam in ("busy", "full"):
+            bus.emit(Event(device="", camera=cam, type="track", phase="start", ts=utc_iso(t0 + at), track=i))
+            line = bus.emit(_described_line(cam, t0 + at, i, "in" if i % 2 else "out"))
+            if cam == "busy":
+                sent_lines.append(json.loads(line.to_json()))
+        bus.tick(t0 + at + 1)
+    bus.tick(t0 + 15 * 60 + 10)  # every minute and the first interval are over
+    bus.close()
+    sent = [json.loads(ln) for ln in out.read_text().splitlines()]
+    busy = [e for e in sent if e["camera"] == "busy"]
+    assert {e["type"] for e in busy} == {"crossings", "count"}
+    batches = [e for e in busy if e["type"] == "crossings"]
+    assert [(e["attrs"]["from"], len(e["attrs"]["rows"])) for e in batches] == [
+        (utc_iso(t0), 3), (utc_iso(t0 + 60), 1), (utc_iso(t0 + 120), 1),
+    ]  # fmt: skip
+    assert all(e["attrs"]["period"] == 60 and e["ts"] == utc_iso(_epoch(e["attrs"]["from"]) + 60) for e in batches)
+    keep = ("ts", "track", "label", "attrs")
+    assert [{k: e[k] for k in keep} for b in batches for e in line_events(b)] == [
+        {k: e[k] for k in keep} for e in sent_lines
+    ]
+    assert {e["type"] for e in sent if e["camera"] == "full"} == {"track", "line", "count"}
+    schema = json.loads((ROOT / "docs" / "event-schema.json").read_text(encoding="utf-8"))
+    for e in batches:
+        jsonschema.validate(e, schema)
+    count = next(e for e in busy if e["type"] == "count")
+    assert count["attrs"]["lines"] == {"gate": {"in": {"car": 2}, "out": {"car": 3}}}
+
+
+def test_crossings_batch_open_at_kill9_is_sent_once_with_its_crossings(tmp_path: Path) -> None:
+    """The state file holds the open minute: a processor dropped without closing (kill -9) and
+    built again continues it, so the minute's one batch has the crossings from before and after;
+    a batch closed but never handed back (not in the outbox) is sent again with the same id, once."""
+    from edge.counts.processor import CountProcessor
+    from edge.counts.store import CountStore
+
+    def make() -> CountProcessor:
+        store = CountStore(tmp_path / "counts.sqlite3")
+        return CountProcessor("dev", set(), Intervals(15, "UTC"), store, batched={"road"})
+
+    t0 = 1_800_000_000.0
+    proc, out = make(), []
+    for i, at in enumerate((5.0, 20.0)):
+        out += proc.process(_described_line("road", t0 + at, i))
+        out += proc.tick(t0 + at + 1)
+    assert out == []  # the minute is open; kill -9 now: no close()
+    proc = make()
+    out += proc.process(_described_line("road", t0 + 40, 2))
+    out += proc.tick(t0 + 65)  # 5 s after the minute: not yet (10 s late)
+    assert out == []
+    out += proc.tick(t0 + 71)
+    assert [(e.attrs["from"], [r[:2] for r in e.attrs["rows"]]) for e in out] == [
+        (utc_iso(t0), [[5.0, 0], [20.0, 1], [40.0, 2]])
+    ]
+    first = out[0]  # killed again before the bus handed it back (it may not be in the outbox)
+    proc, out = make(), []
+    out += proc.tick(t0 + 72)
+    assert [(e.id, e.attrs) for e in out] == [(first.id, first.attrs)]
+    for e in out:
+        proc.process(e.model_copy(update={"device": "dev"}))  # the bus hands it back: delivered
+    proc.close()
+    proc = make()
+    assert proc.tick(t0 + 200) == []
+
+
+def test_crossings_batch_of_a_full_minute_is_cut_and_late_crossings_go_to_the_open_minute() -> None:
+    """More crossings in a minute than one event carries make several events (distinct ids, the
+    rows in order); a crossing that comes after its minute was sent is in the next batch, with
+    its true time (a negative offset), not lost and not in a batch of its own id twice."""
+    from edge.counts.batch import MAX_ROWS, line_events
+    from edge.counts.processor import CountProcessor
+
+    proc = CountProcessor("dev", set(), Intervals(15, "UTC"), None, batched={"road"})
+    t0 = 1_800_000_000.0
+    out: list[Event] = []
+    n = MAX_ROWS + 5
+    for i in range(n):
+        out += proc.process(_described_line("road", t0 + i * 50 / n, i))
+    out += proc.tick(t0 + 75)  # the minute is sent
+    out += proc.process(_described_line("road", t0 + 59.5, n))  # a crossing from that minute, late
+    out += proc.process(_described_line("road", t0 + 80, n + 1))
+    out += proc.close()
+    sizes = [len(e.attrs["rows"]) for e in out]
+    assert len(sizes) >= 3 and max(sizes) <= MAX_ROWS and sizes[-1] == 2, sizes
+    assert all(_epoch(e.attrs["from"]) < t0 + 60 for e in out[:-1]) and out[-1].attrs["from"] == utc_iso(t0 + 60)
+    assert len({e.id for e in out}) == len(out)
+    rows = [x for e in out for x in line_events(json.loads(e.model_copy(update={"device": "dev"}).to_json()))]
+    assert [r["track"] for r in rows] == list(range(n + 2))
+    assert rows[n]["ts"] == utc_iso(t0 + 59.5) and out[-1].attrs["rows"][0][0] == -0.5
+
+
+def _open_batch(state: Path) -> tuple[float, list[tuple[int, float]]] | None:
+    """The open crossings batch in the state file, if it has crossings: (start, [(track, t)])."""
+    import sqlite3
+
+    if not state.is_file():
+        return None
+    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = db.execute("SELECT data FROM batch WHERE closed = 0").fetchall()
+    except sqlite3.OperationalError:  # the table is not there yet
+        return None
+    finally:
+        db.close()
+    for (data,) in rows:
+        d = json.loads(data)
+        if d["crossings"]:
+            return float(d["start"]), [(int(c["track"]), round(c["t"], 3)) for c in d["crossings"]]
+    return None
+
+
+def test_crossings_batch_open_at_kill9_of_edge_run_is_published_once_and_complete(
+    tmp_path: Path, model_env: Path, shared_data: Path
+) -> None:
+    """``edge run`` at ``events.detail: crossings`` is killed with SIGKILL while a minute's batch
+    has crossings, then started again: that minute's ``crossings`` event comes once and holds the
+    crossings from before the kill; no line event is sent."""
+    video, lines = _clip(shared_data, "count-highway-cctv")
+    cfg, log = _run_config(tmp_path, video, lines, detail="crossings"), tmp_path / "edge.log"
+    state = tmp_path / "state" / "edge-counts.sqlite3"
+    open_start, before = _kill9_when(cfg, log, lambda: _open_batch(state))
+    assert not [e for e in _events(tmp_path) if e["type"] == "crossings" and _epoch(e["attrs"]["from"]) == open_start]
+    events = _run_past(cfg, log, tmp_path, "crossings", open_start)  # the minute after the killed one is sent too
+    assert not [e for e in events if e["type"] in ("line", "track")]
+    batches = [e for e in events if e["type"] == "crossings"]
+    assert len({e["id"] for e in batches}) == len(batches), "a batch was published twice"
+    spanning = [e for e in batches if _epoch(e["attrs"]["from"]) == open_start]
+    assert len(spanning) == 1, [e["attrs"]["from"] for e in batches]
+    a = spanning[0]["attrs"]
+    col = {c: i for i, c in enumerate(a["cols"])}
+    sent = {(r[col["track"]], round(open_start + r[col["t"]], 3)) for r in a["rows"]}
+    assert {(track, t) for track, t in before} <= sent, (before, sent)
+
+
+def test_crossings_batch_stays_under_the_fleets_event_size() -> None:
+    """Crossings with long values (plate hashes, road names) are cut into events the fleet takes
+    (at most 64 KiB each), none lost."""
+    from edge.counts.processor import CountProcessor
+    from edge.fleet.validate import MAX_EVENT_BYTES
+
+    proc = CountProcessor("dev", set(), Intervals(15, "UTC"), None, batched={"road"})
+    t0 = 1_800_000_000.0
+    out: list[Event] = []
+    for i in range(500):
+        e = _described_line("road", t0 + i * 0.1, i)
+        e.attrs.update(plate_hash="f" * 64, road="R" * 100)
+        out += proc.process(e)
+    out += proc.close()
+    sizes = [len(e.model_copy(update={"device": "dev", "seq": 10**9}).to_bytes()) for e in out]
+    assert len(out) > 1 and max(sizes) < MAX_EVENT_BYTES, sizes
+    assert sum(len(e.attrs["rows"]) for e in out) == 500

@@ -198,3 +198,88 @@ def test_counts_page_charts_the_replayed_clip_in_chromium(
         assert not blocked, blocked
     finally:
         fleet.stop()
+
+
+def _fleet(tmp_path: Path, broker: Broker, **extra: Any) -> Any:
+    from edge.fleet.config import parse_fleet_config
+    from edge.fleet.service import Fleet
+
+    cfg = {"database": f"sqlite:///{tmp_path / 'fleet.sqlite3'}", "mqtt": {"host": broker.host, "port": broker.port}}
+    return Fleet(parse_fleet_config({**cfg, "web": {"enabled": False}, **extra})).start()
+
+
+def _batch(line_events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``crossings`` event a device at ``events.detail: crossings`` sends for these line events."""
+    from edge.counts.batch import Batch, minute_start
+
+    first = Event.model_validate(line_events[0])
+    start = minute_start(datetime.fromisoformat(first.ts.replace("Z", "+00:00")).timestamp())
+    batch = Batch(start, start + 60)
+    for e in line_events:
+        batch.add(Event.model_validate(e))
+    sent = batch.event(first.device, first.camera).model_copy(update={"device": first.device, "seq": 7})
+    return json.loads(sent.to_json())
+
+
+def test_crossings_batches_are_stored_and_the_fleet_rules_read_their_rows(tmp_path: Path, broker: Broker) -> None:
+    """A batch from a device at ``events.detail: crossings`` is stored once (not dead-lettered as
+    malformed); the fleet's rule engine reads its rows as crossings: a car that entered at site A
+    (in a batch) and left at site B (a line event) is one closed cross-device visit. A batch whose
+    rows do not fit its columns is refused at the door, naming the field."""
+    import time
+
+    import sqlalchemy as sa
+
+    from tests.test_fleet_fixtures import line_event
+
+    m = time.time() // 60 * 60 - 120  # a minute just over (the fleet's visits time out by the wall clock)
+    entry = line_event("site-a", "north", utc_iso(m + 5.25), track=7, direction="in", role="entry", plate="CA123456")
+    other = line_event("site-a", "north", utc_iso(m + 40), track=8, direction="out", role="exit", plate="XY1")
+    batch = _batch([entry, other])
+    bad = json.loads(json.dumps(batch))
+    bad["id"], bad["attrs"]["rows"][1] = "c" * 32, bad["attrs"]["rows"][1][:-1]
+    with pytest.raises(Rejected) as err:
+        admit("edge", "edge/site-a/north/events/crossings", json.dumps(bad).encode())
+    assert err.value.reason == "schema" and "rows.1" in err.value.detail, err.value.detail
+    exit_ = line_event("site-b", "south", utc_iso(m + 100), track=3, direction="out", role="exit", plate="CA123456")
+    fleet = _fleet(tmp_path, broker, rules={"enabled": True})
+    try:
+        pub = Publisher(broker)
+        pub.events([batch, batch, bad, exit_])  # the batch twice: a redelivery
+        pub.close()
+        store = fleet.store
+        wait_until(lambda: store.event(exit_["id"]) is not None, what="the exit crossing")
+        wait_until(lambda: any(v["status"] == "closed" for v in store.visits()), what="a closed visit")
+        (visit,) = [v for v in store.visits() if v["status"] == "closed"]
+        assert (visit["device"], visit["exit_device"], visit["plate"]) == ("site-a", "site-b", "CA123456")
+        assert store.event(batch["id"]) is not None and store.count_events("site-a") == 1
+        with store.engine.connect() as c:
+            dead = c.execute(sa.text("SELECT topic, reason FROM dead_letters")).all()
+        assert [tuple(r) for r in dead] == [("edge/site-a/north/events/crossings", "schema")]
+    finally:
+        fleet.stop()
+
+
+def test_store_events_false_keeps_counts_and_drops_raw_events(tmp_path: Path, broker: Broker) -> None:
+    """``store_events: false`` (a rules-only instance, docs/console.md): no track, line or crossings
+    event is stored, but count events still fill the counts time series the console charts."""
+    from tests.test_fleet_fixtures import line_event
+
+    crossing = line_event("site-a", "road", utc_iso(H + 30), track=1, direction="in", role="entry", plate="CA1")
+    track = {"v": 2, "id": "d" * 32, "device": "site-a", "camera": "road", "type": "track", "phase": "start",
+             "ts": utc_iso(H + 29), "seq": 1, "track": 1, "label": "car"}  # fmt: skip
+    count = _count_event("site-a", "road", H, {"gate": {"in": {"car": 1}}})
+    fleet = _fleet(tmp_path, broker, store_events=False)
+    try:
+        pub = Publisher(broker)
+        pub.events([track, crossing, _batch([crossing]), count])
+        pub.close()
+        store = fleet.store
+        wait_until(lambda: counts.series(store.engine, H, H + 3600) != [], what="the hourly counts")
+        assert [(r["t"], r["in_car"]) for r in counts.series(store.engine, H, H + 3600)] == [
+            ("2026-11-28T00:00+0000", 1)
+        ]
+        wait_until(lambda: fleet.ingest.idle(), what="ingest idle")
+        assert [e["type"] for e in map(store.event, store.event_ids())] == ["count"]
+    finally:
+        fleet.stop()

@@ -1,8 +1,9 @@
 """``events.detail`` per camera: which events leave the device (docs/events.md, detail levels).
 
 - ``tracks`` (default): every event.
-- ``crossings``: no per-frame track or plate events; line, zone, visit, state and everything of
-  ``counts``.
+- ``crossings``: no per-frame track or plate events; the crossings batched in one ``crossings``
+  event per camera and minute (edge.counts.batching) instead of ``line`` events; zone, visit,
+  state and everything of ``counts``.
 - ``counts``: ``count`` (per interval), ``anomaly`` and ``screentime`` only: nothing per vehicle.
 
 The filter sits in front of the sinks only: the processors (rules, counts) still see every event,
@@ -21,9 +22,12 @@ from edge.events.sinks import Sink
 _COUNTS = frozenset({"count", "anomaly", "screentime"})
 LEVELS: dict[str, frozenset[str] | None] = {
     "tracks": None,  # everything
-    "crossings": _COUNTS | {"line", "zone", "visit", "state"},
+    "crossings": _COUNTS | {"crossings", "zone", "visit", "state"},
     "counts": _COUNTS,
 }
+
+
+BATCHED = "crossings"  # the level whose cameras send their line events batched (edge.counts.batching)
 
 
 def keeps(level: str, event_type: str) -> bool:

@@ -1,5 +1,7 @@
 """The count processor: a bus :class:`~edge.events.bus.Processor` that turns ``line`` and ``zone``
-events into one ``count`` event per camera and wall-clock interval.
+events into one ``count`` event per camera and wall-clock interval, and, for the cameras at
+``events.detail: crossings``, ``line`` events into one ``crossings`` event per camera and minute
+(:mod:`edge.counts.batching`; the detail filter then sends the batch instead of the line events).
 
 An interval closes when an event or :meth:`CountProcessor.tick` (``LATE`` s after its end, so
 the crossings of its last frames are in) shows it is over; a crossing that arrives after its
@@ -21,9 +23,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.counts.batching import Batcher
+from edge.counts.detail import BATCHED
 from edge.counts.interval import Intervals
 from edge.counts.store import CountStore
 from edge.counts.tally import MAX_GAP, Tally, ZoneTally
+from edge.events.payloads import LineAttrs, ZoneAttrs
 from edge.events.schema import Event
 
 if TYPE_CHECKING:
@@ -39,10 +44,19 @@ def _epoch(iso: str) -> float:
 
 
 class CountProcessor:
-    """Per camera: the open :class:`Tally`, the zones' current occupancy."""
+    """Per camera: the open :class:`Tally`, the zones' current occupancy; the open crossings
+    batch of the ``batched`` cameras (which need not be counted: ``counts.enabled: false``)."""
 
-    def __init__(self, device: str, cameras: set[str], intervals: Intervals, store: CountStore | None = None) -> None:
+    def __init__(
+        self,
+        device: str,
+        cameras: set[str],
+        intervals: Intervals,
+        store: CountStore | None = None,
+        batched: set[str] | None = None,
+    ) -> None:
         self.device, self.cameras, self.intervals, self.store = device, cameras, intervals, store
+        self.batcher = Batcher(device, set(batched or ()), LATE, store)
         self._open: dict[str, Tally] = {}
         self._occupancy: dict[str, dict[str, int]] = {c: {} for c in cameras}
         self._pending: dict[str, tuple[str, float]] = {}  # event id -> (camera, start): closed, not yet delivered
@@ -67,30 +81,36 @@ class CountProcessor:
 
     def process(self, event: Event) -> list[Event]:
         """Count a ``line`` / ``zone`` event; returns ``count`` events of intervals it shows are over."""
-        if event.type == "count":
+        if event.type in ("count", "crossings"):
             self._delivered(event.id)
             return []
-        if event.type not in ("line", "zone") or event.camera not in self.cameras:
+        if event.type not in ("line", "zone"):
             return []
         t = _epoch(event.ts)
         with self._lock:
-            out = self._advance(event.camera, t, t)
+            out: list[Event] = []
+            if event.type == "line" and event.camera in self.batcher.cameras:
+                out += self.batcher.add(event, t)
+            if event.camera not in self.cameras:
+                return out
+            out += self._advance(event.camera, t, t)
             tally = self._open[event.camera]
             occupancy = self._occupancy[event.camera]
             tally.observe(t, occupancy)
             if event.type == "line":
-                kind = str(event.attrs.get("type") or event.label or "unknown")
-                tally.crossing(str(event.attrs.get("line", "?")), str(event.attrs.get("dir", "?")), kind)
+                line = event.attrs_as(LineAttrs)
+                tally.crossing(line.line, line.dir, line.type or event.label or "unknown")
                 self._save(event.camera)  # a crossing is never lost to a crash
-            elif event.phase in ("start", "end") and "zone" in event.attrs:
-                name = str(event.attrs["zone"])
-                occupancy[name] = int(event.attrs.get("occupancy", 0))
+            elif event.type == "zone" and event.phase in ("start", "end"):
+                stay = event.attrs_as(ZoneAttrs)
+                name = stay.zone
+                occupancy[name] = stay.occupancy or 0
                 zone = tally.zones.setdefault(name, ZoneTally())
                 zone.peak = max(zone.peak, occupancy[name])
                 if event.phase == "start":
                     zone.entries += 1
                 else:
-                    zone.dwell += float(event.attrs.get("dwell") or 0.0)
+                    zone.dwell += stay.dwell or 0.0
                 self._dirty.add(event.camera)
         return out
 
@@ -98,6 +118,7 @@ class CountProcessor:
         """Close the intervals that ended ``LATE`` s ago (zeros too); write pending changes."""
         with self._lock:
             out, self._resend = self._resend, []
+            out += self.batcher.tick(now)
             for camera in sorted(self.cameras):
                 out += self._advance(camera, now - LATE, now)
                 self._open[camera].observe(now, self._occupancy[camera])
@@ -113,12 +134,13 @@ class CountProcessor:
         """Shutdown: with a state file, write the open intervals (they go on after the restart);
         without one, emit them as they are (the last, partial interval of a replay)."""
         with self._lock:
+            out = self.batcher.close()
             if self.store is not None:
                 for camera in sorted(self._open):
                     self._save(camera)
                 self.store.close()
-                return []
-            out = [t.event(self.device, c, t.last) for c, t in sorted(self._open.items()) if t.last is not None]
+                return out
+            out += [t.event(self.device, c, t.last) for c, t in sorted(self._open.items()) if t.last is not None]
             self._open.clear()
             return out
 
@@ -163,6 +185,7 @@ class CountProcessor:
 
     def _delivered(self, event_id: str) -> None:
         with self._lock:
+            self.batcher.delivered(event_id)
             key = self._pending.pop(event_id, None)
             if key is not None and self.store is not None:
                 self.store.delete(*key)
@@ -173,13 +196,16 @@ class CountProcessor:
 
 
 def build_counter(app: AppConfig, state_dir: Path | None, *, persist: bool = True) -> CountProcessor | None:
-    """The count processor of ``app`` (None when ``counts.enabled`` is off or no enabled camera
-    has a line or zone); its state file is ``edge-counts.sqlite3`` in ``state_dir`` (default:
-    beside the outbox), none with ``persist=False``."""
-    cameras = {n for n, c in app.cameras.items() if c.enabled and (c.lines or c.zones)}
-    if not app.counts.enabled or not cameras:
+    """The count processor of ``app``: it counts the enabled cameras with a line or zone (none
+    when ``counts.enabled`` is off) and batches the crossings of those at ``events.detail:
+    crossings`` (None: nothing to do). Its state file is ``edge-counts.sqlite3`` in ``state_dir``
+    (default: beside the outbox), none with ``persist=False``."""
+    enabled = {n: c for n, c in app.cameras.items() if c.enabled}
+    cameras = {n for n, c in enabled.items() if c.lines or c.zones} if app.counts.enabled else set()
+    batched = {n for n, c in enabled.items() if c.lines and c.events.detail == BATCHED}
+    if not cameras and not batched:
         return None
     intervals = Intervals(app.counts.interval_minutes, app.counts.timezone or app.rules.timezone)
     directory = state_dir if state_dir is not None else Path(app.outbox.path).parent
     store = CountStore(directory / STORE_NAME) if persist else None
-    return CountProcessor(app.device_id, cameras, intervals, store)
+    return CountProcessor(app.device_id, cameras, intervals, store, batched)

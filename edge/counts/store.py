@@ -1,6 +1,7 @@
-"""The counter's state file: every camera's open interval, and closed ones until their ``count``
-event is in the outbox. SQLite in WAL mode, like the outbox: a write that returned survives
-kill -9 of the process (``synchronous=NORMAL``; a power cut may lose the last second)."""
+"""The counter's state file: every camera's open interval and open crossings batch, and closed
+ones until their ``count`` / ``crossings`` event is in the outbox. SQLite in WAL mode, like the
+outbox: a write that returned survives kill -9 of the process (``synchronous=NORMAL``; a power cut
+may lose the last second)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
+from edge.counts.batch import Batch
 from edge.counts.tally import Tally
 
 log = logging.getLogger("edge.counts.store")
 
 
 class CountStore:
-    """Rows ``(camera, start) -> tally JSON, closed``."""
+    """Tables ``tally`` and ``batch``: rows ``(camera, start) -> JSON, closed``."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -29,27 +32,53 @@ class CountStore:
             "CREATE TABLE IF NOT EXISTS tally (camera TEXT NOT NULL, start REAL NOT NULL, "
             "closed INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL, PRIMARY KEY (camera, start))"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS batch (camera TEXT NOT NULL, start REAL NOT NULL, "
+            "closed INTEGER NOT NULL DEFAULT 0, data TEXT NOT NULL, PRIMARY KEY (camera, start))"
+        )
 
     def load(self) -> list[tuple[str, Tally, bool]]:
         """Every stored interval: (camera, tally, closed), oldest first."""
-        with self._lock:
-            rows = self._db.execute("SELECT camera, closed, data FROM tally ORDER BY start, camera").fetchall()
-        return [(cam, Tally.from_dict(json.loads(data)), bool(closed)) for cam, closed, data in rows]
+        return [(cam, Tally.from_dict(d), closed) for cam, d, closed in self._load("tally")]
 
     def save(self, camera: str, tally: Tally, closed: bool = False) -> None:
         """Write (replace) one interval."""
-        data = json.dumps(tally.to_dict(), separators=(",", ":"))
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO tally (camera, start, closed, data) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(camera, start) DO UPDATE SET closed = excluded.closed, data = excluded.data",
-                (camera, tally.start, int(closed), data),
-            )
+        self._save("tally", camera, tally.start, tally.to_dict(), closed)
 
     def delete(self, camera: str, start: float) -> None:
         """Forget an interval whose event was delivered to the sinks."""
+        self._delete("tally", camera, start)
+
+    def load_batches(self) -> list[tuple[str, Batch, bool]]:
+        """Every stored crossings batch: (camera, batch, closed), oldest first."""
+        return [(cam, Batch.from_dict(d), closed) for cam, d, closed in self._load("batch")]
+
+    def save_batch(self, camera: str, batch: Batch, closed: bool = False) -> None:
+        """Write (replace) one crossings batch."""
+        self._save("batch", camera, batch.start, batch.to_dict(), closed)
+
+    def delete_batch(self, camera: str, start: float) -> None:
+        """Forget a batch whose event was delivered to the sinks."""
+        self._delete("batch", camera, start)
+
+    # table: "tally" or "batch" (constants of this class, never input)
+    def _load(self, table: str) -> list[tuple[str, dict[str, Any], bool]]:
         with self._lock:
-            self._db.execute("DELETE FROM tally WHERE camera = ? AND start = ?", (camera, start))
+            rows = self._db.execute(f"SELECT camera, closed, data FROM {table} ORDER BY start, camera").fetchall()
+        return [(cam, json.loads(data), bool(closed)) for cam, closed, data in rows]
+
+    def _save(self, table: str, camera: str, start: float, state: dict[str, Any], closed: bool) -> None:
+        data = json.dumps(state, separators=(",", ":"))
+        with self._lock:
+            self._db.execute(
+                f"INSERT INTO {table} (camera, start, closed, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(camera, start) DO UPDATE SET closed = excluded.closed, data = excluded.data",
+                (camera, start, int(closed), data),
+            )
+
+    def _delete(self, table: str, camera: str, start: float) -> None:
+        with self._lock:
+            self._db.execute(f"DELETE FROM {table} WHERE camera = ? AND start = ?", (camera, start))
 
     def close(self) -> None:
         """Close the file."""

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edge.clock import SystemClock
+from edge.counts.batch import line_events
 from edge.events.schema import Event
 from edge.fleet.config import FleetRules
 from edge.rules.engine import RuleEngine
@@ -32,6 +33,11 @@ SEEN_MAX = 200_000  # event ids remembered for the engine's own deduplication
 def namespaced(e: dict[str, Any]) -> Event:
     """The event as the fleet engine sees it: camera ``device/camera``."""
     return Event.model_validate({**e, "camera": f"{e['device']}/{e['camera']}"})
+
+
+def _unbatched(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``crossings`` batches (devices at ``events.detail: crossings``) as the line events they stand for."""
+    return [x for e in events for x in (line_events(e) if e.get("type") == "crossings" else [e])]
 
 
 class FleetEngine:
@@ -49,7 +55,7 @@ class FleetEngine:
         """Process raw device events (own duplicates skipped, derived ones ignored); returns derived events."""
         out: list[Event] = []
         with self._lock:
-            for e in events:
+            for e in _unbatched(events):
                 if e.get("type") in ("visit", "anomaly") or e["id"] in self._seen:
                     continue
                 self._seen[e["id"]] = None

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from edge.config import Name
+from edge.events.payloads import CrossingsAttrs
 from edge.events.schema import Event
 from edge.fleet.counts import rows_of
 from edge.fleet.migrations.m001_initial import events
@@ -266,6 +267,8 @@ def check_event(device: str, camera: str, etype: str, payload: bytes) -> dict[st
             check_row(*found)
     if d["type"] == "count":
         _count_rows(d)
+    if d["type"] == "crossings":  # stored as an event (``body``); the fleet's rules read its rows
+        _validated(CrossingsAttrs, d.get("attrs") or {}, "attrs")
     check_row(events, event_row(d, time.time()))
     return d
 
