@@ -91,7 +91,9 @@ def test_each_mode_hides_the_person_and_leaves_the_room(footage: tuple[dict[int,
         diff = np.abs(out.astype(int) - image.astype(int)).max(axis=2)
         # the person's detail is gone: what is left of it no longer follows the original's
         assert np.corrcoef(detail(image)[inner], detail(out)[inner])[0, 1] < 0.3, mode
-        assert (diff[room] == 0).mean() > 0.99, mode  # the room away from the person is untouched
+        # the room away from the person is untouched (but for a little of the table he holds:
+        # next to a person the mask errs on the side of masking)
+        assert (diff[room] == 0).mean() > 0.98, mode
     off = CameraConfig(url="x.mp4", privacy={"people": "off", "faces": "off"})  # type: ignore[arg-type]
     assert PrivacyFilter(PrivacyPolicy.for_camera(off), "cam").mask(image) is image
 

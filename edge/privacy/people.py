@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ModelError
+from edge.privacy.check import PERSON_LABELS
 from edge.types import Detections
 
 PERSON_DETECTOR = "person-vehicle-bike-detection-crossroad-0078"
-PERSON_LABELS = frozenset({"person", "pedestrian"})
 SCORE = 0.15  # low: a missed person leaves unmasked; a false box only masks what the model calls a person
 
 

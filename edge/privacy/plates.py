@@ -4,11 +4,14 @@ with a threshold below the reader's confident reads and a margin around each pla
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edge.errors import ModelError
+
+if TYPE_CHECKING:
+    from edge.inference.pool import ModelPool
 
 PLATE_SCORE = 0.25  # YuNet: real plates ~0.5-0.9 here, false boxes on car bodies ~0.1
 MARGIN = 0.15  # of the plate's width / height, each side
@@ -30,18 +33,20 @@ class PlateFinder:
         precision: str = "auto",
         cache_dir: Path | None = None,
         mirror: str | None = None,
+        pool: ModelPool | None = None,
         **_: Any,
     ) -> PlateFinder:
-        """Pull and open the YuNet plate detector ``name``."""
+        """Pull and open the YuNet plate detector ``name`` in ``pool`` (default: the process's)."""
         from edge.inference.backends import pick_backend
-        from edge.inference.shared import ensure_model_once, shared_backend
+        from edge.inference.pool import default_pool
         from edge.plates.detect import YuNetPlateDetector
 
-        manifest, folder = ensure_model_once(name, cache_dir=cache_dir, mirror=mirror)
-        if manifest.input is None or manifest.head.get("type") != "yunet_plate":
+        pool = pool or default_pool()
+        manifest, folder = pool.ensure_model(name, cache_dir=cache_dir, mirror=mirror)
+        if manifest.input is None or manifest.head.type != "yunet_plate":
             raise ModelError(f"{name} is not a YuNet plate detector")
         kind = pick_backend(list(manifest.backends))
-        backend = shared_backend(kind, folder / manifest.entry, threads, device, precision)
+        backend = pool.backend(kind, folder / manifest.entry, threads, device, precision)
         return cls(YuNetPlateDetector(backend, manifest.input.size, manifest.head, manifest.input.name))
 
     def boxes(self, image: np.ndarray) -> np.ndarray:

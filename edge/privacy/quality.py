@@ -5,7 +5,8 @@ an empty background frame (median of frames with nobody in view) exceeds ``DIFF`
 opened with small kernels, holes filled, the largest connected blob kept (the one person).
 It is approximate (a shadow or a colour close to the background moves its edge by a pixel or
 two), so pixels within ``BAND`` px of its outline count neither way ("don't care" band, as in
-segmentation benchmarks such as VOC).
+segmentation benchmarks such as VOC). It also counts the person's shadow on the floor, and bare
+floor where a table they moved stood; :func:`shadows` finds those, to be ignored as well.
 
 Smaller people come from scaling the frame down and tiling it into a mosaic the size of the
 original frame (every tile holds the person), as the segmentation model's README did.
@@ -88,14 +89,30 @@ class Score:
         return self.covered / self.union if self.union else 1.0
 
 
-def score(predicted: np.ndarray, reference: np.ndarray, band: int = BAND) -> Score:
+def score(predicted: np.ndarray, reference: np.ndarray, band: int = BAND, ignore: np.ndarray | None = None) -> Score:
     """Coverage and IoU counts of ``predicted`` against ``reference``, ignoring a ``band``-px
-    band around the reference outline."""
+    band around the reference outline (and the pixels of bool ``ignore``, e.g. :func:`shadows`)."""
     ref = reference.astype(np.uint8)
     if band > 0:
         k = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
         care = ~((cv2.dilate(ref, k) > 0) & ~(cv2.erode(ref, k) > 0))
     else:
         care = np.ones(ref.shape, bool)
+    if ignore is not None:
+        care &= ~ignore
     r, p = reference & care, predicted & care
     return Score(int(r.sum()), int((r & p).sum()), int((r | p).sum()))
+
+
+def shadows(frame: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """Bool HxW: pixels that look like a shadow on a coloured background (the HSV test of
+    Cucchiara et al., 2003): darker than the empty scene (V ratio 0.35-0.95), the same hue
+    (within 10 degrees), on a saturated background such as a wooden floor (S > 0.3; a grey shirt
+    on a white wall is not taken for a shadow). Background subtraction counts a person's shadow,
+    and bare floor where a moved object stood, as the person: these pixels are "don't care"."""
+    f = cv2.cvtColor(frame, cv2.COLOR_BGR2HSV).astype(np.float32)
+    b = cv2.cvtColor(bg, cv2.COLOR_BGR2HSV).astype(np.float32)
+    ratio = (f[..., 2] + 1) / (b[..., 2] + 1)
+    hue = np.abs(f[..., 0] - b[..., 0])  # OpenCV hue: 0-180 for 0-360 degrees
+    hue = np.minimum(hue, 180 - hue)
+    return (ratio > 0.35) & (ratio < 0.95) & (hue < 5) & (b[..., 1] > 0.3 * 255)
