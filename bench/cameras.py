@@ -20,13 +20,16 @@ camera delivered its first frame:
   Cameras send a track update every second (``tracker.update_interval: 1``) for more samples.
 
 ``--baseline-max`` also runs the old behaviour (``EDGE_SHARED_MODELS=0``: every camera loads
-its own copy of every model) up to that N. The machine's load (``os.getloadavg``) is printed
-with every row: other work on the machine depresses every number.
+its own copy of every model) up to that N. ``--detect JSON`` adds detect settings to every
+camera, e.g. ``'{"type_model": null, "burst_fps": null}'`` for the defaults before issue 22.
+The machine's load (``os.getloadavg``) is printed with every row: other work on the machine
+depresses every number.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -40,6 +43,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -187,7 +191,7 @@ def write_config(path: Path, n: int, url: str, mqtt_port: int, metrics_port: int
     cams = {
         f"cam{i:02d}": {
             "url": url,
-            "detect": {"fps": args.fps, **({"model": args.model} if args.model else {})},
+            "detect": {"fps": args.fps, **({"model": args.model} if args.model else {}), **args.detect},
             "decode": args.decode,
             "reconnect": {"open_timeout": 30},
             "tracker": {"update_interval": 1.0},  # more samples of frame -> MQTT
@@ -309,6 +313,17 @@ def fmt(row: Row, fps: float) -> str:
     )
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    """``--detect``'s value: a JSON object (argparse turns the ValueError into a one-line error)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"burst_fps\": null}'")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--max", type=int, default=32, help="largest N (N doubles from 1)")
@@ -319,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=5.0, help="detect fps per camera")
     ap.add_argument("--decode", default="all", choices=["all", "fast", "nonref", "key"])
     ap.add_argument("--model", default="", help="detect.model (default: the appliance's default detector)")
+    ap.add_argument(
+        "--detect",
+        type=_json_object,
+        default={},
+        help="more detect settings per camera as JSON, e.g. the old defaults: "
+        + """'{"type_model": null, "burst_fps": null}'""",
+    )
     ap.add_argument("--concurrency", type=int, default=0, help="runtime.concurrency (0: the appliance's default)")
     ap.add_argument(
         "--threads", type=int, default=1, help="runtime.threads: inference threads per request (1 for many cameras)"

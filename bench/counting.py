@@ -11,6 +11,8 @@ clip and overall, per configuration:
 - vehicle type accuracy over the found crossings: exact (car, van, truck, bus, motorbike,
   bicycle) and coarse (light = car/van, heavy = truck/bus, two-wheeler = motorbike/bicycle);
   ``unknown`` / no type counts as wrong,
+- colour over the found crossings that have one in the truth: right (``COLOURS``: the published
+  colours that fit the truth's word), ``unknown``, wrong (a confident wrong colour, the worst),
 - CPU ms per source frame: process CPU time (every thread: decode, models, tracker) over the
   clip's decoded frames. The machine may be busy: compare CPU only within one run.
 
@@ -35,9 +37,10 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from edge.config import config_for_video
-from edge.events.schema import Event
-from edge.replay import replay
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as `python3 bench/counting.py`
+from edge.config import config_for_video  # noqa: E402
+from edge.events.schema import Event  # noqa: E402
+from edge.replay import replay  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGE_SHARED", ROOT.parent / "shared")).resolve()
@@ -53,6 +56,24 @@ COARSE = {
     "bicycle": "two-wheeler",
 }
 SYNONYMS = {"motorcycle": "motorbike", "bike": "bicycle"}  # the appliance's words -> the truth's
+# the truth's colour words (by eye, shades included) -> the published colours that are right for
+# them; the appliance's colours are the attributes model's (white gray yellow red green blue black)
+COLOURS = {
+    "white": {"white"},
+    "silver": {"gray", "silver"},
+    "grey": {"gray", "silver"},
+    "dark grey": {"gray", "black"},
+    "black": {"black"},
+    "red": {"red"},
+    "dark red": {"red"},
+    "yellow": {"yellow"},
+    "beige": {"white", "yellow"},
+    "blue": {"blue"},
+    "dark blue": {"blue", "black"},
+    "green": {"green"},
+    "dark green": {"green", "black"},
+    "dark teal": {"green", "blue", "black"},
+}
 
 # named configurations: camera config overrides on top of the defaults (one config for every clip)
 PRESETS: dict[str, dict[str, Any]] = {
@@ -94,6 +115,9 @@ class Score:
     typed_exact: int = 0
     typed_coarse: int = 0
     unknown: int = 0
+    colour_truth: int = 0  # found crossings whose truth has a colour
+    colour_right: int = 0
+    colour_unknown: int = 0
     cpu_s: float = 0.0
     frames: int = 0
     inferred: int = 0  # frames the detector ran on
@@ -197,12 +221,28 @@ def score_crossings(truth: list[dict[str, Any]], found: list[Event]) -> Score:
                 s.wrong.append(
                     f"type {tc['t']:.2f}s {tc['type']} -> {got}" + (f" ({conf})" if conf is not None else "")
                 )
+            _score_colour(s, tc, ev)
     for j, e in enumerate(found):
         if j not in matched_found:
             s.false += 1
             s.wrong.append(f"false {e.pos:.2f}s {e.attrs.get('dir')} {e.attrs.get('type')} track {e.track}")
     s.wrong += [f"missed {c['t']:.2f}s {c['dir']} {c['type']}" for i, c in enumerate(truth) if i not in matched_truth]
     return s
+
+
+def _score_colour(s: Score, tc: dict[str, Any], ev: Event) -> None:
+    """Count the colour of one found crossing (truth colour, if any, against the published one)."""
+    want = tc.get("colour") or tc.get("color")
+    if not want:
+        return
+    got = ev.attrs.get("color") or "unknown"
+    s.colour_truth += 1
+    if got == "unknown":
+        s.colour_unknown += 1
+    elif got in COLOURS.get(want, {want}):
+        s.colour_right += 1
+    else:
+        s.wrong.append(f"colour {tc['t']:.2f}s {want} -> {got} ({ev.attrs.get('color_confidence')})")
 
 
 def row(name: str, s: Score) -> str:
@@ -212,14 +252,15 @@ def row(name: str, s: Score) -> str:
     return (
         f"| {name} | {s.found}/{s.truth} | {s.missed} | {s.false} | {s.f1:.3f} | {s.err['in']:+d} / {s.err['out']:+d} "
         f"| {s.typed_exact / found:.0%} | {s.typed_coarse / found:.0%} | {s.unknown} "
+        f"| {s.colour_right}/{s.colour_truth} ({s.colour_unknown} unknown) "
         f"| {cpu:.1f} | {s.inferred / max(s.frames, 1):.2f} |"
     )
 
 
 HEADER = (
-    "| clip | found | missed | false | F1 | count err in/out | type exact | type coarse | unknown "
-    "| CPU ms/frame | detector runs/frame |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
+    "| clip | found | missed | false | F1 | count err in/out | type exact | type coarse | type unknown "
+    "| colour right | CPU ms/frame | detector runs/frame |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 

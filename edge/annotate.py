@@ -1,6 +1,7 @@
 """The annotated video of ``edge replay --annotate``: every source frame, with the boxes of the
 latest inferred frame, zones (with occupancy), counting lines (arrow = their ``in`` way), track
-paths and labels (id, colour, type, plate); unconfirmed detections dashed, plus a legend.
+paths and labels (id, colour, type with its confidence, plate); unconfirmed detections dashed,
+plus a legend.
 Each frame first goes through a frame filter (``edge replay`` passes the camera's privacy
 filter, edge.privacy: people masked before anything is drawn).
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from edge.config import CameraConfig
 from edge.errors import SourceError
+from edge.pipeline.events import describe
 from edge.tracking import Track
 from edge.types import Detections
 
@@ -78,10 +80,21 @@ def snapshot(dets: Detections, tracks: list[Track], occupancy: dict[str, int] | 
     for t in tracks:
         if not t.confirmed or t.last_det < 0 or t.measured is None:
             continue
-        words = [f"#{t.id}", t.top_attr("color") or "", t.top_attr("type") or t.label, t.state.plate.get("plate", "")]
         path = [(x, y) for _, x, y in t.state.trajectory[-200:]]
-        out.tracks.append(TrackMark(t.id, _box(t.measured), " ".join(w for w in words if w), path))
+        out.tracks.append(TrackMark(t.id, _box(t.measured), track_label(t), path))
     return out
+
+
+def track_label(t: Track) -> str:
+    """A track's label as events publish it: ``#id colour type confidence plate``, e.g.
+    ``#7 red car 0.82``; ``unknown`` when the vote is not sure enough, the detector's label
+    when nothing voted a type yet."""
+    attrs = describe(t)
+    kind = attrs.get("type") or t.label
+    if "type_confidence" in attrs:
+        kind = f"{kind} {attrs['type_confidence']:.2f}"
+    words = [f"#{t.id}", attrs.get("color", ""), kind, attrs.get("plate", "")]
+    return " ".join(w for w in words if w)
 
 
 def draw(image: np.ndarray, overlay: Overlay, cfg: CameraConfig, pos: float | None = None) -> np.ndarray:
@@ -142,10 +155,11 @@ def _draw_lines(out: np.ndarray, cfg: CameraConfig) -> None:
 def _legend(out: np.ndarray, pos: float | None) -> None:
     h, w = out.shape[:2]
     x, y = 8, h - 50
-    panel = out[max(0, y - 18) :, : min(w, 330)]
+    panel = out[max(0, y - 18) :, : min(w, 370)]
     panel[:] = (panel * 0.4).astype(out.dtype)  # darkened, not hidden: the road stays visible
     cv2.rectangle(out, (x, y - 10), (x + 22, y + 2), (255, 255, 255), 2)
-    cv2.putText(out, "track: #id colour type plate", (x + 30, y), _FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    legend = "track: #id colour type confidence plate"
+    cv2.putText(out, legend, (x + 30, y), _FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     _dashed_rect(out, (x, y + 8), (x + 22, y + 20), _GREY)
     cv2.putText(out, "unconfirmed detection", (x + 30, y + 18), _FONT, 0.45, _GREY, 1, cv2.LINE_AA)
     if pos is not None:

@@ -22,9 +22,11 @@ import pytest
 from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.sources import CameraReader, open_camera, probe
+from edge.sources.capture import Capture, FileCapture
 from edge.sources.ffmpeg import ffmpeg_command, input_script
-from edge.sources.sampling import Backoff, Sampler, target_size
-from edge.sources.url import SourceKind, parse_source
+from edge.sources.kinds import CaptureOptions, SourceType, register, unregister
+from edge.sources.sampling import Backoff, RateDemand, Sampler, target_size
+from edge.sources.url import Source, SourceKind, parse_source
 from edge.types import Frame
 from tests.conftest import error_lines, need_exe
 from tests.fixtures.rtsp import RtspServer, free_port
@@ -781,3 +783,160 @@ def test_shrinking_a_camera_frame_keeps_the_picture(shared_data: Path) -> None:
         assert (out.shape[1], out.shape[0]) == size
         reference = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         assert cv2.PSNR(out, reference) > 32, (cam_w, cv2.PSNR(out, reference))
+
+
+# -- source types (edge.sources.kinds): one registration, honoured everywhere ----------------
+
+
+@contextlib.contextmanager
+def registered(source_type: SourceType) -> Iterator[SourceType]:
+    """``source_type`` registered for the block, gone afterwards."""
+    register(source_type)
+    try:
+        yield source_type
+    finally:
+        unregister(source_type.name)
+
+
+def test_a_registered_file_like_source_type_is_accepted_by_the_config_and_read(
+    tmp_path: Path, readers: Callable[..., CameraReader]
+) -> None:
+    """A ``clip://NAME`` type (videos in one folder) is one ``register`` call: the config's URL
+    check accepts the scheme and lists it, and the reader reads the real file through its factory."""
+    from pydantic import ValidationError
+
+    video = tmp_path / "gate.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (64, 48))
+    for i in range(12):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    opened: list[str] = []
+
+    def clip(source: Source, opts: CaptureOptions) -> Capture:
+        opened.append(source.location)
+        return FileCapture(source.location, loop=opts.loop, max_pixels=opts.max_pixels)
+
+    def in_folder(text: str) -> str:
+        return str(tmp_path / text.split("://", 1)[1])
+
+    with pytest.raises(ValidationError, match=r"unsupported URL scheme 'clip' \(rtsp, http\(s\), file path, /dev"):
+        camera("clip://gate.mp4")
+    folder = SourceType("clip", clip, "clip://NAME", live=False, schemes=("clip",), location=in_folder)
+    with registered(folder):
+        with pytest.raises(ValidationError, match=r"unsupported URL scheme 'ftp' \(.*/dev/videoN, clip://NAME\)"):
+            camera("ftp://cam/x")
+        assert parse_source("clip://gate.mp4").kind == "clip"
+        cfg = camera("clip://gate.mp4", realtime=False, detect={"fps": 100, "burst_fps": None})
+        frames = list(readers("clip", cfg))
+        assert opened == [str(video)] and len(frames) == 12
+        means = [float(f.image.mean()) for f in frames]  # the file's frames (brighter by 20 each), in order
+        assert all(b - a > 10 for a, b in zip(means, means[1:])), means
+    with pytest.raises(ValidationError, match="unsupported URL scheme 'clip'"):
+        camera("clip://gate.mp4")
+    with pytest.raises(SourceError, match="unsupported camera URL scheme 'clip'"):
+        parse_source("clip://gate.mp4")
+
+
+class _SynthCapture:
+    """A live source drawn in memory: ``frames`` grey frames per connection, then the stream ends."""
+
+    def __init__(self, stop: threading.Event, log: list[str], frames: int = 5) -> None:
+        self.stop, self.log, self.left = stop, log, frames
+
+    @property
+    def pts(self) -> float | None:
+        return None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (64, 48)
+
+    def open(self, timeout: float) -> None:
+        self.log.append("open")
+
+    def grab(self, timeout: float) -> bool:
+        time.sleep(0.01)
+        self.left -= 1
+        return self.left >= 0 and not self.stop.is_set()
+
+    def retrieve(self) -> np.ndarray:
+        return np.full((48, 64, 3), 7, np.uint8)
+
+    def end_reason(self) -> str:
+        return "synthetic stream over"
+
+    def close(self, *, graceful: bool = True) -> None:
+        self.log.append(f"close graceful={graceful}")
+
+
+def test_a_registered_live_source_type_is_reconnected_by_the_reader(
+    monkeypatch: pytest.MonkeyPatch, readers: Callable[..., CameraReader]
+) -> None:
+    """A live type gets the reader's live loop: a new capture per connection, frames handed on,
+    the end of its stream logged and reconnected with backoff - and no ffmpeg, which it does not need."""
+    monkeypatch.delenv("EDGE_FFMPEG", raising=False)
+    monkeypatch.setenv("PATH", "")  # a type that needed ffmpeg would fail at open_camera
+    calls: list[str] = []
+    synth = SourceType("synth", lambda _source, opts: _SynthCapture(opts.stop, calls), "synth://", schemes=("synth",))
+    with registered(synth):
+        reader = readers("synth", camera("synth://grey"))
+        frame = reader.read(timeout=5)
+        assert frame is not None and frame.size == (64, 48) and int(frame.image.mean()) == 7
+        wait_for(lambda: reader.stats.reconnects >= 1 and calls.count("open") >= 2, 5)
+        assert reader.stats.last_error == "stream from synth://grey ended: synthetic stream over"
+        reader.stop()
+    assert calls[:2] == ["open", "close graceful=True"]
+
+
+# -- detection rate that follows the scene (issue 22): the reader bursts only when asked ---------
+
+
+def test_sampler_bursts_only_while_asked() -> None:
+    """A 10 fps source with detect.fps 5 and burst_fps 10: 5 frames a second unless asked, 10
+    while asked (2-4 s), and the base grid goes on from the last burst frame (no double frame)."""
+    times = [i / 10 for i in range(100)]
+
+    def kept(burst: Callable[[float], bool]) -> list[float]:
+        s = Sampler(5.0, 10.0)
+        return [t for t in times if s.accept(t, burst(t))]
+
+    assert len(kept(lambda t: False)) == 50  # never asked: detect.fps
+    assert kept(lambda t: True) == times  # always asked: every frame, as before the demand
+    some = kept(lambda t: 2 <= t < 4)
+    gaps = [round(b - a, 3) for a, b in zip(some, some[1:], strict=False)]
+    assert set(gaps) == {0.1, 0.2} and len(some) == 60  # 10 more frames in the 2 s asked
+    assert all(g == 0.1 for a, g in zip(some, gaps, strict=False) if 2 <= a < 3.9)
+    assert all(g == 0.2 for a, g in zip(some, gaps, strict=False) if a < 1.9 or a >= 4)
+    assert Sampler(5.0, 10.0).wants(0.0) and Sampler(5.0).wants(0.0)  # a first frame is always due
+    d = RateDemand()
+    assert not d.bursting(12.0)
+    d.busy_at = 12.0  # the pipeline found a busy track on the frame at 12.0 ...
+    assert d.bursting(12.0) and not d.bursting(12.2)  # ... the frame after it comes at the burst rate
+
+
+def test_replay_reader_bursts_only_after_a_busy_frame(car_video: Path, readers: Callable[..., CameraReader]) -> None:
+    """A real clip (12.5 fps) with detect.fps 5 and burst_fps 10: the reader hands on about 5
+    frames a second (not 10) until the consumer says a frame had a busy track, and burst-rate
+    frames right after each such frame, also while it runs ahead of the consumer (replay)."""
+    det = {"fps": 5, "burst_fps": 10, "width": 384}
+
+    def run(busy: Callable[[float], bool]) -> list[float]:
+        demand = RateDemand()
+        reader = readers("replay", camera(str(car_video), realtime=False, detect=det), demand=demand)
+        pts = []
+        for frame in reader:
+            pts.append(pts_of(frame))
+            time.sleep(0.003)  # a consumer slower than decoding: the reader runs ahead
+            if busy(pts[-1]):
+                demand.busy_at = frame.capture_time  # as edge.pipeline.rate does
+        assert reader.stats.frames_dropped == 0
+        return pts
+
+    quiet = run(lambda t: False)
+    assert 148 <= len(quiet) <= 156  # 30 s at 5 fps (a burst rate would be ~300)
+    assert all(b - a >= 0.15 for a, b in zip(quiet, quiet[1:], strict=False))
+    busy = run(lambda t: 10 <= t < 12)
+    in_quiet, in_busy = [[t for t in pts if 10 <= t < 12] for pts in (quiet, busy)]
+    assert len(in_quiet) <= 11 and len(in_busy) >= 18  # 2 s at 5 fps; at ~10 fps after busy frames
+    assert all(b - a >= 0.15 for a, b in zip(busy, busy[1:], strict=False) if not 10 <= a < 12)
+    assert len(busy) >= len(quiet) + 8

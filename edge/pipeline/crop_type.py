@@ -23,6 +23,12 @@ MAX_VIEWS = 3  # crops typed per track
 GROWTH = 1.6  # a further view only once the box area grew this much since the last typed view
 
 
+def wants_view(views: int, last_area: float, area: float) -> bool:
+    """Whether a clean view of ``area`` (normalised) is worth a look after ``views`` views, the
+    last of ``last_area``: the first one, then up to MAX_VIEWS as the vehicle grows clearly bigger."""
+    return views == 0 or (views < MAX_VIEWS and area >= last_area * GROWTH)
+
+
 class CropTyper:
     """Types one vehicle crop with a COCO detector; labels map through ``type_of``."""
 
@@ -34,7 +40,7 @@ class CropTyper:
     def wants(self, views: int, last_area: float, area: float) -> bool:
         """Whether a clean view of ``area`` (normalised) is worth typing after ``views`` views,
         the last of ``last_area``."""
-        return views == 0 or (views < MAX_VIEWS and area >= last_area * GROWTH)
+        return wants_view(views, last_area, area)
 
     def type_of_box(self, image: np.ndarray, box: np.ndarray) -> dict[str, float]:
         """Type scores of the vehicle in normalised ``box`` of ``image`` (empty: not found).

@@ -1,10 +1,15 @@
 """What vehicle a track is: a type vote (from the detector's label, a COCO detector on a few
-crops and the attributes model) and a colour vote, accumulated over a bounded number of crops
-per track.
+crops, the attributes model and the vehicle's size next to the others) and a colour vote,
+accumulated over a bounded number of crops per track.
 
 Each source votes where it is good: the COCO crop typer (``crop_type.py``) at any size; the
 attributes model's type only on crops of at least ``ATTR_TYPE_MIN_PX`` (it was made for
-close-up barrier views and calls small far cars "truck" or "bus"); its colour at any size.
+close-up barrier views and calls small far cars "truck" or "bus"); the size cue
+(``size_cue.py``) only says "heavy", for boxes several times the area of the vehicles that pass
+the same place; the attributes model's colour at any size, except that its "white" turns to
+"gray" for a vehicle whose paint is clearly less evenly lit than this camera's other white
+vehicles (``white_check.py``: metallic silver). Type sources are fused as weighted means
+(``edge.tracking.evidence``), so one that runs more often does not outvote a better one.
 The published type is the one with the most weight, with ``type_confidence`` = its share of
 all the weight; under ``MIN_CONFIDENCE`` the type is ``unknown`` (``events.describe``).
 
@@ -30,8 +35,11 @@ import numpy as np
 
 from edge.config import ObjectsConfig
 from edge.inference.model import AttributeClassifier, LoadedModel
-from edge.pipeline.crop_type import CropTyper
+from edge.pipeline.crop_type import CropTyper, wants_view
+from edge.pipeline.size_cue import SizeCue
+from edge.pipeline.white_check import WHITE, WhiteReference, adjusted_colours, paint_evenness
 from edge.tracking import Track
+from edge.tracking.evidence import HEAVY
 
 START_HOLD = 1.5  # seconds a start event may wait for a full view of the vehicle
 ATTRIBUTE_SAMPLES = 8  # clean crops classified per track: enough for a stable vote, bounded cost
@@ -40,10 +48,6 @@ CLEAN_MIN_PX = 32  # a clean view's box is at least this many pixels on its shor
 CLEAN_MIN_SCORE = 0.5  # ... and its detection at least this confident
 MIN_PX = 12  # smaller boxes are not classified at all
 ATTR_TYPE_MIN_PX = 64  # the attributes model's type counts only on crops this big (short side, px)
-# next to the COCO typer its type votes weigh this much per crop: its ATTRIBUTE_SAMPLES crops
-# together about match one or two COCO views, and decide alone where COCO sees no vehicle
-# (top-down views)
-ATTR_TYPE_WEIGHT = 0.15
 
 
 class VehicleDescriber:
@@ -64,19 +68,23 @@ class VehicleDescriber:
         self._on_model = on_model
         spec = attributes.manifest.input if attributes is not None else None
         self._input_size = tuple(spec.size) if spec is not None else None
+        self.sizes = SizeCue()  # this camera's vehicle sizes by place in the picture
+        self.whites = WhiteReference()  # how evenly lit this camera's white vehicles are
 
     def describe(self, t: Track, image: np.ndarray) -> None:
         """Vote the vehicle type (and colour) of a track matched in ``image``."""
         t.state.best_score = max(t.state.best_score, t.score)
         label = t.label
+        st = t.state
         if label in self.type_of:
-            t.vote_attr("type", self.type_of[label], t.score)
+            st.type_evidence.add("detector", {self.type_of[label]: t.score})
+            self._publish_type(t)
         if label not in self.vehicle_labels:
             return
-        st = t.state
         h, w = image.shape[:2]
         box_px = (t.box[2] - t.box[0]) * w, (t.box[3] - t.box[1]) * h
         self._type_crop(t, image, min(box_px))
+        self._size_view(t, min(box_px))
         if self.attributes is None:
             return
         clean = not _touches_edge(t.box) and min(box_px) >= CLEAN_MIN_PX and t.score >= CLEAN_MIN_SCORE
@@ -96,13 +104,36 @@ class VehicleDescriber:
         typed_here = self.typer is None or min(box_px) >= ATTR_TYPE_MIN_PX
         for key, values in probs.items():
             name = "color" if key in {"color", "colour"} else key
-            if name == "type" and not typed_here:
-                continue
-            for value, p in values.items():
-                if name == "type":
-                    value = self.type_of.get(value, value)
-                    p *= ATTR_TYPE_WEIGHT if self.typer is not None else 1.0
-                t.vote_attr(name, value, p * weight)
+            if name == "color":
+                self._colour_vote(t, image, values, weight)
+            elif name != "type":
+                for value, p in values.items():
+                    t.vote_attr(name, value, p * weight)
+            elif typed_here:
+                type_probs: dict[str, float] = {}
+                for value, p in values.items():
+                    kind = self.type_of.get(value, value)
+                    type_probs[kind] = type_probs.get(kind, 0.0) + p
+                st.type_evidence.add("attributes", type_probs, weight)
+                self._publish_type(t)
+
+    def _colour_vote(self, t: Track, image: np.ndarray, colours: dict[str, float], weight: float) -> None:
+        """Add one crop's colour probabilities; a track the model calls white is weighed against
+        the camera's other white vehicles (``white_check.py``: silver paint is less evenly lit)."""
+        st = t.state
+        for value, p in colours.items():
+            st.colour_votes[value] = st.colour_votes.get(value, 0.0) + p * weight
+        if max(colours.items(), key=lambda kv: kv[1])[0] == WHITE:
+            evenness = paint_evenness(image, t.box)
+            if evenness is not None:
+                st.evenness_sum += evenness
+                st.evenness_n += 1
+        mean = st.evenness_sum / st.evenness_n if st.evenness_n else None
+        white = max(st.colour_votes.items(), key=lambda kv: kv[1])[0] == WHITE
+        if t.confirmed:
+            self.whites.update(t.id, mean, white)
+        share = self.whites.silver_share(t.id, mean) if white else 0.0
+        t.attr_votes["color"] = adjusted_colours(st.colour_votes, share)
 
     def _type_crop(self, t: Track, image: np.ndarray, short_px: float) -> None:
         """A COCO type vote from this view when it is whole and clearly bigger than the last typed one."""
@@ -117,8 +148,30 @@ class VehicleDescriber:
             self._on_model(self.typer.detector)
         st.type_views += 1
         st.type_area = area
-        for kind, score in found.items():
-            t.vote_attr("type", kind, score)
+        st.type_evidence.add("coco", found)
+        self._publish_type(t)
+
+    def _size_view(self, t: Track, short_px: float) -> None:
+        """Measure a whole, confirmed view against the other vehicles seen at the same place (a
+        few views per track, as it grows), and remember it as their reference."""
+        st = t.state
+        if not t.confirmed or short_px < MIN_PX or _touches_edge(t.box):
+            return
+        area = float((t.box[2] - t.box[0]) * (t.box[3] - t.box[1]))
+        if not wants_view(st.size_views, st.size_area, area):
+            return
+        st.size_views += 1
+        st.size_area = area
+        heavy = self.sizes.heavy(t.id, t.box)
+        self.sizes.observe(t.id, t.box)
+        if heavy is not None:
+            st.type_evidence.add("size", {HEAVY: heavy})
+            self._publish_type(t)
+
+    @staticmethod
+    def _publish_type(t: Track) -> None:
+        """The fused type vote is what ``Track.top_attr`` and the events read."""
+        t.attr_votes["type"] = t.state.type_evidence.votes()
 
     def type_pending(self, t: Track, now: float) -> bool:
         """Hold a start event (up to START_HOLD s) while the vehicle is only partly in view, so

@@ -1,10 +1,13 @@
 """Detection rate that follows the scene: ``detect.fps`` when nothing needs watching closely,
 up to ``detect.burst_fps`` while a track moves fast or moves near a counting line.
 
-The reader hands frames on at the higher rate; this decides, per frame, whether the detector
-runs on it. A quiet scene (no track, or only parked ones) keeps the base rate, so its CPU does
-not grow; a small fast vehicle, which at 5 fps moves more than its own length between samples
-and crosses a line between two of them, gets the samples it needs to be tracked and counted.
+With a ``RateDemand`` shared with the camera's reader, the reader hands frames on at the
+higher rate only while this asks for it (a busy track seen on the last inferred frame); without
+one it always does. Either way this decides, per frame, whether the detector runs on it. A quiet
+scene (no track, or only parked ones) keeps the base rate, and with the demand wired its reader
+does no burst-rate work either, so its CPU does not grow; a small fast vehicle, which at 5 fps
+moves more than its own length between samples and crosses a line between two of them, gets the
+samples it needs to be tracked and counted.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from edge.config import DetectConfig
+from edge.sources.sampling import SLACK, RateDemand
 from edge.tracking import Track
 from edge.tracking.lines import LineCounter
 
@@ -19,15 +23,17 @@ from edge.tracking.lines import LineCounter
 # association is how far a vehicle moves between samples compared with its size (a big car near
 # the camera can be slow on that scale while a small far one moving as fast on screen is not)
 FAST = 0.35  # moves a third of its length between base samples: IoU with its prediction gets thin
-NEAR_LINE_SPEED = 0.4  # near a line, a little slower already gets the burst
+NEAR_LINE_SPEED = 0.15  # near a line, a slower track already gets the burst (below FAST, or this never fires)
 NEAR_LINE = 0.1  # normalised distance of a track's bottom centre to a line that counts as near
-SLACK = 0.25  # of a period: frames on a source's own grid are not skipped by rounding
 
 
 class DetectionRate:
     """Whether the detector runs on the frame at a given time."""
 
-    def __init__(self, cfg: DetectConfig, lines: LineCounter) -> None:
+    def __init__(self, cfg: DetectConfig, lines: LineCounter, demand: RateDemand | None = None) -> None:
+        """``demand``: shared with the camera's reader, which then samples at the burst rate only
+        while :meth:`watch` asks for it (None: the reader always delivers at the burst rate)."""
+        self.demand = demand
         self.base = 1.0 / cfg.fps
         self.burst = 1.0 / cfg.burst_fps if cfg.burst_fps and cfg.burst_fps > cfg.fps else None
         self.lines = lines
@@ -45,6 +51,12 @@ class DetectionRate:
     def ran(self, now: float) -> None:
         """The detector ran on the frame at ``now``."""
         self._last = now
+
+    def watch(self, now: float, tracks: Iterable[Track]) -> None:
+        """After the frame at ``now`` was inferred: while a track is busy, ask the reader for the
+        next frame at the burst rate (so it hands on exactly the frames :meth:`due` picks)."""
+        if self.demand is not None and self.burst is not None and any(self._busy(t) for t in tracks):
+            self.demand.busy_at = now
 
     def _busy(self, t: Track) -> bool:
         if t.last_det < 0:  # not seen last time (leaving, occluded): its prediction is no measure

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,11 +18,12 @@ from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.redact import redact_text
 from edge.sources.buffer import FrameBuffer
-from edge.sources.capture import Capture, FileCapture, ReadTimeout
-from edge.sources.ffmpeg import DEFAULT_MAX_PIXELS, FFmpegCapture, decode_args_for, find_ffmpeg
-from edge.sources.sampling import Backoff, Sampler, resize
+from edge.sources.capture import Capture, ReadTimeout
+from edge.sources.ffmpeg import DEFAULT_MAX_PIXELS, decode_args_for, find_ffmpeg
+from edge.sources.kinds import CaptureOptions
+from edge.sources.sampling import Backoff, RateDemand, Sampler, resize
 from edge.sources.stats import RateMeter, ReaderStats
-from edge.sources.url import Source, SourceKind, parse_source
+from edge.sources.url import Source, parse_source
 from edge.types import Frame
 
 log = logging.getLogger("edge.sources.reader")
@@ -43,6 +44,9 @@ class CameraReader:
     came) instead of retrying forever. None (default) retries forever, except for a live
     source with ``realtime=False``: that is a one-shot replay (``edge replay rtsp://...``),
     which must end with one clear error, so it gets a single attempt.
+
+    ``demand`` (shared with the camera's pipeline): frames come at ``detect.burst_fps`` only
+    while it asks for the burst, else at ``detect.fps``. None: always at ``detect.sample_fps``.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class CameraReader:
         *,
         start_time: float | None = None,
         max_open_attempts: int | None = None,
+        demand: RateDemand | None = None,
     ) -> None:
         self.name = name
         self.cfg = cfg
@@ -75,8 +80,15 @@ class CameraReader:
         self._thread: threading.Thread | None = None
         self._index = 0  # frames read over the reader's lifetime (across reconnects and loops)
         self._rate = RateMeter()
-        self._ffmpeg = find_ffmpeg() if source.live else None
+        self._ffmpeg = find_ffmpeg() if source.source_type.needs_ffmpeg else None
         self._last_logged_error: str | None = None
+        self._demand = demand
+        self._consumed = -math.inf  # capture time of the frame the consumer took last (for the demand)
+        # replay with a demand: the reader waits for the consumer before a frame only the burst takes
+        self._idle = threading.Condition()
+        self._reading = False  # the consumer is inside read()
+        self._taken = 0  # frames the consumer took
+        self._handed = 0  # frames handed to the buffer
 
     # -- public API ------------------------------------------------------------------------
 
@@ -86,8 +98,8 @@ class CameraReader:
             raise RuntimeError(f"camera {self.name} already started")
         target: Callable[[], None] = self._run_live
         if not self.source.live:
-            capture = FileCapture(self.source.location, loop=self.cfg.loop, max_pixels=self.max_pixels)
-            capture.open()  # a missing or undecodable file fails here, in the caller's thread
+            capture = self._new_capture()
+            capture.open(0.0)  # a missing or undecodable file fails here, in the caller's thread
             target = functools.partial(self._run_file, capture)
         self._thread = threading.Thread(target=self._guarded, args=(target,), name=f"camera-{self.name}", daemon=True)
         self._thread.start()
@@ -104,9 +116,15 @@ class CameraReader:
 
     def read(self, timeout: float | None = None) -> Frame | None:
         """The next sampled frame; None on timeout, after ``stop`` or at the end of a file."""
+        with self._idle:
+            self._reading = True
+            self._idle.notify_all()
         frame = self._buffer.get(timeout)
+        self._reading = False  # before _taken: see _wait_for_consumer
         if frame is not None:
             self.stats.frames_sampled += 1
+            self._consumed = frame.capture_time
+            self._taken += 1
         return frame
 
     def __iter__(self) -> Iterator[Frame]:
@@ -160,22 +178,14 @@ class CameraReader:
     def _run_live(self) -> None:
         rc = self.cfg.reconnect
         backoff = Backoff(rc.initial_delay, rc.max_delay)
-        sampler = Sampler(self.cfg.detect.sample_fps)
+        sampler = Sampler(self.cfg.detect.fps, self.cfg.detect.burst_fps)
         attempt = 0
         failed = 0  # consecutive attempts without a frame
         while not self._stop.is_set():
             if attempt:
                 self.stats.reconnects += 1
             attempt += 1
-            capture = FFmpegCapture(
-                self.source,
-                rtsp_transport=self.cfg.rtsp_transport,
-                ffmpeg=self._ffmpeg,
-                stop=self._stop,
-                max_pixels=self.max_pixels,
-                decode=str(getattr(self.cfg, "decode", "all")),
-                decode_args=decode_args_for(self.cfg),  # hardware decode (h10-devices)
-            )
+            capture = self._new_capture()
             graceful = True
             try:
                 capture.open(rc.open_timeout)
@@ -214,7 +224,20 @@ class CameraReader:
                 log.debug("camera %s: reconnecting in %.2f s", self.name, delay)
             self._stop.wait(delay)
 
-    def _pump_live(self, capture: FFmpegCapture, sampler: Sampler) -> None:
+    def _new_capture(self) -> Capture:
+        """A new, unopened capture from this source's type (``edge.sources.kinds``)."""
+        options = CaptureOptions(
+            max_pixels=self.max_pixels,
+            stop=self._stop,
+            rtsp_transport=self.cfg.rtsp_transport,
+            decode=str(getattr(self.cfg, "decode", "all")),
+            decode_args=decode_args_for(self.cfg),  # hardware decode (h10-devices)
+            loop=self.cfg.loop,
+            ffmpeg=self._ffmpeg,
+        )
+        return self.source.source_type.open(self.source, options)
+
+    def _pump_live(self, capture: Capture, sampler: Sampler) -> None:
         """Read frames until the stream ends; ReadTimeout when no frame comes in time."""
         rc = self.cfg.reconnect
         timeout = rc.open_timeout  # the first frame may take a keyframe interval to arrive
@@ -231,9 +254,9 @@ class CameraReader:
             timeout = rc.stall_timeout
             self._deliver(capture, now, mono, mono, sampler)
 
-    def _run_file(self, capture: FileCapture) -> None:
+    def _run_file(self, capture: Capture) -> None:
         base = self._start_time if self._start_time is not None else time.time()
-        sampler = Sampler(self.cfg.detect.sample_fps)
+        sampler = Sampler(self.cfg.detect.fps, self.cfg.detect.burst_fps)
         realtime = self.cfg.realtime
         clock0: float | None = None
         pts0 = 0.0
@@ -242,7 +265,7 @@ class CameraReader:
         log.info("camera %s: reading %s%s", self.name, self.source.display, looping)
         try:
             while not self._stop.is_set():
-                if not capture.grab():
+                if not capture.grab(0.0):
                     log.info("camera %s: end of %s", self.name, self.source.display)
                     return
                 pts = capture.pts or 0.0
@@ -265,7 +288,7 @@ class CameraReader:
         stats.frames_read += 1
         stats.last_frame_time = time.time()
         stats.capture_fps = self._rate.tick(mono)
-        if not sampler.accept(t):
+        if not sampler.accept(t, burst=self._burst(sampler, t)):
             return
         image = capture.retrieve()
         if not self.native:
@@ -273,6 +296,28 @@ class CameraReader:
             image = resize(image, det.width, det.height)
         frame = Frame(camera=self.name, index=index, capture_time=capture_time, image=image, pts=capture.pts)
         stats.frames_dropped += self._buffer.put(frame)
+        self._handed += 1
+
+    def _burst(self, sampler: Sampler, t: float) -> bool:
+        """Whether the frame at ``t`` is sampled at the burst rate (see ``RateDemand``)."""
+        demand = self._demand
+        if demand is None:
+            return True
+        if not sampler.wants(t, burst=True) or sampler.wants(t, burst=False):
+            return False  # not a frame that only the burst would take
+        if not self.latest:
+            # A replay reader runs a few frames ahead of its pipeline: before a frame that only
+            # the burst would take, wait until the pipeline has finished every frame handed on
+            # (as it has, near enough, on a live camera). Replays stay deterministic.
+            self._wait_for_consumer()
+        return demand.bursting(self._consumed)
+
+    def _wait_for_consumer(self) -> None:
+        """Until the consumer took every frame handed on and asks for the next (or stop)."""
+        with self._idle:
+            # _taken before _reading: read() clears _reading before it counts a frame taken
+            while not (self._taken == self._handed and self._reading) and not self._stop.is_set():
+                self._idle.wait(0.1)
 
     def _fail(self, message: str, level: int = logging.WARNING) -> None:
         """Record a (redacted) problem; log it loudly once, then quietly while it repeats."""
@@ -298,20 +343,27 @@ def native_frames(cfg: CameraConfig) -> bool:
 
 
 def open_camera(
-    name: str, cfg: CameraConfig, *, start_time: float | None = None, max_open_attempts: int | None = None
+    name: str,
+    cfg: CameraConfig,
+    *,
+    start_time: float | None = None,
+    max_open_attempts: int | None = None,
+    demand: RateDemand | None = None,
 ) -> CameraReader:
     """Create (not start) the reader for ``cfg.url``.
 
     Raises SourceError at once for an unsupported URL, a missing file or a missing ffmpeg.
     ``start_time`` (files only) fixes ``capture_time = start_time + pts`` for reproducible replays.
     ``max_open_attempts`` (live only): give up after that many failed connects in a row
-    instead of retrying forever (see ``CameraReader``; one-shot uses pass 1).
+    instead of retrying forever (see ``CameraReader``; one-shot uses pass 1). ``demand``: shared
+    with the camera's pipeline, sets the sampling rate (``CameraReader``).
     """
     source = parse_source(cfg.url)
-    if source.kind is SourceKind.FILE:
-        if not os.path.isfile(source.location):
-            raise SourceError(f"video file not found: {source.location}")
-    return CameraReader(name, cfg, source, start_time=start_time, max_open_attempts=max_open_attempts)
+    if source.source_type.check is not None:
+        source.source_type.check(source.location)  # e.g. a missing file fails now, not on start
+    return CameraReader(
+        name, cfg, source, start_time=start_time, max_open_attempts=max_open_attempts, demand=demand
+    )
 
 
 def probe(url: str, timeout: float, *, rtsp_transport: str = "tcp") -> None:
@@ -321,20 +373,20 @@ def probe(url: str, timeout: float, *, rtsp_transport: str = "tcp") -> None:
     of retrying forever.
     """
     source = parse_source(url)
-    if source.kind is SourceKind.FILE:
-        capture = FileCapture(source.location, max_pixels=DEFAULT_MAX_PIXELS)
-        capture.open()
+    options = CaptureOptions(max_pixels=DEFAULT_MAX_PIXELS, rtsp_transport=rtsp_transport)
+    capture = source.source_type.open(source, options)
+    if not source.live:
+        capture.open(0.0)
         capture.close()
         return
     deadline = time.monotonic() + timeout
-    live = FFmpegCapture(source, rtsp_transport=rtsp_transport, max_pixels=DEFAULT_MAX_PIXELS)
     try:
-        live.open(timeout)
+        capture.open(timeout)
         try:
-            ok = live.grab(max(0.1, deadline - time.monotonic()))
+            ok = capture.grab(max(0.1, deadline - time.monotonic()))
         except ReadTimeout:
             raise SourceError(f"no video from {source.display} within {timeout:g} s") from None
         if not ok:
-            raise SourceError(f"cannot read {source.display}: {live.end_reason()}")
+            raise SourceError(f"cannot read {source.display}: {capture.end_reason()}")
     finally:
-        live.close(graceful=False)
+        capture.close(graceful=False)

@@ -7,34 +7,79 @@ import math
 import cv2
 import numpy as np
 
+# Of a base period: a frame this much early still counts as due at the base rate, so frames on a
+# source's own grid are not skipped by rounding (edge.pipeline.rate uses the same rule).
+SLACK = 0.25
+
 
 class Sampler:
-    """Keep frames on a fixed grid of ``1/fps`` seconds of source time.
+    """Keep frames on a grid of ``1/fps`` seconds of source time, or ``1/burst_fps`` while asked.
 
     A fixed grid (rather than "at least 1/fps since the last kept frame") keeps the average
     rate exact when the source rate is not a multiple of ``fps``. Half a period of tolerance
     absorbs jitter so a 5 fps camera sampled at 5 fps keeps every frame.
+
+    With a ``burst_fps``, frames fall in slots of the burst grid; ``accept(t, burst=True)`` keeps
+    every slot, ``accept(t)`` only a slot at least ``(1 - SLACK)/fps`` after the last kept frame:
+    the frames the pipeline's detection rate would pick from the burst-rate stream, so switching
+    rate neither skips nor doubles a frame.
     """
 
-    def __init__(self, fps: float) -> None:
+    def __init__(self, fps: float, burst_fps: float | None = None) -> None:
         if fps <= 0:
             raise ValueError("fps must be positive")
         self._period = 1.0 / fps
-        self._tolerance = self._period / 2
-        self._next: float | None = None
+        self._slot_len = 1.0 / burst_fps if burst_fps and burst_fps > fps else self._period
+        self._next: float | None = None  # next slot of the grid
+        self._last = -math.inf  # time of the last kept frame
 
-    def accept(self, t: float) -> bool:
-        """Whether the frame at time ``t`` (seconds, any origin) is kept."""
-        if self._next is None or t < self._next - self._period - 1.0:
-            # First frame, or time jumped backwards (new timestamps): start a new grid.
-            self._next = t
-        if t < self._next - self._tolerance:
+    def _slot(self, t: float) -> tuple[float, bool] | None:
+        """(grid time of the slot ``t`` falls in, whether the base rate keeps it); None between
+        slots. Pure: ``accept`` moves the grid."""
+        slot = self._slot_len
+        if self._next is None or t < self._next - slot - 1.0:
+            return t, True  # first frame, or time jumped backwards (new timestamps): a new grid
+        if t < self._next - slot / 2:
+            return None
+        # The slot nearest t: after a gap, or from a slower source, the grid goes on, no catch-up.
+        g = self._next + max(0, math.floor((t - self._next) / slot + 0.5)) * slot
+        base = slot == self._period or not 0 <= t - self._last < self._period * (1 - SLACK)
+        return g, base
+
+    def wants(self, t: float, burst: bool = False) -> bool:
+        """Whether :meth:`accept` would keep the frame at ``t`` (without keeping it)."""
+        s = self._slot(t)
+        return s is not None and (burst or s[1])
+
+    def accept(self, t: float, burst: bool = False) -> bool:
+        """Whether the frame at time ``t`` (seconds, any origin) is kept; ``burst``: at the burst rate."""
+        s = self._slot(t)
+        if s is None:
             return False
-        self._next += self._period
-        if self._next <= t:
-            # Behind by more than a period (gap, or a slow source): re-anchor, don't burst.
-            self._next = t + self._period
-        return True
+        self._next = s[0] + self._slot_len
+        if burst or s[1]:
+            self._last = t
+            return True
+        return False
+
+
+class RateDemand:
+    """One camera's wish for the burst rate: written by its pipeline, read by its reader thread.
+
+    ``busy_at`` is the time (``Frame.capture_time``) of the last inferred frame on which the
+    pipeline found a track that needs watching closely (edge.pipeline.rate). The reader takes
+    the next frame at the burst rate only while that is the frame its consumer took last, else
+    it samples at ``detect.fps``: a quiet scene costs no more than ``detect.fps`` frames. The
+    consumer's frame, not the one being read, because a reader runs ahead of its pipeline. One
+    float: its assignment is atomic, no lock needed.
+    """
+
+    def __init__(self) -> None:
+        self.busy_at = -math.inf
+
+    def bursting(self, consumed: float) -> bool:
+        """Whether the next frame comes at the burst rate, the consumer's last frame being at ``consumed``."""
+        return consumed == self.busy_at
 
 
 def target_size(src_w: int, src_h: int, width: int | None, height: int | None) -> tuple[int, int]:

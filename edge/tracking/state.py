@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edge.tracking.evidence import TypeEvidence
+
+# how much each source's mean score weighs in the fused type vote (edge.tracking.evidence): the
+# COCO crop typer and a class-aware detector fully; the attributes model's type, made for
+# close-up barrier views and sure of itself on top-down and far views, about a third of one
+# COCO view; the size cue (edge.pipeline.size_cue) half of one, as it says only "heavy"
+TYPE_SOURCE_WEIGHTS = {"detector": 1.0, "coco": 1.0, "attributes": 0.3, "size": 0.5}
+
 
 @dataclass
 class LineProgress:
@@ -31,6 +39,12 @@ class TrackState:
     clean_samples: int = 0  # of which the box did not touch the frame edge
     type_views: int = 0  # crops typed by the COCO crop typer
     type_area: float = 0.0  # normalised box area of the last of them
+    size_views: int = 0  # views measured against the other vehicles' size (size cue)
+    size_area: float = 0.0  # normalised box area of the last of them
+    type_evidence: TypeEvidence = field(default_factory=lambda: TypeEvidence(TYPE_SOURCE_WEIGHTS))
+    colour_votes: dict[str, float] = field(default_factory=dict)  # the attributes model's, before the white check
+    evenness_sum: float = 0.0  # paint evenness of the crops the model called white (white check) ...
+    evenness_n: int = 0  # ... and how many
     plate: dict[str, str] = field(default_factory=dict)  # published plate fields (plate / plate_hash)
     plate_box: list[float] | None = None  # normalised box of the latest plate read
     plate_reads: int = 0  # plate reads spent on this track
