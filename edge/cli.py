@@ -35,16 +35,6 @@ def demo_video() -> Path:
     return shared_dir() / "data" / "videos" / "car-detection.mp4"
 
 
-_PATHS = {"REPO": repo_dir, "SHARED": shared_dir, "DEMO_VIDEO": demo_video}
-
-
-def __getattr__(name: str) -> Path:
-    """``REPO``, ``SHARED``, ``DEMO_VIDEO`` (older names): resolved when asked, not at import."""
-    if name in _PATHS:
-        return _PATHS[name]()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def install_model_builder() -> None:
     """Let the registry build models on first pull with ``edge convert`` (the registry does not
     import the toolchain; without ``convert`` a built model falls back to its source)."""

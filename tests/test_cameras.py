@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from edge.app import _newest, run
-from edge.inference import shared
-from edge.inference.model import load_model
+from edge.inference.model import load_model, preload
+from edge.inference.pool import default_pool
 from edge.inference.scheduler import FairScheduler
 from edge.sources import open_camera
 from edge.types import Frame
@@ -79,12 +79,12 @@ def test_one_backend_many_cameras_thread_safe(frames: list[np.ndarray]) -> None:
 def test_shared_model_is_freed_when_unused() -> None:
     import gc
 
-    shared.clear()
+    default_pool().clear()
     m = load_model("vehicle-detection-0200")
-    assert shared.loaded_count() == 1
+    assert default_pool().loaded_count() == 1
     del m
     gc.collect()
-    assert shared.loaded_count() == 0
+    assert default_pool().loaded_count() == 0
 
 
 @pytest.mark.usefixtures("model_env")
@@ -258,7 +258,7 @@ def test_sixteen_cameras_start_twenty_times(tmp_path: Path, car_video: Path, mod
 
     detect = next(iter(cfg.cameras.values())).detect  # the defaults: the INT8 builds
     names = [n for n in (detect.model, detect.attributes_model, detect.type_model) if n]
-    held = shared.preload(names, {**cfg.model_options(), "pool": pool})
+    held = preload(names, cfg.model_options(), pool)
     n_models = pool.loaded_count()
     for attempt in range(20):
         readers.clear()
@@ -322,7 +322,7 @@ def test_latency_histograms_and_cpu_per_camera(tmp_path: Path) -> None:
 def test_startup_loads_each_model_once_with_progress(tmp_path: Path, car_video: Path, model_env: Path) -> None:
     """Start-up preloads detector, attributes and plate models once for all cameras; every
     model loaded (and file pulled) restarts the watchdog's start-up clock."""
-    from edge.app import _load_models
+    from edge.app import load_models
     from edge.app.models import make_pool
     from edge.config import parse_config
 
@@ -330,7 +330,7 @@ def test_startup_loads_each_model_once_with_progress(tmp_path: Path, car_video: 
     cfg = parse_config({"cameras": {"a": cam, "b": cam}, "outbox": {"path": str(tmp_path / "o.db")}})
     ticks: list[int] = []
     pool = make_pool(cfg)
-    ready, held = _load_models(cfg, threading.Event(), lambda: ticks.append(1), pool)
+    ready, held = load_models(cfg, threading.Event(), lambda: ticks.append(1), pool)
     assert ready.wait(180) and held
     # detector + attributes + type detector + plate detector + recogniser + its text-line detector (+ metadata copy)
     assert 5 <= pool.loaded_count() <= 7

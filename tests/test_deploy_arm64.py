@@ -201,7 +201,7 @@ def test_models_in_the_image_are_known_and_cover_all_backends() -> None:
 def test_the_demo_footage_is_in_the_image() -> None:
     """``edge demo`` in the image plays the lot clip and the gate scene (its plate half) from
     $EDGE_SHARED=/usr/share/edge; a missing file silently drops that half."""
-    from edge.cli import DEMO_VIDEO, SHARED
+    from edge.cli import demo_video, shared_dir
     from edge.demo import GATE_PHOTO
 
     ins = _instructions()
@@ -209,7 +209,7 @@ def test_the_demo_footage_is_in_the_image() -> None:
     assert "EDGE_SHARED=/usr/share/edge" in env
     copies = {tuple(shlex.split(a)[-2:]) for w, a in ins if w == "COPY" and "--from=shared" in a}
     check = CHECK.read_text(encoding="utf-8")
-    for rel in (DEMO_VIDEO.relative_to(SHARED), Path("data") / GATE_PHOTO):
+    for rel in (demo_video().relative_to(shared_dir()), Path("data") / GATE_PHOTO):
         assert (str(rel), f"/usr/share/edge/{rel}") in copies, f"Dockerfile.arm64 does not copy {rel}"
         assert f"$SHARED/{rel}" in check, f"check.sh does not copy {rel}"
 

@@ -17,9 +17,6 @@ from edge.app.seams import CameraFactory, FramePipeline, FrameSource, PipelineFa
 from edge.app.summary import startup_summary, stats_payload
 from edge.app.worker import BROKEN_AFTER, CameraWorker, PipelineBroken, _newest, make_snapshot
 
-_load_models = load_models  # the names tests and benches used before the package
-_model_names = model_names
-
 __all__ = [
     "BROKEN_AFTER",
     "EXIT_CAMERA_CRASHED",
@@ -30,8 +27,6 @@ __all__ = [
     "FrameSource",
     "PipelineBroken",
     "PipelineFactory",
-    "_load_models",
-    "_model_names",
     "_newest",
     "build_bus",
     "build_delivery",

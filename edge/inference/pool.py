@@ -17,7 +17,7 @@ The pool is an object its owner creates and passes on (``load_model(..., pool=..
 ``PlateReader(..., pool=...)``, ``Pipeline(..., pool=...)``): ``edge run``'s ``App``, ``edge
 replay`` and ``edge demo`` each make their own from the config (``edge.app.models.make_pool``).
 Library callers that pass none (a ``Pipeline`` or ``load_model`` in a script or test, the
-privacy filters, :mod:`edge.inference.shared`) use :func:`default_pool`, the pool of this
+privacy filters) use :func:`default_pool`, the pool of this
 process. What a pool shares and how its models run is given when it is made
 (:class:`PoolSettings`), not read from globals or the environment on every call:
 ``EDGE_SHARED_MODELS=0`` (the old one-copy-per-camera behaviour, for the baseline in
