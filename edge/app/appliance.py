@@ -536,10 +536,10 @@ def run(
     ``pool``: the models' pool (default: the App makes one from ``config``; with updates, see
     :func:`_keeping_pool`).
     """
+    real = camera_factory is None and pipeline_factory is None
     if updates is None and config.update.enabled and config_path is not None:
         from edge.update import run_with_updates
 
-        real = camera_factory is None and pipeline_factory is None
         return run_with_updates(
             _keeping_pool(pool, real),
             config,
@@ -550,7 +550,6 @@ def run(
         )
     if watchdog is None:
         own_stop = stop_event is None or updates is not None  # run_with_updates passes its own
-        real = camera_factory is None and pipeline_factory is None
         watchdog = own_stop and real and config.watchdog.enabled
     app = App(
         config,
