@@ -37,11 +37,6 @@ class CropTyper:
         self.type_of = type_of
         detector.score_threshold = SCORE_FLOOR
 
-    def wants(self, views: int, last_area: float, area: float) -> bool:
-        """Whether a clean view of ``area`` (normalised) is worth typing after ``views`` views,
-        the last of ``last_area``."""
-        return wants_view(views, last_area, area)
-
     def type_of_box(self, image: np.ndarray, box: np.ndarray) -> dict[str, float]:
         """Type scores of the vehicle in normalised ``box`` of ``image`` (empty: not found).
 

@@ -138,10 +138,10 @@ class VehicleDescriber:
     def _type_crop(self, t: Track, image: np.ndarray, short_px: float) -> None:
         """A COCO type vote from this view when it is whole and clearly bigger than the last typed one."""
         st = t.state
-        if self.typer is None or not t.confirmed or short_px < MIN_PX or _touches_edge(t.box):
-            return  # tentative tracks are mostly noise: the model runs for vehicles only
-        area = float((t.box[2] - t.box[0]) * (t.box[3] - t.box[1]))
-        if not self.typer.wants(st.type_views, st.type_area, area):
+        if self.typer is None:
+            return
+        area = _grown_view(t, short_px, st.type_views, st.type_area)
+        if area is None:
             return
         found = self.typer.type_of_box(image, t.box)
         if self._on_model is not None:
@@ -155,10 +155,8 @@ class VehicleDescriber:
         """Measure a whole, confirmed view against the other vehicles seen at the same place (a
         few views per track, as it grows), and remember it as their reference."""
         st = t.state
-        if not t.confirmed or short_px < MIN_PX or _touches_edge(t.box):
-            return
-        area = float((t.box[2] - t.box[0]) * (t.box[3] - t.box[1]))
-        if not wants_view(st.size_views, st.size_area, area):
+        area = _grown_view(t, short_px, st.size_views, st.size_area)
+        if area is None:
             return
         st.size_views += 1
         st.size_area = area
@@ -192,6 +190,16 @@ class VehicleDescriber:
         if size is not None and x1 - x0 > size[0] and y1 - y0 > size[1]:
             crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
         return crop
+
+
+def _grown_view(t: Track, short_px: float, views: int, last_area: float) -> float | None:
+    """The normalised area of this view when it is worth a look: a confirmed track (tentative
+    ones are mostly noise), whole in the frame, big enough, and the first view or clearly bigger
+    than the last one counted (``views`` so far, the last of ``last_area``); else None."""
+    if not t.confirmed or short_px < MIN_PX or _touches_edge(t.box):
+        return None
+    area = float((t.box[2] - t.box[0]) * (t.box[3] - t.box[1]))
+    return area if wants_view(views, last_area, area) else None
 
 
 def _touches_edge(xyxy: np.ndarray, margin: float = 0.01) -> bool:
