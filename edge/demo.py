@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from edge.config import AppConfig, CameraConfig, parse_config
 from edge.errors import EdgeError
 from edge.events.bus import Processor
-from edge.events.schema import Event
+from edge.events.schema import Event, epoch
 
 if TYPE_CHECKING:
     from edge.inference.pool import ModelPool
@@ -145,13 +145,9 @@ def mmss(seconds: float) -> str:
     return f"{s // 60:02d}:{s % 60:02d}"
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
 def event_pos(e: Event, start: float) -> float:
     """Seconds into the video: ``pos``, or from ``ts`` for events made on a tick (rules on time)."""
-    return e.pos if e.pos is not None else _epoch(e.ts) - start
+    return e.pos if e.pos is not None else epoch(e.ts) - start
 
 
 class Describer:
@@ -192,7 +188,7 @@ class Describer:
         extra = f" after {seconds} s" if seconds is not None else ""
         first = ""
         if e.type == "track" and e.start is not None and e.pos is not None:
-            first = f" (first seen at {mmss(e.pos - (_epoch(e.ts) - _epoch(e.start)))})"
+            first = f" (first seen at {mmss(e.pos - (epoch(e.ts) - epoch(e.start)))})"
         return f"{head}{what} #{e.track} {step}{zones}{extra}{first}"
 
 

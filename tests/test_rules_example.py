@@ -11,10 +11,9 @@ import pytest
 
 from edge.clock import ManualClock
 from edge.config import ModelsConfig, load_config
-from edge.events.schema import Event
+from edge.events.schema import Event, epoch
 from edge.replay import replay
 from edge.rules import RuleEngine
-from edge.rules.schedule import epoch
 from tests.test_rules_support import at, line, of, plate
 
 ROOT = Path(__file__).resolve().parent.parent

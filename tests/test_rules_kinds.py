@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.events.schema import utc_iso
-from edge.rules.schedule import epoch
+from edge.events.schema import epoch, utc_iso
 from tests.test_rules_support import at, engine, ev, line, of, plate, state
 
 AFTER_HOURS = {

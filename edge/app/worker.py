@@ -13,7 +13,6 @@ import threading
 import time
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from datetime import datetime
 
 from edge.app.seams import (
     CameraFactory,
@@ -30,7 +29,7 @@ from edge.app.seams import (
 from edge.config import AppConfig, CameraConfig
 from edge.events.bus import Emitter
 from edge.events.mqtt import MqttPublisher
-from edge.events.schema import Event
+from edge.events.schema import Event, epoch
 from edge.inference.scheduler import FairScheduler
 from edge.privacy.snapshots import SnapshotWorker
 from edge.redact import redact_text
@@ -101,10 +100,6 @@ def _newest(reader: LatestFrameSource, frame: Frame) -> Frame:
             return frame
         reader.stats.frames_dropped += 1
         frame = newer
-
-
-def _epoch(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 class CameraWorker:
@@ -297,7 +292,7 @@ class CameraWorker:
         if frame is None:
             return
         # capture -> outbox (the sinks ran synchronously in emit)
-        self.metrics.observe_capture_to_outbox(self.name, time.time() - _epoch(stamped.ts))
+        self.metrics.observe_capture_to_outbox(self.name, time.time() - epoch(stamped.ts))
         if self.snapshots is not None and stamped.box is not None:
             if stamped.type == "plate" or stamped.phase == "start":
                 self._take_snapshot(stamped, frame)

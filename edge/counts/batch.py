@@ -13,10 +13,9 @@ import json
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from edge.events.schema import Event, utc_iso
+from edge.events.schema import Event, epoch, utc_iso
 
 BATCH_S = 60.0  # one event per camera and wall-clock minute
 # a fuller minute is cut into several events (a fleet takes events up to 64 KiB)
@@ -37,10 +36,6 @@ def minute_start(t: float) -> float:
     return math.floor(t / BATCH_S) * BATCH_S
 
 
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
 @dataclass
 class Batch:
     """One camera's crossings in ``[start, end)``: one dict per crossing (``t`` = epoch s)."""
@@ -55,7 +50,7 @@ class Batch:
 
     def add(self, event: Event) -> None:
         """Keep line event ``event`` as a row (``t`` before ``start``: it came after its minute closed)."""
-        row: dict[str, Any] = {"t": _epoch(event.ts), "track": event.track, "label": event.label}
+        row: dict[str, Any] = {"t": epoch(event.ts), "track": event.track, "label": event.label}
         row.update(event.attrs)
         self.crossings.append(row)
         self.size += _size(row)
@@ -105,7 +100,7 @@ def line_events(batch: dict[str, Any]) -> list[dict[str, Any]]:
     so a redelivered batch gives the same ids. ``batch``'s attrs must have passed
     :class:`edge.events.payloads.CrossingsAttrs`."""
     a = batch["attrs"]
-    start, cols = _epoch(a["from"]), a["cols"]
+    start, cols = epoch(a["from"]), a["cols"]
     out = []
     for i, values in enumerate(a["rows"]):
         row = {c: v for c, v in zip(cols, values, strict=True) if v is not None}

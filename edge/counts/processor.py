@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,7 @@ from edge.counts.interval import Intervals
 from edge.counts.store import CountStore
 from edge.counts.tally import MAX_GAP, Tally, ZoneTally
 from edge.events.payloads import LineAttrs, ZoneAttrs
-from edge.events.schema import Event
+from edge.events.schema import Event, epoch
 
 if TYPE_CHECKING:
     from edge.config import AppConfig
@@ -37,10 +36,6 @@ if TYPE_CHECKING:
 STORE_NAME = "edge-counts.sqlite3"
 LATE = 10.0  # s a tick waits past an interval's end before closing it (frames lag the wall clock)
 SAVE_EVERY = 1.0  # s: occupancy and up time reach the state file at most this often (crossings at once)
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
 
 
 class CountProcessor:
@@ -86,7 +81,7 @@ class CountProcessor:
             return []
         if event.type not in ("line", "zone"):
             return []
-        t = _epoch(event.ts)
+        t = epoch(event.ts)
         with self._lock:
             out: list[Event] = []
             if event.type == "line" and event.camera in self.batcher.cameras:

@@ -42,6 +42,11 @@ def utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def epoch(ts: str) -> float:
+    """``2026-11-21T19:07:03.120Z`` -> epoch seconds (the inverse of :func:`utc_iso`)."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
 class Event(BaseModel):
     """One event. ``seq`` increases per camera so consumers can spot gaps and order.
 

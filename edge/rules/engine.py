@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.clock import Clock
-from edge.events.schema import Event
+from edge.events.schema import Event, epoch
 from edge.rules import kinds
 from edge.rules.anomalies import AnomalyBook
 from edge.rules.config import RulesConfig
-from edge.rules.schedule import epoch
 from edge.rules.store import Store
 from edge.rules.visits import VisitBook, VisitChange
 

@@ -113,8 +113,3 @@ def local_deadline(ts: float, at: time, tz: ZoneInfo) -> float:
     """Epoch time of ``at`` on the local date of ``ts``."""
     local = datetime.fromtimestamp(ts, tz=timezone.utc).astimezone(tz)
     return datetime.combine(local.date(), at, tzinfo=tz).timestamp()
-
-
-def epoch(ts: str) -> float:
-    """``2026-11-21T19:07:03.120Z`` -> epoch seconds."""
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()

@@ -16,16 +16,11 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from edge.events.schema import Event, utc_iso
+from edge.events.schema import Event, epoch, utc_iso
 from edge.tracking.scene import NONE
 
 _LATE = 5.0  # tick waits this long past a period's end so events of its last frames are in
-
-
-def _epoch(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
 
 
 @dataclass
@@ -54,8 +49,8 @@ class ScreenTime:
         """Count a state event; returns the ``screentime`` events of periods it shows are over."""
         if event.type != "state" or event.phase not in ("start", "end") or not event.label:
             return []
-        at = _epoch(event.ts)
-        since = _epoch(event.start) if event.start else at
+        at = epoch(event.ts)
+        since = epoch(event.start) if event.start else at
         with self._lock:
             cam = self._cams.get(event.camera)
             if cam is None:

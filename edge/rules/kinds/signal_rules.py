@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from edge.events.payloads import PlateAttrs
-from edge.events.schema import Event
+from edge.events.schema import Event, epoch
 from edge.rules.config import PlateWatchRule, StateHeldRule
 from edge.rules.kinds.base import Context, RuleKind, what
-from edge.rules.schedule import epoch
 
 
 class PlateWatch(RuleKind[PlateWatchRule]):
