@@ -16,32 +16,38 @@ Loc = tuple[int | str, ...]
 
 def privacy_problems(camera: str, privacy: Any, labels_of: Callable[[str], list[str] | None]) -> list[tuple[Loc, str]]:
     """(field path, message) for each ``cameras.<camera>.privacy`` model that cannot be used.
-    ``labels_of(model)`` gives a model's labels (None when not knowable here)."""
+    ``labels_of(model)`` gives a model's labels (None when not knowable here).
+
+    Only names the config writes are checked: the defaults are registry models
+    (tests/test_privacy_config.py), and a site with its own model folder need not carry them."""
+    written = privacy.model_fields_set & {"detector", "segmenter"}
+    if not written:
+        return []
     from edge.registry.manifest import list_manifests
 
     known = {m.name: m for m in list_manifests()}
-    detectors = sorted(
-        n for n, m in known.items() if m.task == "detect" and PERSON_LABELS & set(m.labels or labels_of(n) or ())
-    )
-    segmenters = sorted(n for n, m in known.items() if m.task == "segment")
     where = ("cameras", camera, "privacy")
     out: list[tuple[Loc, str]] = []
-    # only names the config writes: the defaults are registry models (tests/test_privacy_config.py),
-    # and a site with its own model folder need not carry them to check its config
-    written = privacy.model_fields_set
-    problem = _wrong_task(privacy.detector, "detect", "a person detector", known) if "detector" in written else None
-    if problem is None and "detector" in written:
-        labels = known[privacy.detector].labels or labels_of(privacy.detector)
-        if labels is not None and not PERSON_LABELS & set(labels):
-            problem = f"model {privacy.detector!r} has no person label"
-    if problem:
-        out.append(((*where, "detector"), f"{problem}; use one of: {', '.join(detectors)}"))
-    problem = None
+    if "detector" in written:
+        problem = _wrong_task(privacy.detector, "detect", "a person detector", known)
+        if problem is None:
+            labels = known[privacy.detector].labels or labels_of(privacy.detector)
+            if labels is not None and not PERSON_LABELS & set(labels):
+                problem = f"model {privacy.detector!r} has no person label"
+        if problem:
+            fit = (n for n, m in known.items() if m.task == "detect" and _finds_people(m, labels_of))
+            out.append(((*where, "detector"), f"{problem}; use one of: {', '.join(sorted(fit))}"))
     if "segmenter" in written:
         problem = _wrong_task(privacy.segmenter, "segment", "a segmentation model", known)
-    if problem:
-        out.append(((*where, "segmenter"), f"{problem}; use one of: {', '.join(segmenters)}"))
+        if problem:
+            fit = (n for n, m in known.items() if m.task == "segment")
+            out.append(((*where, "segmenter"), f"{problem}; use one of: {', '.join(sorted(fit))}"))
     return out
+
+
+def _finds_people(m: Any, labels_of: Callable[[str], list[str] | None]) -> bool:
+    """Whether manifest ``m``'s labels include a person."""
+    return bool(PERSON_LABELS & set(m.labels or labels_of(m.name) or ()))
 
 
 def _wrong_task(name: str, task: str, what: str, known: dict[str, Any]) -> str | None:
