@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.plates import PlateReader
+from edge.plates import PlateReader, PlatesConfig
 from edge.plates.decode import Candidate
 from edge.plates.formats import REGION_FORMATS, compile_formats, known_formats
 from edge.plates.ocr import ALPHABET
 from edge.plates.plateness import STACKED_FACTOR, mix_factor, stacked_factor
-from edge.plates.read_slots import EDGE_DROP, _edge_dropped
+from edge.plates.read_slots import EDGE_DROP, EDGE_SURE, SlotReader, _edge_dropped
 from edge.plates.slots import (
     MIXED_SLOT,
     PAD,
@@ -155,6 +155,55 @@ def test_a_frame_edge_read_as_a_character_is_dropped() -> None:
     assert [c.text for c in _edge_dropped(Candidate("ABC1234I", 0.8, [0.9] * 8), us)] == ["ABC1234"]
     assert _edge_dropped(Candidate("1ABC234", 0.8, [0.9] * 7), us) == []  # fits: a real 1
     assert _edge_dropped(Candidate("87ABC123", 0.8, [0.9] * 8), us) == []  # an 8 is no frame edge
+
+
+def test_a_sure_edge_glyph_is_kept_when_no_region_is_set() -> None:
+    """With no region some country's format accepts almost any shorter reading, so only a glyph
+    the model doubts is dropped: a Vietnamese ``51F22261`` (its formats left out here, as for a
+    region the reader does not know) keeps its sure trailing 1, a doubtful one still goes."""
+    unknown = [f for f in known_formats() if f.name != "vn"]
+    sure = [0.99] * 8
+    assert _edge_dropped(Candidate("51F22261", 0.9, sure), unknown, EDGE_SURE) == []
+    doubted = [*sure[:7], 0.6]
+    assert [c.text for c in _edge_dropped(Candidate("51F22261", 0.5, doubted), unknown, EDGE_SURE)] == ["51F2226"]
+    # with a region configured its formats are trusted: the 1 goes however sure it looks
+    us = compile_formats(["us"])
+    assert [c.text for c in _edge_dropped(Candidate("ABC12341", 0.9, sure), us)] == ["ABC1234"]
+
+
+def test_no_region_reader_keeps_a_sure_trailing_one(shared_models, tmp_path) -> None:
+    """The whole slot decoder with no region: a crafted 8-slot table reading a plate of a region
+    no format knows, ending in a sure 1, comes out whole (the previous rule read ``5A88752``-like
+    plates one character short); the same table with the 1 in doubt loses it."""
+    reader = PlateReader(PlatesConfig(), threads=1, cache_dir=tmp_path, mirror=str(shared_models)).recognizer
+    assert isinstance(reader, SlotReader)
+    text = "7KA38621"  # fits no built-in format; "7KA3862" fits a Czech and a US one
+    assert not any(f.match(text) for f in known_formats())
+    assert reader._rank(reader._decode_slots(slots(text, conf=0.97)))[0].text == text
+    doubtful = slots(text, {7: {"1": 0.5, "_": 0.45}}, conf=0.97)
+    assert reader._rank(reader._decode_slots(doubtful))[0].text == text[:-1]
+
+
+# -- Vietnam -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["51F88826", "52P5688", "59L251907", "51R29271", "65CA02259", "29BK04366", "99H141390"],
+)
+def test_each_vn_scheme(text: str) -> None:
+    """Cars (one long line or two lines) and motorbikes (series letter + digit, or two letters)."""
+    assert any(f.match(text) for f in compile_formats(["vn"]))
+
+
+def test_vn_series_letters() -> None:
+    """Vietnam issues no I, J, O, Q or W in the series: with its formats a doubtful O in the
+    series slot of a car plate is read as the letter the slot allows, never as O."""
+    vn = compile_formats(["vn"])
+    assert not any(ch in vn[0].alphabet for ch in "IJOQW")
+    assert not any(f.match(t) for f in vn for t in ["51O88826", "5188826", "51FF888266"])
+    out = slots("51O88826", {2: {"D": 0.3}}, conf=0.6)
+    assert top(out, ["vn"]) == "51D88826"
 
 
 def test_unknown_decoder_is_a_clear_error() -> None:

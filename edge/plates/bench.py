@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     def setting_name(regions: list[str]) -> str:
         return ",".join(regions) or "none"
 
+    # a folder is shown by its name (a region code), with its parent's when two share a name
+    names = [d.name for d in args.dirs]
+    shown = {d: f"{d.parent.name}/{d.name}" if names.count(d.name) > 1 else d.name for d in args.dirs}
     rows = []
     label_checks: dict[str, dict[str, str]] = {}  # folder -> format-breaking labels (stem -> O/0 fix)
     votes: list[tuple[str, str, dict[str, float]]] = []  # --frames: folder, reader:regions, shares
@@ -339,17 +342,18 @@ def main(argv: list[str] | None = None) -> int:
             samples = load_folder(d)
             if args.limit:
                 samples = samples[: args.limit]
-            if d.name not in label_checks:
+            folder = shown[d]
+            if folder not in label_checks:
                 own = d.name in REGION_FORMATS or d.name in REGION_GROUPS
-                label_checks[d.name] = format_breaking_labels(samples, d.name) if own else {}
-            results = run(modes, samples, f"{d.name} [{setting_name(regions)}]", args.failures, label_checks[d.name])
-            rows += [(d.name, name, results[name]) for name, _ in modes]
+                label_checks[folder] = format_breaking_labels(samples, d.name) if own else {}
+            results = run(modes, samples, f"{folder} [{setting_name(regions)}]", args.failures, label_checks[folder])
+            rows += [(folder, name, results[name]) for name, _ in modes]
             if args.frames:
                 for m in models[:2] if models[1:2] == [OLD] else models[:1]:
-                    desc = f"{d.name} [{setting_name(regions)}] {_short(m)} x{args.frames} frames"
+                    desc = f"{folder} [{setting_name(regions)}] {_short(m)} x{args.frames} frames"
                     votes.append(
                         (
-                            d.name,
+                            folder,
                             f"{_short(m)}:{setting_name(regions)}",
                             consensus_run(reader_for(m, regions), samples, args.frames, desc),
                         )
@@ -361,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         b = base.get(folder)
         vs = f"  {r['exact'] / b['exact']:.2f}x baseline exact" if b and name != "baseline" and b["exact"] else ""
         return (
-            f"{folder:<10} {name[:24]:<24} {r['n']:>4} {r['recall']:>7.1%} {r['exact']:>7.1%} "
+            f"{folder:<12} {name[:24]:<24} {r['n']:>4} {r['recall']:>7.1%} {r['exact']:>7.1%} "
             f"{r['exact_o0']:>9.1%} {r['cer']:>6.3f} {r['median_ms']:>7.1f} {r['p95_ms']:>7.1f} {r['cpu_ms']:>7.1f}{vs}"
         )
 
@@ -370,12 +374,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{'med ms':>7} {'p95 ms':>7} {'cpu ms':>7}"
     )
     # main table (rows start with the folder name): the reader under test and the baseline
-    print(f"\nreader {models[0]}\n{'folder':<10} {head}")
+    print(f"\nreader {models[0]}\n{'folder':<12} {head}")
     for folder, name, r in rows:
         if name == "baseline" or name.startswith(first + ":"):
             print(line(folder, name.split(":")[-1], r))
     for m in models[1:]:  # the other readers of the same run, rows indented
-        print(f"\nsame run, reader {m}\n  {'folder':<10} {head}")
+        print(f"\nsame run, reader {m}\n  {'folder':<12} {head}")
         for folder, name, r in rows:
             if name.startswith(_short(m) + ":"):
                 print("  " + line(folder, name.split(":")[-1], r))

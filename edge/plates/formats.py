@@ -24,6 +24,8 @@ DIGITS = "0123456789"
 
 # US letters: no I, O or Q (see "us" below).
 _US = "[A-HJ-NPR-Z]"
+# Vietnamese series letters: no I, J, O, Q or W (see "vn" below).
+_VN = "[A-HK-NPR-VX-Z]"
 
 # Built-in formats by region code: a regex over normalised text, or (regex, weight) for a format
 # that should win only near ties (default weight 1). Sources: national plate schemes (current +
@@ -102,6 +104,15 @@ REGION_FORMATS: dict[str, list[str | tuple[str, float]]] = {
         rf"[0-9{_US[1:-1]}]{{5,7}}",  # any other serial of the US alphabet (loose: see MIXED_SLOT)
     ],
     "mx": [r"[A-Z]{3}[0-9]{3}[A-Z]", r"[A-Z]{3}[0-9]{4}", r"[A-Z]{3}[0-9]{2}[A-Z]{2}"],
+    # Asia. Vietnam (Circular 58/2020/TT-BCA): a 2-digit province code, the series (one letter,
+    # two letters, or a letter and a digit on motorbikes) and a 4-5 digit serial; cars carry it
+    # on one long line (51F-888.26) or two lines (51F / 888.26), motorbikes on two (59-L2 /
+    # 519.07). The series letters leave out I, J, O, Q and W.
+    "vn": [
+        rf"[0-9]{{2}}{_VN}[0-9]{{4,5}}",  # 51F88826, 52P5688
+        rf"[0-9]{{2}}{_VN}[0-9][0-9]{{4,5}}",  # 59L251907 (motorbike)
+        rf"[0-9]{{2}}{_VN}{{2}}[0-9]{{4,5}}",  # 65CA02259, 51LD12345
+    ],
     # Africa
     "za": [
         r"[A-Z]{2}[0-9]{2}[A-Z]{2}(GP|MP|NW|EC|FS|NC|ZN)",

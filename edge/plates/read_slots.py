@@ -67,6 +67,11 @@ STACKED_SUPPORT = 0.25  # see _stacked
 # such a reading (at least this long) that fits no format while the reading without that glyph
 # fits one gives the shorter reading at this share of its confidence.
 EDGE_GLYPHS, EDGE_MIN_CHARS, EDGE_DROP = "1IJL", 6, 0.9
+# With no region configured some country's format accepts almost any shorter reading (the US
+# catch-all, Czech mixed slots), so fitting one is weak evidence: the glyph is dropped only when
+# the model itself doubts it. On Vietnamese plates (8 characters, formats unknown to the reader)
+# dropping a sure trailing 1 broke 8 of 47 reads.
+EDGE_SURE = 0.9
 
 
 class SlotReader(RegionReader):
@@ -250,7 +255,8 @@ class SlotReader(RegionReader):
             return cands + decode_slot_formats_legacy(out, self.templates, self.cfg.top_n)
         penalty = SLOT_FREE_PENALTY if self.formats else NO_REGION_FREE_PENALTY
         alphabet = self.templates.alphabet
-        edge = [e for c in cands for e in _edge_dropped(c, formats)]
+        sure = 1.0 if self.formats else EDGE_SURE
+        edge = [e for c in cands for e in _edge_dropped(c, formats, sure)]
         for c in cands:
             c.prior = penalty * OUT_OF_ALPHABET ** sum(ch not in alphabet for ch in c.text)
             c.confidence *= c.prior
@@ -266,17 +272,20 @@ def _model_confidence(read: PlateRead, decoder: str) -> float:
     return best.confidence if decoder == "legacy" else best.confidence / best.prior
 
 
-def _edge_dropped(cand: Candidate, formats: list[PlateFormat]) -> list[Candidate]:
+def _edge_dropped(cand: Candidate, formats: list[PlateFormat], sure: float = 1.0) -> list[Candidate]:
     """``cand`` without a thin first or last character (``EDGE_GLYPHS``: a frame edge or a bolt
     read as a 1 or an I) when the reading fits no format and the shorter one does, at
-    ``EDGE_DROP`` of its confidence (above the free penalty, so the shorter reading wins)."""
+    ``EDGE_DROP`` of its confidence (above the free penalty, so the shorter reading wins). A
+    glyph read with a confidence of ``sure`` or more is kept."""
     text = cand.text
     if len(text) < EDGE_MIN_CHARS or any(f.match(text) for f in formats):
         return []
     out = []
     confs = cand.char_confidences
-    for dropped, short, kept in ((text[0], text[1:], confs[1:]), (text[-1], text[:-1], confs[:-1])):
-        fit = next((f for f in formats if f.match(short)), None) if dropped in EDGE_GLYPHS else None
+    ends = ((text[0], text[1:], confs[1:], confs[0]), (text[-1], text[:-1], confs[:-1], confs[-1]))
+    for dropped, short, kept, conf in ends:
+        doubted = dropped in EDGE_GLYPHS and conf < sure
+        fit = next((f for f in formats if f.match(short)), None) if doubted else None
         if fit is not None:
             out.append(Candidate(short, cand.confidence * EDGE_DROP, list(kept), fit.name, EDGE_DROP))
     return out
