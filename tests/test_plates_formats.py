@@ -231,3 +231,22 @@ def test_a_text_line_stacked_on_a_taller_one_is_frame_or_slogan() -> None:
     assert stacked_factor(beside, [plate]) == 1.0
     far = np.array([120, 500, 280, 528], dtype=float)  # small text far below: not on the plate
     assert stacked_factor(far, [plate]) == 1.0
+
+
+def test_one_line_of_a_read_two_line_plate_is_not_a_second_plate() -> None:
+    """The detector boxes a two-line plate whole and its lower line alone: the line's read
+    (``75520``, inside the plate's box, its text part of ``30E75520``) is dropped, however well it
+    scores; a read elsewhere, or with other text, or beside a much weaker whole read, stays."""
+    from edge.plates.read_slots import _without_parts
+    from edge.plates.reading import PlateRead
+
+    def read(text: str, box: list[float], score: float) -> PlateRead:
+        return PlateRead(np.zeros((4, 2), np.float32), np.array(box), 0.5, [Candidate(text, 0.9)], score)
+
+    whole = read("30E75520", [0.40, 0.40, 0.50, 0.50], 0.53)
+    line = read("75520", [0.40, 0.44, 0.50, 0.52], 0.60)
+    other = read("75520", [0.70, 0.40, 0.80, 0.50], 0.60)  # same text, another place
+    slogan = read("SUNSHINE", [0.40, 0.44, 0.50, 0.52], 0.20)  # not part of the plate's text
+    assert _without_parts([line, whole, other, slogan]) == [whole, other, slogan]
+    weak = read("30E75520", [0.40, 0.40, 0.50, 0.50], 0.20)  # under half the line's plate-ness
+    assert _without_parts([line, weak]) == [line, weak]

@@ -63,6 +63,7 @@ NO_REGION_FREE_PENALTY = 0.6
 # region never issues it, so such a reading is far less likely than its look-alike's.
 OUT_OF_ALPHABET = 0.2
 STACKED_SUPPORT = 0.25  # see _stacked
+PART_INSIDE, PART_SCORE = 0.4, 0.5  # see _without_parts
 # A frame edge or a bolt beside the characters reads as a thin glyph at an end of the plate:
 # such a reading (at least this long) that fits no format while the reading without that glyph
 # fits one gives the shorter reading at this share of its confidence.
@@ -143,6 +144,8 @@ class SlotReader(RegionReader):
         # the slot model answers for any crop: a region it reads with next to no confidence is
         # not a plate (blank, noise, a rotated frame), and is not returned
         reads = [r for r in reads if r.candidates and r.score >= MIN_PLATE_SCORE]
+        if self.decoder != "legacy":
+            reads = _without_parts(reads)
         reads.sort(key=lambda r: -r.score)
         if self.decoder != "legacy":
             # the formats chose the reading; its published confidence is the model's, and the
@@ -296,6 +299,23 @@ def _stacked(read: PlateRead, reads: list[PlateRead]) -> float:
     with at least ``STACKED_SUPPORT`` of its plate-ness (a loose quad read as noise is not)."""
     others = [r.box for r in reads if r is not read and r.candidates and r.score >= STACKED_SUPPORT * read.score]
     return stacked_factor(read.box, others)
+
+
+def _without_parts(reads: list[PlateRead]) -> list[PlateRead]:
+    """Reads less those that are one line of another read's plate: a read whose box lies mostly
+    (``PART_INSIDE``) inside a longer read's box, whose text that read's contains, and which that
+    read matches in plate-ness within ``PART_SCORE`` (the detector boxed a line of a two-line
+    plate as well as the whole plate; one plate, one read)."""
+
+    def part_of(b: PlateRead, a: PlateRead) -> bool:
+        if a is b or len(a.text) <= len(b.text) or b.text not in a.text or a.score < PART_SCORE * b.score:
+            return False
+        w, h = b.box[2] - b.box[0], b.box[3] - b.box[1]
+        iw = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
+        ih = min(a.box[3], b.box[3]) - max(a.box[1], b.box[1])
+        return w > 0 and h > 0 and iw > 0 and ih > 0 and iw * ih >= PART_INSIDE * w * h
+
+    return [b for b in reads if not any(part_of(b, a) for a in reads)]
 
 
 def _joined(quads: list[PlateQuad]) -> list[PlateQuad]:
