@@ -192,3 +192,19 @@ def test_a_tilted_photo_is_read(reader: PlateReader, shared_data: Path) -> None:
         reads = reader.read(turned)
         right += bool(reads) and reads[0].text == label
     assert right >= 10, right
+
+
+def test_a_dark_photo_is_read(reader: PlateReader, shared_data: Path) -> None:
+    """Photos with a quarter of their light (dusk, shade, an under-exposed camera): the detector
+    sees a brightened picture, so 13 of these 20 Brazilian plates read exactly; without the lift
+    the detector missed most of them and 6 read."""
+    samples = sorted((shared_data / "openalpr" / "br").glob("*.jpg"))[:40:2]
+    v = np.arange(256, dtype=np.float64) / 255.0
+    quarter = np.clip(255.0 * 0.25 * v**4, 0, 255).astype(np.uint8)  # bench/plates_conditions.py --light 0.25
+    right = 0
+    for jpg in samples:
+        img, _, label = _sample(shared_data, f"br/{jpg.stem}")
+        reads = reader.read(cv2.LUT(img, quarter))
+        right += bool(reads) and reads[0].text == label
+    assert len(samples) == 20
+    assert right >= 11, right

@@ -60,6 +60,24 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
+# A detector input darker than this mean grey level (night, shade, an under-exposed camera) is
+# brightened, before it is shrunk, by a gamma curve that lifts its mean to DARK_TARGET of full scale: the detector
+# misses dark plates (EU/BR photos darkened to a quarter of their light: 94 -> 106 of 111
+# found), while the reader copes with them. About one photo in twelve of the shared sets is
+# this dark and reads the same either way.
+DARK_MEAN, DARK_TARGET = 70.0, 0.45
+
+
+def brightened(image: np.ndarray) -> np.ndarray:
+    """``image`` (BGR uint8) with a gamma lift when its mean grey level is under ``DARK_MEAN``."""
+    mean = float(cv2.cvtColor(np.ascontiguousarray(image[::4, ::4]), cv2.COLOR_BGR2GRAY).mean())  # a sample is enough
+    if mean >= DARK_MEAN:
+        return image
+    gamma = np.log(DARK_TARGET) / np.log(max(mean, 1.0) / 255.0)
+    lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
+    return cv2.LUT(image, lut)
+
+
 class YuNetPlateDetector:
     """Decode LPD-YuNet outputs into plate quads.
 
@@ -79,7 +97,7 @@ class YuNetPlateDetector:
     def run_patch(self, patch: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """Run once on a BGR patch (stretched to the input); return quads (N,4,2) in patch pixels, scores."""
         ph, pw = patch.shape[:2]
-        img = shrink(patch, self.width, self.height)
+        img = shrink(brightened(patch), self.width, self.height)
         blob = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
         out = self.backend.infer({self.input_name: blob})
         loc, conf, iou = out["loc"], out["conf"], out["iou"]
