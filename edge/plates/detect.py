@@ -70,7 +70,7 @@ DARK_MEAN, DARK_TARGET = 70.0, 0.45
 
 def brightened(image: np.ndarray) -> np.ndarray:
     """``image`` (BGR uint8) with a gamma lift when its mean grey level is under ``DARK_MEAN``."""
-    mean = float(cv2.cvtColor(np.ascontiguousarray(image[::4, ::4]), cv2.COLOR_BGR2GRAY).mean())  # a sample is enough
+    mean = float(image[::8, ::8].mean())  # every 8th pixel's channels: ~0.1 ms, no copy
     if mean >= DARK_MEAN:
         return image
     gamma = np.log(DARK_TARGET) / np.log(max(mean, 1.0) / 255.0)
