@@ -12,7 +12,7 @@ APT_PACKAGES := ffmpeg mosquitto mosquitto-clients prometheus openssl \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav \
 	postgresql chromium systemd
 
-.PHONY: deps system-deps test test-latest lock bench lint demo arm64-check
+.PHONY: deps system-deps test test-data test-latest lock bench lint demo arm64-check
 
 ARM64_CACHE ?= /work/arm64-cache
 
@@ -26,11 +26,15 @@ system-deps:
 deps: system-deps
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 
-test: deps
+test: deps test-data
 	$(PY) -m pytest -q
 
+# Photos some tests read that are not in ../shared (real two-line plates; bench/plate_sets.py)
+test-data:
+	$(PY) bench/plate_sets.py --fetch
+
 # The newest versions pyproject.toml allows, in a venv of their own (the constrained install is left alone).
-test-latest: system-deps
+test-latest: system-deps test-data
 	$(PY) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test]'

@@ -117,9 +117,21 @@ def build(out: Path, spec_path: Path = SPEC, cache: Path = CACHE) -> dict[str, P
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True, help="folder to write the sets into")
+    ap.add_argument("--out", type=Path, help="folder to write the sets into")
     ap.add_argument("--cache", type=Path, default=CACHE, help="where the downloaded package is kept")
+    ap.add_argument("--fetch", action="store_true", help="only download the package (what make test does)")
     args = ap.parse_args(argv)
+    if args.fetch:
+        spec = json.loads(SPEC.read_text(encoding="utf-8"))
+        for attempt in range(3):  # a registry hiccup should not fail an install
+            try:
+                print(fetch_package(spec, args.cache))
+                return 0
+            except RuntimeError as e:
+                print(f"try {attempt + 1} of 3: {e}", file=sys.stderr)
+        return 1
+    if args.out is None:
+        ap.error("--out is required (or --fetch)")
     for folder in build(args.out, cache=args.cache).values():
         print(folder)
     return 0
