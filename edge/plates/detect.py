@@ -61,10 +61,10 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 # A detector input darker than this mean grey level (night, shade, an under-exposed camera) is
-# brightened, before it is shrunk, by a gamma curve that lifts its mean to DARK_TARGET of full scale: the detector
-# misses dark plates (EU/BR photos darkened to a quarter of their light: 94 -> 106 of 111
-# found), while the reader copes with them. About one photo in twelve of the shared sets is
-# this dark and reads the same either way.
+# brightened, before it is shrunk, by a gamma curve that lifts its mean to DARK_TARGET of full
+# scale: the detector misses dark plates (EU/BR photos darkened to a quarter of their light:
+# 94 -> 106 of 111 found), while the reader copes with them. About one photo in twelve of the
+# shared sets is this dark and reads the same either way.
 DARK_MEAN, DARK_TARGET = 70.0, 0.45
 
 

@@ -71,7 +71,7 @@ EDGE_GLYPHS, EDGE_MIN_CHARS, EDGE_DROP = "1IJL", 6, 0.9
 # With no region configured some country's format accepts almost any shorter reading (the US
 # catch-all, Czech mixed slots), so fitting one is weak evidence: the glyph is dropped only when
 # the model itself doubts it. On Vietnamese plates (8 characters, formats unknown to the reader)
-# dropping a sure trailing 1 broke 8 of 47 reads.
+# dropping a sure leading or trailing 1 broke 8 of 46 reads.
 EDGE_SURE = 0.9
 
 
@@ -302,10 +302,10 @@ def _stacked(read: PlateRead, reads: list[PlateRead]) -> float:
 
 
 def _without_parts(reads: list[PlateRead]) -> list[PlateRead]:
-    """Reads less those that are one line of another read's plate: a read whose box lies mostly
-    (``PART_INSIDE``) inside a longer read's box, whose text that read's contains, and which that
-    read matches in plate-ness within ``PART_SCORE`` (the detector boxed a line of a two-line
-    plate as well as the whole plate; one plate, one read)."""
+    """Reads less those that are one line of another read's plate: a read with at least
+    ``PART_INSIDE`` of its box inside a longer read's box, whose text that read's contains, and
+    which that read matches in plate-ness within ``PART_SCORE`` (the detector boxed a line of a
+    two-line plate as well as the whole plate; one plate, one read)."""
 
     def part_of(b: PlateRead, a: PlateRead) -> bool:
         if a is b or len(a.text) <= len(b.text) or b.text not in a.text or a.score < PART_SCORE * b.score:
