@@ -66,11 +66,13 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
 # 94 -> 106 of 111 found), while the reader copes with them. About one photo in twelve of the
 # shared sets is this dark and reads the same either way.
 DARK_MEAN, DARK_TARGET = 70.0, 0.45
+_GREY = np.array([0.114, 0.587, 0.299])
 
 
 def brightened(image: np.ndarray) -> np.ndarray:
     """``image`` (BGR uint8) with a gamma lift when its mean grey level is under ``DARK_MEAN``."""
-    mean = float(image[::8, ::8].mean())  # every 8th pixel's channels: ~0.1 ms, no copy
+    # grey (BT.601 weights of B, G, R) of every 8th pixel: ~0.1 ms, no copy
+    mean = float(image[::8, ::8].reshape(-1, 3).mean(axis=0) @ _GREY)
     if mean >= DARK_MEAN:
         return image
     gamma = np.log(DARK_TARGET) / np.log(max(mean, 1.0) / 255.0)
