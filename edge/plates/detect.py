@@ -71,7 +71,7 @@ _GREY = np.array([0.114, 0.587, 0.299])
 
 def brightened(image: np.ndarray) -> np.ndarray:
     """``image`` (BGR uint8) with a gamma lift when its mean grey level is under ``DARK_MEAN``."""
-    # grey (BT.601 weights of B, G, R) of every 8th pixel: ~0.1 ms, no copy
+    # grey (BT.601 weights of B, G, R) of every 8th pixel: ~0.5 ms on a 1280 px photo
     mean = float(image[::8, ::8].reshape(-1, 3).mean(axis=0) @ _GREY)
     if mean >= DARK_MEAN:
         return image
