@@ -107,7 +107,8 @@ def _run_config(tmp_path: Path, video: Path, lines: dict[str, Any], detail: str 
     data = {
         "device_id": "dev-k",
         "cameras": {"road": camera},
-        "counts": {"interval_minutes": KILL_INTERVAL_S / 60},
+        # batches as short as intervals, so a kill test waits ~1 min, not ~2
+        "counts": {"interval_minutes": KILL_INTERVAL_S / 60, "crossings_seconds": KILL_INTERVAL_S},
         "outbox": {"path": str(tmp_path / "state" / "outbox.sqlite3")},
         "outputs": {"jsonl": str(tmp_path / "events.jsonl")},
         "metrics": {"enabled": False},
@@ -402,6 +403,26 @@ def test_crossings_detail_sends_one_batch_a_minute_that_holds_every_crossing(tmp
         jsonschema.validate(e, schema)
     count = next(e for e in busy if e["type"] == "count")
     assert count["attrs"]["lines"] == {"gate": {"in": {"car": 2}, "out": {"car": 3}}}
+
+
+def test_crossings_seconds_sets_the_batch_length() -> None:
+    """``counts.crossings_seconds: 300``: crossings of one wall-clock five minutes go out in one
+    event (``period`` 300) when they are over; a length that does not divide an hour is refused
+    at load, naming the field."""
+    from edge.config import AppConfig
+    from edge.counts.processor import CountProcessor
+
+    proc = CountProcessor("dev", set(), Intervals(15, "UTC"), None, batched={"road"}, batch_seconds=300)
+    t0 = 1_800_000_000.0  # a five-minute boundary
+    out: list[Event] = []
+    for i, at in enumerate((5.0, 130.0, 299.0, 301.0)):
+        out += proc.process(_described_line("road", t0 + at, i))
+        out += proc.tick(t0 + at + 1)
+    assert [(e.attrs["from"], e.attrs["period"], len(e.attrs["rows"])) for e in out] == [(utc_iso(t0), 300, 3)]
+    out += proc.close()
+    assert [e.attrs["from"] for e in out[1:]] == [utc_iso(t0 + 300)]
+    with pytest.raises(ValueError, match="crossings_seconds"):
+        AppConfig.model_validate({"device_id": "d", "counts": {"crossings_seconds": 70}})
 
 
 def test_crossings_batch_open_at_kill9_is_sent_once_with_its_crossings(tmp_path: Path) -> None:

@@ -210,10 +210,10 @@ def _fleet(tmp_path: Path, broker: Broker, **extra: Any) -> Any:
 
 def _batch(line_events: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``crossings`` event a device at ``events.detail: crossings`` sends for these line events."""
-    from edge.counts.batch import Batch, minute_start
+    from edge.counts.batch import Batch, batch_start
 
     first = Event.model_validate(line_events[0])
-    start = minute_start(datetime.fromisoformat(first.ts.replace("Z", "+00:00")).timestamp())
+    start = batch_start(datetime.fromisoformat(first.ts.replace("Z", "+00:00")).timestamp())
     batch = Batch(start, start + 60)
     for e in line_events:
         batch.add(Event.model_validate(e))

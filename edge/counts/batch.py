@@ -17,7 +17,7 @@ from typing import Any
 
 from edge.events.schema import Event, epoch, utc_iso
 
-BATCH_S = 60.0  # one event per camera and wall-clock minute
+BATCH_S = 60.0  # one event per camera and wall-clock minute, unless counts.crossings_seconds says otherwise
 # a fuller minute is cut into several events (a fleet takes events up to 64 KiB)
 MAX_ROWS = 600
 MAX_BYTES = 48_000  # of the rows' attrs as JSON (more than the rows take: the keys are in cols once)
@@ -31,9 +31,10 @@ def batch_id(device: str, camera: str, start: float) -> str:
     return uuid.uuid5(_NS, f"{device}/{camera}/{start:.3f}").hex
 
 
-def minute_start(t: float) -> float:
-    """The wall-clock minute holding epoch ``t`` (time zones are whole minutes off UTC)."""
-    return math.floor(t / BATCH_S) * BATCH_S
+def batch_start(t: float, seconds: float = BATCH_S) -> float:
+    """The start of the wall-clock batch of ``seconds`` (a divisor of an hour) holding epoch ``t``:
+    the minute by default (time zones are whole minutes off UTC)."""
+    return math.floor(t / seconds) * seconds
 
 
 @dataclass

@@ -9,17 +9,20 @@ Not thread-safe on its own: :class:`edge.counts.processor.CountProcessor` calls 
 
 from __future__ import annotations
 
-from edge.counts.batch import BATCH_S, Batch, minute_start
+from edge.counts.batch import BATCH_S, Batch, batch_start
 from edge.counts.store import CountStore
 from edge.events.schema import Event
 
 
 class Batcher:
-    """Batches the ``line`` events of ``cameras`` per minute; ``late``: s a tick waits past a
-    minute's end before closing it (the crossings of its last frames are in)."""
+    """Batches the ``line`` events of ``cameras`` per wall-clock ``seconds`` (a minute by default);
+    ``late``: s a tick waits past a batch's end before closing it (the crossings of its last
+    frames are in)."""
 
-    def __init__(self, device: str, cameras: set[str], late: float, store: CountStore | None = None) -> None:
-        self.device, self.cameras, self.late, self.store = device, cameras, late, store
+    def __init__(
+        self, device: str, cameras: set[str], late: float, store: CountStore | None = None, seconds: float = BATCH_S
+    ) -> None:
+        self.device, self.cameras, self.late, self.store, self.seconds = device, cameras, late, store, seconds
         self._open: dict[str, Batch] = {}
         self._pending: dict[str, tuple[str, float]] = {}  # event id -> (camera, start): closed, not yet delivered
         self._resend: list[Event] = []
@@ -43,8 +46,8 @@ class Batcher:
             if t < batch.end:  # full: the rest of the minute, under a start (and id) of its own
                 self._open[camera] = Batch(round(max(t, batch.start + 0.001), 3), batch.end)
         if camera not in self._open:
-            start = minute_start(max(t, self._closed_until.get(camera, t)))
-            self._open[camera] = Batch(start, start + BATCH_S)
+            start = batch_start(max(t, self._closed_until.get(camera, t)), self.seconds)
+            self._open[camera] = Batch(start, start + self.seconds)
         batch = self._open[camera]
         batch.add(event)
         if self.store is not None:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.counts.batch import BATCH_S
 from edge.counts.batching import Batcher
 from edge.counts.detail import BATCHED
 from edge.counts.interval import Intervals
@@ -49,9 +50,10 @@ class CountProcessor:
         intervals: Intervals,
         store: CountStore | None = None,
         batched: set[str] | None = None,
+        batch_seconds: float = BATCH_S,
     ) -> None:
         self.device, self.cameras, self.intervals, self.store = device, cameras, intervals, store
-        self.batcher = Batcher(device, set(batched or ()), LATE, store)
+        self.batcher = Batcher(device, set(batched or ()), LATE, store, batch_seconds)
         self._open: dict[str, Tally] = {}
         self._occupancy: dict[str, dict[str, int]] = {c: {} for c in cameras}
         self._pending: dict[str, tuple[str, float]] = {}  # event id -> (camera, start): closed, not yet delivered
@@ -203,4 +205,4 @@ def build_counter(app: AppConfig, state_dir: Path | None, *, persist: bool = Tru
     intervals = Intervals(app.counts.interval_minutes, app.counts.timezone or app.rules.timezone)
     directory = state_dir if state_dir is not None else Path(app.outbox.path).parent
     store = CountStore(directory / STORE_NAME) if persist else None
-    return CountProcessor(app.device_id, cameras, intervals, store, batched)
+    return CountProcessor(app.device_id, cameras, intervals, store, batched, app.counts.crossings_seconds)

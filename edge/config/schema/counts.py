@@ -17,12 +17,22 @@ class CountsConfig(Strict):
         15.0, ge=0.25, le=1440, description="minutes per count event, a divisor of a day, wall-clock aligned"
     )
     timezone: str | None = Field(None, description="IANA zone the intervals align to; default rules.timezone")
+    crossings_seconds: float = Field(
+        60.0, ge=10, le=3600, description="seconds per crossings event (events.detail: crossings), a divisor of an hour"
+    )
 
     @field_validator("interval_minutes")
     @classmethod
     def _divides_day(cls, v: float) -> float:
         if abs(1440 / v - round(1440 / v)) > 1e-9:
             raise ValueError("must divide a day (1440 minutes) evenly, e.g. 5, 15, 60")
+        return v
+
+    @field_validator("crossings_seconds")
+    @classmethod
+    def _divides_hour(cls, v: float) -> float:
+        if abs(3600 / v - round(3600 / v)) > 1e-9:
+            raise ValueError("must divide an hour (3600 s) evenly, e.g. 15, 60, 300")
         return v
 
     @field_validator("timezone")
