@@ -127,6 +127,9 @@ def test_console_login_visits_resolve_and_feedback_in_chromium(
             "site-a", "north", "2026-11-22T09:00:00.000Z", track=7, direction="in", role="entry", plate="CA123456"
         )
         device.bus.emit(Event.model_validate({k: v for k, v in entry.items() if k != "seq"}))
+        # the car is at B ten minutes later: B's exit must not reach the fleet before A's entry
+        # (two publishers race; a fleet that sees the exit first has no visit to close)
+        wait_until(lambda: fleet.store.event(entry["id"]) is not None, what="site A's entry at the fleet")
         other = Publisher(broker)
         other.events(
             [
