@@ -64,16 +64,15 @@ def _label_box(tar: tarfile.TarFile, member: str, shape: tuple[int, ...]) -> lis
 def _window(box: list[float], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     """A vehicle-sized window around a plate box: 1.5 plate widths either side, 2.5 heights above
     and 1.5 below, at least ``MIN_WINDOW`` px on each side, inside the image."""
+
+    def at_least(lo: float, hi: float) -> tuple[float, float]:
+        grow = max(0.0, MIN_WINDOW - (hi - lo)) / 2
+        return lo - grow, hi + grow
+
     x0, y0, x1, y1 = box
     pw, ph = x1 - x0, y1 - y0
-    wx0, wx1 = x0 - 1.5 * pw, x1 + 1.5 * pw
-    wy0, wy1 = y0 - 2.5 * ph, y1 + 1.5 * ph
-    for lo, hi, axis in ((wx0, wx1, 0), (wy0, wy1, 1)):
-        grow = max(0.0, MIN_WINDOW - (hi - lo)) / 2
-        if axis == 0:
-            wx0, wx1 = lo - grow, hi + grow
-        else:
-            wy0, wy1 = lo - grow, hi + grow
+    wx0, wx1 = at_least(x0 - 1.5 * pw, x1 + 1.5 * pw)
+    wy0, wy1 = at_least(y0 - 2.5 * ph, y1 + 1.5 * ph)
     h, w = shape[:2]
     return max(0, int(wx0)), max(0, int(wy0)), min(w, int(np.ceil(wx1))), min(h, int(np.ceil(wy1)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,9 @@ import pytest
 from edge.plates import PlateConsensus, PlateConsensusConfig, PlateRead, PlateReader, PlatesConfig
 from edge.plates.decode import Candidate
 from tests.conftest import need
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from plates_conditions import darkened, rotated  # noqa: E402  (the bench's own conditions)
 
 CASES = ["br/GWT2180", "br/HPM9362", "br/JRK5336", "eu/eu1", "eu/eu3", "eu/test_010", "eu/test_020"]
 
@@ -186,10 +190,7 @@ def test_a_tilted_photo_is_read(reader: PlateReader, shared_data: Path) -> None:
     right = 0
     for name in names:
         img, _, label = _sample(shared_data, name)
-        h, w = img.shape[:2]
-        turned = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 12, 1.0), (w, h),
-                                borderMode=cv2.BORDER_REPLICATE)
-        reads = reader.read(turned)
+        reads = reader.read(rotated(img, 12))
         right += bool(reads) and reads[0].text == label
     assert right >= 10, right
 
@@ -199,12 +200,10 @@ def test_a_dark_photo_is_read(reader: PlateReader, shared_data: Path) -> None:
     sees a brightened picture, so 12 of these 20 Brazilian plates read exactly; without the lift
     the detector missed most of them and 6 read."""
     samples = sorted((shared_data / "openalpr" / "br").glob("*.jpg"))[:40:2]
-    v = np.arange(256, dtype=np.float64) / 255.0
-    quarter = np.clip(255.0 * 0.25 * v**4, 0, 255).astype(np.uint8)  # bench/plates_conditions.py --light 0.25
     right = 0
     for jpg in samples:
         img, _, label = _sample(shared_data, f"br/{jpg.stem}")
-        reads = reader.read(cv2.LUT(img, quarter))
+        reads = reader.read(darkened(img, 0.25))
         right += bool(reads) and reads[0].text == label
     assert len(samples) == 20
     assert right >= 10, right

@@ -8,6 +8,13 @@ from edge.config.schema.base import Strict
 from edge.rules.schedule import zone
 
 
+def _dividing(v: float, whole: float, what: str, examples: str) -> float:
+    """``v`` when it divides ``whole`` evenly (wall-clock aligned periods), else a ValueError."""
+    if abs(whole / v - round(whole / v)) > 1e-9:
+        raise ValueError(f"must divide {what} evenly, e.g. {examples}")
+    return v
+
+
 class CountsConfig(Strict):
     """``counts:``: per line and interval, crossings by direction and type, zone occupancy and dwell
     (``count`` events, docs/events.md)."""
@@ -24,16 +31,12 @@ class CountsConfig(Strict):
     @field_validator("interval_minutes")
     @classmethod
     def _divides_day(cls, v: float) -> float:
-        if abs(1440 / v - round(1440 / v)) > 1e-9:
-            raise ValueError("must divide a day (1440 minutes) evenly, e.g. 5, 15, 60")
-        return v
+        return _dividing(v, 1440, "a day (1440 minutes)", "5, 15, 60")
 
     @field_validator("crossings_seconds")
     @classmethod
     def _divides_hour(cls, v: float) -> float:
-        if abs(3600 / v - round(3600 / v)) > 1e-9:
-            raise ValueError("must divide an hour (3600 s) evenly, e.g. 15, 60, 300")
-        return v
+        return _dividing(v, 3600, "an hour (3600 s)", "15, 60, 300")
 
     @field_validator("timezone")
     @classmethod
